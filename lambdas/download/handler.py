@@ -1,0 +1,17 @@
+"""download: copy each small blob of a batch into one S3 object, streamed in bounded chunks and verified."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from azs3copy.engine import copy_small
+from azs3copy.lambda_support import Function
+
+logger = Logger()
+function = Function("download", source=True)
+
+
+@logger.inject_lambda_context
+@function.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return function.handle_sns(event, context, copy_small)

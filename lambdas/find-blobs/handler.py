@@ -1,0 +1,17 @@
+"""find-blobs: list one container (continuing in a fresh invocation before the time limit), skip what S3 already holds unchanged, publish small-blob batches and large blobs."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from azs3copy.engine import find_blobs
+from azs3copy.lambda_support import Function
+
+logger = Logger()
+function = Function("find-blobs", source=True)
+
+
+@logger.inject_lambda_context
+@function.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return function.handle_sns(event, context, find_blobs)

@@ -1,0 +1,17 @@
+"""largefile-initializer: open the multipart upload of a large blob, record its part plan, publish one message per part."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from azs3copy.engine import init_large
+from azs3copy.lambda_support import Function
+
+logger = Logger()
+function = Function("largefile-initializer", settings=False)
+
+
+@logger.inject_lambda_context
+@function.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return function.handle_sns(event, context, init_large)

@@ -1,0 +1,17 @@
+"""largefile-recombinator: complete the object once every planned part is in, exactly once, then verify it."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from azs3copy.engine import recombine
+from azs3copy.lambda_support import Function
+
+logger = Logger()
+function = Function("largefile-recombinator", settings=False)
+
+
+@logger.inject_lambda_context
+@function.metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return function.handle_sns(event, context, recombine)

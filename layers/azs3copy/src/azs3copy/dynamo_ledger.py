@@ -1,0 +1,443 @@
+"""The run ledger in one DynamoDB table (keys `pk`, `sk`; TTL on `expires_at`). See ledger.py and
+docs/design.md for the items. Every state change is a conditional write, so redelivered messages and
+retried invocations change nothing twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from azs3copy.aws_errors import classify_client_error
+from azs3copy.ledger import (
+    COUNTER,
+    TERMINAL_STATES,
+    BlobRecord,
+    Claim,
+    PageStatus,
+    RunInProgressError,
+    RunRecord,
+    _blob_record,
+    _run_record,
+)
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+RETENTION_SECONDS = 90 * 24 * 3600
+_BATCH = 25
+
+
+def _item(**values: Any) -> dict[str, Any]:
+    return {key: _ser.serialize(value) for key, value in values.items() if value is not None}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == int(value) else float(value)
+        if isinstance(value, set):
+            return {convert(v) for v in value}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        return value
+
+    return {key: convert(_de.deserialize(value)) for key, value in item.items()}
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+class DynamoLedger:
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    # -- helpers
+    def _key(self, run_id: str, sk: str) -> dict[str, Any]:
+        return _item(pk=f"RUN#{run_id}", sk=sk)
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, operation)(TableName=self.table, **kwargs)
+        except ClientError as error:
+            if _conditional_failed(error):
+                raise
+            raise classify_client_error(error, f"ledger {operation}") from error
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self._call("get_item", Key=_item(pk=pk, sk=sk), ConsistentRead=True)
+        return _plain(response["Item"]) if "Item" in response else None
+
+    def _expires(self) -> int:
+        return int(time.time()) + RETENTION_SECONDS
+
+    # -- runs
+    def start_run(
+        self, run_id: str, *, containers: list[str], begindate: str, force: bool, stale_after: float
+    ) -> None:
+        now = time.time()
+        condition = (
+            None if force else "attribute_not_exists(run_id) OR finished = :yes OR started_at < :stale"
+        )
+        values = None if force else _item(**{":yes": True, ":stale": Decimal(str(now - stale_after))})
+        kwargs: dict[str, Any] = {
+            "Item": _item(
+                pk="CURRENT", sk="CURRENT", run_id=run_id, started_at=Decimal(str(now)), finished=False
+            )
+        }
+        if condition:
+            kwargs.update(ConditionExpression=condition, ExpressionAttributeValues=values)
+        try:
+            self._call("put_item", **kwargs)
+        except ClientError:
+            current = self._get("CURRENT", "CURRENT") or {}
+            raise RunInProgressError(
+                f"run {current.get('run_id')} has not finished; wait for it, or start anyway with force"
+            ) from None
+        self._call(
+            "put_item",
+            Item=_item(
+                pk=f"RUN#{run_id}",
+                sk="META",
+                run_id=run_id,
+                started_at=Decimal(str(now)),
+                containers=list(containers),
+                begindate=begindate,
+                listing_pending=len(containers),
+                found=0,
+                bytes_copied=0,
+                expires_at=self._expires(),
+                **{COUNTER[state]: 0 for state in TERMINAL_STATES},
+            ),
+        )
+        self._call(
+            "put_item",
+            Item=_item(pk="RUNS", sk=run_id, started_at=Decimal(str(now)), expires_at=self._expires()),
+        )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        item = self._get(f"RUN#{run_id}", "META")
+        return _run_record(item) if item else None
+
+    def current_run_id(self) -> str | None:
+        item = self._get("CURRENT", "CURRENT")
+        return str(item["run_id"]) if item and not item.get("finished") else None
+
+    def latest_run_id(self) -> str | None:
+        response = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=_item(**{":pk": "RUNS"}),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response.get("Items") or []
+        return str(_plain(items[0])["sk"]) if items else None
+
+    # -- listing
+    def register_page(
+        self,
+        run_id: str,
+        container: str,
+        page: int,
+        pending: list[tuple[str, int]],
+        decided: list[tuple[str, int, str, str]],
+    ) -> PageStatus:
+        page_key = self._key(run_id, f"PAGE#{container}#{page:08d}")
+        status: PageStatus = "new"
+        increments = {"found": len(pending) + len(decided)}
+        for _, _, state, _ in decided:
+            increments[COUNTER[state]] = increments.get(COUNTER[state], 0) + 1
+        names = {f"#c{i}": name for i, name in enumerate(increments)}
+        values = {f":c{i}": count for i, count in enumerate(increments.values())}
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {**page_key, **_item(status="registering", expires_at=self._expires())},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._key(run_id, "META"),
+                            "UpdateExpression": "ADD "
+                            + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": _item(**values),
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise classify_client_error(error, "ledger register_page") from error
+            existing = self._get(f"RUN#{run_id}", f"PAGE#{container}#{page:08d}") or {}
+            status = existing.get("status", "registering")
+            if status in ("registered", "published"):
+                return status
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        **self._key(run_id, f"BLOB#{blob_id}"),
+                        **_item(state="pending", size=size, expires_at=self._expires()),
+                    }
+                }
+            }
+            for blob_id, size in pending
+        ] + [
+            {
+                "PutRequest": {
+                    "Item": {
+                        **self._key(run_id, f"BLOB#{blob_id}"),
+                        **_item(state=state, size=size, reason=reason, expires_at=self._expires()),
+                    }
+                }
+            }
+            for blob_id, size, state, reason in decided
+        ]
+        for start in range(0, len(requests), _BATCH):
+            self._batch_write(requests[start : start + _BATCH])
+        self._call(
+            "update_item",
+            Key=page_key,
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_item(**{":s": "registered"}),
+        )
+        return status
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        pending = {self.table: requests}
+        for attempt in range(12):
+            response = self.client.batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        raise classify_client_error(None, "ledger batch write left unprocessed items")
+
+    def mark_page_published(self, run_id: str, container: str, page: int) -> None:
+        self._call(
+            "update_item",
+            Key=self._key(run_id, f"PAGE#{container}#{page:08d}"),
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_item(**{":s": "published"}),
+        )
+
+    def finish_container(self, run_id: str, container: str) -> None:
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                **self._key(run_id, f"LISTED#{container}"),
+                                **_item(expires_at=self._expires()),
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._key(run_id, "META"),
+                            "UpdateExpression": "ADD listing_pending :minus",
+                            "ExpressionAttributeValues": _item(**{":minus": -1}),
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise classify_client_error(error, "ledger finish_container") from error
+
+    # -- blobs
+    def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim:
+        now = time.time()
+        try:
+            response = self._call(
+                "update_item",
+                Key=self._key(run_id, f"BLOB#{blob_id}"),
+                UpdateExpression="SET #s = :working, #o = :me, lease_until = :until",
+                ConditionExpression=(
+                    "attribute_not_exists(#s) OR #s = :pending OR "
+                    "(#s = :working AND (#o = :me OR lease_until < :now))"
+                ),
+                ExpressionAttributeNames={"#s": "state", "#o": "owner"},
+                ExpressionAttributeValues=_item(
+                    **{
+                        ":working": "working",
+                        ":pending": "pending",
+                        ":me": owner,
+                        ":now": Decimal(str(now)),
+                        ":until": Decimal(str(now + lease_seconds)),
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError:
+            record = self.get_blob(run_id, blob_id)
+            if record and record.state in TERMINAL_STATES:
+                return Claim("terminal", record)
+            return Claim("busy", record)
+        return Claim("claimed", _blob_record(blob_id, _plain(response["Attributes"])))
+
+    def release(self, run_id: str, blob_id: str, owner: str) -> None:
+        try:
+            self._call(
+                "update_item",
+                Key=self._key(run_id, f"BLOB#{blob_id}"),
+                UpdateExpression="SET #s = :pending, lease_until = :zero REMOVE #o",
+                ConditionExpression="#s = :working AND #o = :me",
+                ExpressionAttributeNames={"#s": "state", "#o": "owner"},
+                ExpressionAttributeValues=_item(
+                    **{":pending": "pending", ":working": "working", ":me": owner, ":zero": 0}
+                ),
+            )
+        except ClientError:
+            pass  # not ours any more: finished, or taken over after our lease ran out
+
+    def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool:
+        if state not in TERMINAL_STATES:
+            raise ValueError(f"{state!r} is not a terminal state")
+        terminal = {f":t{i}": s for i, s in enumerate(TERMINAL_STATES)}
+        update = "SET #s = :state, finished_at = :now REMOVE #o"
+        values: dict[str, Any] = {":state": state, ":now": Decimal(str(time.time())), **terminal}
+        if reason:
+            update = "SET #s = :state, finished_at = :now, reason = :reason REMOVE #o"
+            values[":reason"] = reason[:2000]
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._key(run_id, f"BLOB#{blob_id}"),
+                            "UpdateExpression": update,
+                            "ConditionExpression": f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(terminal)})",
+                            "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
+                            "ExpressionAttributeValues": _item(**values),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._key(run_id, "META"),
+                            "UpdateExpression": "ADD #n :one, bytes_copied :bytes",
+                            "ExpressionAttributeNames": {"#n": COUNTER[state]},
+                            "ExpressionAttributeValues": _item(**{":one": 1, ":bytes": nbytes}),
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise classify_client_error(error, "ledger finish") from error
+        return True
+
+    def set_upload(
+        self, run_id: str, blob_id: str, upload_id: str, key: str, part_size: int, parts: int
+    ) -> str:
+        try:
+            self._call(
+                "update_item",
+                Key=self._key(run_id, f"BLOB#{blob_id}"),
+                UpdateExpression="SET upload_id = :u, #k = :k, part_size = :ps, parts = :n",
+                ConditionExpression="attribute_not_exists(upload_id)",
+                ExpressionAttributeNames={"#k": "key"},
+                ExpressionAttributeValues=_item(
+                    **{":u": upload_id, ":k": key, ":ps": part_size, ":n": parts}
+                ),
+            )
+        except ClientError:
+            record = self.get_blob(run_id, blob_id)
+            if record and record.upload_id:
+                return record.upload_id
+            raise
+        return upload_id
+
+    def get_blob(self, run_id: str, blob_id: str) -> BlobRecord | None:
+        item = self._get(f"RUN#{run_id}", f"BLOB#{blob_id}")
+        return _blob_record(blob_id, item) if item else None
+
+    def record_part(self, run_id: str, blob_id: str, number: int, crc32: str) -> int:
+        self._call(
+            "put_item",
+            Item={
+                **self._key(run_id, f"PART#{blob_id}#{number:05d}"),
+                **_item(crc32=crc32, expires_at=self._expires()),
+            },
+        )
+        response = self._call(
+            "update_item",
+            Key=self._key(run_id, f"BLOB#{blob_id}"),
+            UpdateExpression="ADD parts_done :p",
+            ExpressionAttributeValues={":p": {"NS": [str(number)]}},
+            ReturnValues="ALL_NEW",
+        )
+        return len(response["Attributes"].get("parts_done", {}).get("NS", []))
+
+    def _query(self, run_id: str, prefix: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _item(**{":pk": f"RUN#{run_id}", ":prefix": prefix}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                yield _plain(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:
+        prefix = f"PART#{blob_id}#"
+        return {int(item["sk"][len(prefix) :]): str(item["crc32"]) for item in self._query(run_id, prefix)}
+
+    def bump_attempt(self, run_id: str, function: str, message_id: str) -> int:
+        response = self._call(
+            "update_item",
+            Key=self._key(run_id, f"TRY#{function}#{message_id}"),
+            UpdateExpression="ADD n :one SET expires_at = :e",
+            ExpressionAttributeValues=_item(**{":one": 1, ":e": self._expires()}),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["n"]["N"])
+
+    def blobs(self, run_id: str) -> Iterator[BlobRecord]:
+        for item in self._query(run_id, "BLOB#"):
+            yield _blob_record(str(item["sk"])[len("BLOB#") :], item)
+
+    def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None:
+        self._call(
+            "update_item",
+            Key=self._key(run_id, "META"),
+            UpdateExpression="SET report_key = :k, finished_at = if_not_exists(finished_at, :f)",
+            ExpressionAttributeValues=_item(**{":k": report_key, ":f": Decimal(str(finished_at))}),
+        )
+        try:
+            self._call(
+                "update_item",
+                Key=_item(pk="CURRENT", sk="CURRENT"),
+                UpdateExpression="SET finished = :yes",
+                ConditionExpression="run_id = :r",
+                ExpressionAttributeValues=_item(**{":yes": True, ":r": run_id}),
+            )
+        except ClientError:
+            pass  # a newer run (forced) is current now

@@ -1,0 +1,772 @@
+"""The copy engine: what each function does, over a BlobSource, an ObjectSink, a Ledger and a Publisher.
+
+It names no SDK. Every step is safe to run twice on the same message: the ledger's conditional writes decide
+who does a piece of work and record its outcome once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from typing import Any, Literal, Protocol
+
+from aws_lambda_powertools import Logger
+
+from azs3copy.checksums import Digest, crc32_of, md5_b64
+from azs3copy.errors import (
+    Azs3copyError,
+    BlobRejectedError,
+    ChecksumMismatchError,
+    FatalError,
+    SourceChangedError,
+    TransientError,
+    UploadGoneError,
+)
+from azs3copy.keys import object_key
+from azs3copy.ledger import TERMINAL_STATES, Ledger, RunRecord
+from azs3copy.model import (
+    BlobRef,
+    ContainerTask,
+    LargeBlob,
+    Message,
+    PartTask,
+    RecombineTask,
+    SmallBatch,
+    SourceBlob,
+    batch_small_blobs,
+    encode,
+    iso,
+)
+from azs3copy.planner import MAX_OBJECT_SIZE, MiB, check_part_size, plan_parts
+from azs3copy.settings import Settings
+from azs3copy.transports import BlobSource, CompletedPart, ObjectAttrs, ObjectSink
+
+logger = Logger(child=True)
+
+META_PREFIX = "azs3copy-source-"
+MAX_METADATA_BYTES = 2048  # S3's limit on user-defined metadata
+
+
+@dataclass(frozen=True)
+class Tuning:
+    large_threshold: int = 100 * MiB
+    part_size: int = 16 * MiB
+    chunk_size: int = 8 * MiB
+    page_size: int = 5000
+    max_attempts: int = 3
+    verify: Literal["readback", "checksum"] = "readback"
+    report_prefix: str = "_azs3copy/reports/"
+    stale_run_seconds: float = 24 * 3600
+    batch_blobs: int = 25
+    batch_bytes: int = 64 * MiB
+    copy_threads: int = 4
+    head_threads: int = 8
+    #: find-blobs hands the rest of a container to a fresh invocation when less than this is left.
+    listing_reserve_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        check_part_size(self.part_size)
+        if self.chunk_size < 5 * MiB:
+            raise ValueError("chunk size must be at least 5 MiB (S3's smallest multipart part)")
+
+
+@dataclass(frozen=True)
+class Topics:
+    containers: str = ""
+    small: str = ""
+    large: str = ""
+    parts: str = ""
+    recombine: str = ""
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, bodies: list[str]) -> None:
+        """Publish every body to the topic (batched by the implementation); raises on any failure."""
+        ...
+
+
+@dataclass
+class Invocation:
+    """What the engine needs to know about the running invocation."""
+
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    final_attempt: bool = True
+    remaining_seconds: Callable[[], float] = lambda: 900.0
+
+
+@dataclass
+class Deps:
+    """The transports and settings of a function. Only what the function uses needs to be set."""
+
+    ledger: Ledger
+    publisher: Publisher
+    topics: Topics
+    tuning: Tuning = field(default_factory=Tuning)
+    sink: ObjectSink | None = None
+    source: BlobSource | None = None
+    settings: Settings | None = None
+    #: Credential values to blank out of every recorded reason and log line.
+    secrets: tuple[str, ...] = ()
+
+    def need_sink(self) -> ObjectSink:
+        if self.sink is None:
+            raise FatalError("this function has no destination bucket configured")
+        return self.sink
+
+    def need_source(self) -> BlobSource:
+        if self.source is None:
+            raise FatalError("this function has no Azure source configured")
+        return self.source
+
+    def need_settings(self) -> Settings:
+        if self.settings is None:
+            raise FatalError("this function has no settings loaded")
+        return self.settings
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+_SIG = re.compile(r"(sig|se|sv|sp|sr|st|skoid|sktid|skt|ske|sks|skv)=[^&\s'\"]+", re.IGNORECASE)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """The text with every credential value and SAS signature parameter blanked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _SIG.sub(lambda match: f"{match.group(1)}=***", text)
+
+
+# --- results ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one invocation did, for the handler's response, logs and metrics."""
+
+    states: dict[str, int] = field(default_factory=dict)
+    bytes_copied: int = 0
+    published: int = 0
+    retry: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, state: str, nbytes: int = 0) -> None:
+        self.states[state] = self.states.get(state, 0) + 1
+        self.bytes_copied += nbytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "states": dict(self.states),
+            "bytes_copied": self.bytes_copied,
+            "published": self.published,
+            **({"retry": self.retry} if self.retry else {}),
+            **self.detail,
+        }
+
+
+# --- launch -----------------------------------------------------------------------------------------------
+
+
+def launch(deps: Deps, *, force: bool = False, now: datetime | None = None) -> Outcome:
+    """Start a run when the secret says so: one listing message per container."""
+    settings = deps.need_settings()
+    outcome = Outcome()
+    if not settings.isactive:
+        outcome.detail = {"started": False, "reason": "isactive is false in the secret"}
+        logger.info("run not started: isactive is false")
+        return outcome
+    settings.require_azure()
+    containers = list(settings.containers) if settings.containers else deps.need_source().list_containers()
+    if not containers:
+        outcome.detail = {"started": False, "reason": "the storage account has no containers"}
+        return outcome
+    run_id = new_run_id(now)
+    deps.ledger.start_run(
+        run_id,
+        containers=containers,
+        begindate=iso(settings.begindate),
+        force=force,
+        stale_after=deps.tuning.stale_run_seconds,
+    )
+    bodies = [encode(ContainerTask(run_id, container)) for container in containers]
+    deps.publisher.publish(deps.topics.containers, bodies)
+    outcome.published = len(bodies)
+    outcome.detail = {"started": True, "run_id": run_id, "containers": containers}
+    logger.info("run started", extra={"run_id": run_id, "containers": len(containers)})
+    return outcome
+
+
+# --- find-blobs -------------------------------------------------------------------------------------------
+
+
+def _selected(settings: Settings, blob: SourceBlob) -> bool:
+    name = blob.ref.name
+    if blob.is_directory or blob.ref.last_modified < settings.begindate:
+        return False
+    if settings.include and not any(fnmatchcase(name, pattern) for pattern in settings.include):
+        return False
+    return not any(fnmatchcase(name, pattern) for pattern in settings.exclude)
+
+
+def source_metadata(blob: BlobRef) -> dict[str, str]:
+    """The S3 user metadata of a copied blob: the blob's own metadata and where it came from."""
+    metadata = dict(blob.metadata)
+    metadata.update(
+        {
+            f"{META_PREFIX}etag": blob.etag,
+            f"{META_PREFIX}size": str(blob.size),
+            f"{META_PREFIX}last-modified": iso(blob.last_modified),
+            f"{META_PREFIX}container": blob.container,
+        }
+    )
+    if blob.content_md5:
+        metadata[f"{META_PREFIX}content-md5"] = blob.content_md5
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise BlobRejectedError(
+            f"{blob.blob_id}: its metadata needs {size} bytes in S3, which allows {MAX_METADATA_BYTES}"
+        )
+    return metadata
+
+
+def _already_copied(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
+    info = sink.head(key)
+    return (
+        info is not None
+        and info.size == blob.size
+        and info.metadata.get(f"{META_PREFIX}etag") == blob.etag
+        and info.metadata.get(f"{META_PREFIX}size") == str(blob.size)
+    )
+
+
+def find_blobs(deps: Deps, task: ContainerTask, invocation: Invocation) -> Outcome:
+    """List one container page by page; register, then publish, each page's blobs."""
+    settings, source, tuning = deps.need_settings(), deps.need_source(), deps.tuning
+    outcome = Outcome()
+    marker, page = task.marker, task.page
+    while True:
+        listing = source.list_page(task.container, settings.prefix, marker, tuning.page_size)
+        candidates = [blob for blob in listing.blobs if _selected(settings, blob)]
+        pending, decided = _triage(deps, candidates)
+        status = deps.ledger.register_page(
+            task.run_id,
+            task.container,
+            page,
+            [(blob.blob_id, blob.size) for blob, _ in pending],
+            [(blob.blob_id, blob.size, state, reason) for blob, state, reason in decided],
+        )
+        for _, state, _ in decided:
+            outcome.count(state)
+        if status != "published":
+            small = [blob for blob, _ in pending if blob.size < tuning.large_threshold]
+            large = [(blob, key) for blob, key in pending if blob.size >= tuning.large_threshold]
+            batches = batch_small_blobs(
+                task.run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes
+            )
+            if batches:
+                deps.publisher.publish(deps.topics.small, [encode(batch) for batch in batches])
+            if large:
+                deps.publisher.publish(
+                    deps.topics.large, [encode(LargeBlob(task.run_id, blob, key)) for blob, key in large]
+                )
+            deps.ledger.mark_page_published(task.run_id, task.container, page)
+            outcome.published += len(batches) + len(large)
+        outcome.detail["pages"] = outcome.detail.get("pages", 0) + 1
+        outcome.detail["candidates"] = outcome.detail.get("candidates", 0) + len(candidates)
+        logger.info(
+            "listed page",
+            extra={
+                "run_id": task.run_id,
+                "container": task.container,
+                "page": page,
+                "blobs": len(candidates),
+            },
+        )
+        marker, page = listing.marker, page + 1
+        if marker is None:
+            deps.ledger.finish_container(task.run_id, task.container)
+            maybe_report(deps, task.run_id)
+            return outcome
+        if invocation.remaining_seconds() < tuning.listing_reserve_seconds:
+            following = ContainerTask(task.run_id, task.container, marker, page)
+            deps.publisher.publish(deps.topics.containers, [encode(following)])
+            outcome.detail["continued_at_page"] = page
+            return outcome
+
+
+def _triage(
+    deps: Deps, candidates: list[SourceBlob]
+) -> tuple[list[tuple[BlobRef, str]], list[tuple[BlobRef, str, str]]]:
+    """Split a page into blobs to copy (with their keys) and blobs whose outcome is known at once."""
+    settings, sink = deps.need_settings(), deps.need_sink()
+    pending: list[tuple[BlobRef, str]] = []
+    decided: list[tuple[BlobRef, str, str]] = []
+    for blob in candidates:
+        ref = blob.ref
+        try:
+            key = object_key(settings.destination_prefix, ref.container, ref.name)
+            if ref.size > MAX_OBJECT_SIZE:
+                plan_parts(ref.size, deps.tuning.part_size)  # raises with the reason
+            source_metadata(ref)
+        except BlobRejectedError as error:
+            decided.append((ref, "failed", str(error)))
+            continue
+        if blob.archived:
+            decided.append((ref, "needs-rehydration", "in the archive tier: rehydrate it in Azure first"))
+            continue
+        pending.append((ref, key))
+    unchanged = _unchanged_in_s3(sink, pending, deps.tuning.head_threads)
+    decided += [
+        (ref, "skipped", "already in S3 with the same source ETag and size")
+        for ref, _ in pending
+        if ref.blob_id in unchanged
+    ]
+    pending = [(ref, key) for ref, key in pending if ref.blob_id not in unchanged]
+    return pending, decided
+
+
+def _unchanged_in_s3(sink: ObjectSink, pending: list[tuple[BlobRef, str]], threads: int) -> set[str]:
+    """Blob ids whose S3 object already records the same source ETag and size.
+
+    One ranged listing of the page's key span finds which keys exist with the right size; only those are
+    HEADed for their metadata."""
+    if not pending:
+        return set()
+    keys = sorted((key for _, key in pending), key=str.encode)
+    prefix = _common_prefix(keys)
+    low = keys[0]
+    start_after = low[:-1] if low else low  # just before the lowest key
+    sizes = dict(sink.list_sizes(prefix, start_after, keys[-1]))
+    maybe = [(ref, key) for ref, key in pending if sizes.get(key) == ref.size]
+    if not maybe:
+        return set()
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(maybe)))) as pool:
+        results = pool.map(lambda pair: (pair[0].blob_id, _already_copied(sink, pair[1], pair[0])), maybe)
+        return {blob_id for blob_id, same in results if same}
+
+
+def _common_prefix(keys: list[str]) -> str:
+    first, last = keys[0], keys[-1]
+    length = 0
+    while length < min(len(first), len(last)) and first[length] == last[length]:
+        length += 1
+    return first[:length]
+
+
+# --- copying ----------------------------------------------------------------------------------------------
+
+
+def _attrs(blob: BlobRef) -> ObjectAttrs:
+    return ObjectAttrs(content=blob.content, metadata=source_metadata(blob))
+
+
+@dataclass(frozen=True)
+class Segment:
+    length: int
+    crc32: str
+
+
+def verify_object(
+    deps: Deps, key: str, version_id: str | None, segments: list[Segment], md5: str | None
+) -> None:
+    """Check the object S3 holds: its size, and in readback mode the CRC32 of every segment and the MD5.
+    Raises ChecksumMismatchError naming what differs."""
+    sink = deps.need_sink()
+    expected_size = sum(segment.length for segment in segments)
+    info = sink.head(key)
+    if info is None or info.size != expected_size:
+        found = "no object" if info is None else f"{info.size} bytes"
+        raise ChecksumMismatchError(f"s3 object {key}: expected {expected_size} bytes, found {found}")
+    if deps.tuning.verify != "readback":
+        return
+    whole = Digest()
+    index, segment_digest = 0, Digest()
+    for chunk in sink.read(key, version_id):
+        view = memoryview(chunk)
+        whole.update(view)
+        while len(view):
+            room = segments[index].length - segment_digest.size if index < len(segments) else len(view)
+            piece, view = view[:room], view[room:]
+            segment_digest.update(piece)
+            if index < len(segments) and segment_digest.size == segments[index].length:
+                if segment_digest.crc32 != segments[index].crc32:
+                    raise ChecksumMismatchError(
+                        f"s3 object {key}: bytes of part {index + 1} differ from what was read from Azure "
+                        f"(CRC32 {segment_digest.crc32}, expected {segments[index].crc32})"
+                    )
+                index, segment_digest = index + 1, Digest()
+    if whole.size != expected_size:
+        raise ChecksumMismatchError(
+            f"s3 object {key}: read back {whole.size} bytes, expected {expected_size}"
+        )
+    if md5 and whole.md5 != md5:
+        raise ChecksumMismatchError(
+            f"s3 object {key}: MD5 {whole.md5} differs from the blob's Content-MD5 {md5}"
+        )
+
+
+def _discard(deps: Deps, key: str, version_id: str | None) -> None:
+    """Remove an object this invocation wrote and could not verify (its own version only)."""
+    try:
+        deps.need_sink().delete(key, version_id)
+    except Azs3copyError as error:
+        logger.error("could not delete unverified object", extra={"key": key, "error": str(error)})
+        raise
+
+
+def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
+    source, sink, chunk = deps.need_source(), deps.need_sink(), deps.tuning.chunk_size
+    attrs = _attrs(blob)
+    if blob.size <= chunk:
+        data = source.read_range(blob, 0, blob.size) if blob.size else b""
+        if len(data) != blob.size:
+            raise SourceChangedError(f"{blob.blob_id}: read {len(data)} bytes of {blob.size}")
+        md5 = md5_b64(data)
+        if blob.content_md5 and md5 != blob.content_md5:
+            raise ChecksumMismatchError(
+                f"{blob.blob_id}: bytes read have MD5 {md5}, the blob's Content-MD5 is {blob.content_md5}"
+            )
+        crc = crc32_of(data)
+        version = sink.put(key, data, crc32=crc, md5=md5, attrs=attrs)
+        del data
+        _verify_or_discard(deps, key, version, [Segment(blob.size, crc)], blob.content_md5)
+        return
+    upload_id = sink.create_upload(key, attrs)
+    try:
+        digest, parts = Digest(), []
+        for number, offset in enumerate(range(0, blob.size, chunk), start=1):
+            data = source.read_range(blob, offset, min(chunk, blob.size - offset))
+            digest.update(data)
+            crc = crc32_of(data)
+            parts.append(CompletedPart(number, sink.upload_part(key, upload_id, number, data, crc), crc))
+            del data
+        if digest.size != blob.size:
+            raise SourceChangedError(f"{blob.blob_id}: read {digest.size} bytes of {blob.size}")
+        if blob.content_md5 and digest.md5 != blob.content_md5:
+            raise ChecksumMismatchError(
+                f"{blob.blob_id}: bytes read have MD5 {digest.md5}, the blob's Content-MD5 is {blob.content_md5}"
+            )
+        version = sink.complete(key, upload_id, parts)
+    except BaseException:
+        sink.abort(key, upload_id)
+        raise
+    _verify_or_discard(deps, key, version, [Segment(blob.size, digest.crc32)], blob.content_md5)
+
+
+def _verify_or_discard(
+    deps: Deps, key: str, version: str | None, segments: list[Segment], md5: str | None
+) -> None:
+    try:
+        verify_object(deps, key, version, segments, md5)
+    except ChecksumMismatchError:
+        _discard(deps, key, version)
+        raise
+
+
+def _settle(
+    deps: Deps, run_id: str, blob_id: str, error: Azs3copyError, invocation: Invocation
+) -> str | None:
+    """Record what an error means for the blob. Returns the state recorded, or None when a later attempt
+    will try again (the error is retryable and attempts remain)."""
+    reason = redact(f"{type(error).__name__}: {error}", deps.secrets)
+    if error.retryable and not invocation.final_attempt:
+        logger.warning("blob will be retried", extra={"run_id": run_id, "blob": blob_id, "reason": reason})
+        return None
+    if error.retryable:
+        reason = f"{reason} (gave up after {deps.tuning.max_attempts} attempts)"
+    deps.ledger.finish(run_id, blob_id, error.state, reason, 0)
+    log = logger.error if error.state == "failed" else logger.warning
+    log("blob not copied", extra={"run_id": run_id, "blob": blob_id, "state": error.state, "reason": reason})
+    return error.state
+
+
+def copy_small(deps: Deps, batch: SmallBatch, invocation: Invocation) -> Outcome:
+    """Copy each blob of a batch into one S3 object, a few at a time."""
+    settings = deps.need_settings()
+    outcome = Outcome()
+
+    def one(blob: BlobRef) -> tuple[str, int, str | None]:
+        claim = deps.ledger.claim(
+            batch.run_id, blob.blob_id, invocation.request_id, invocation.remaining_seconds()
+        )
+        if claim.outcome != "claimed":
+            return ("done-before" if claim.outcome == "terminal" else "busy"), 0, None
+        try:
+            key = object_key(settings.destination_prefix, blob.container, blob.name)
+            _copy_small_blob(deps, batch.run_id, blob, key)
+        except Azs3copyError as error:
+            state = _settle(deps, batch.run_id, blob.blob_id, error, invocation)
+            if state is None or error.retryable:
+                if state is None:
+                    deps.ledger.release(batch.run_id, blob.blob_id, invocation.request_id)
+                return state or "retry", 0, redact(str(error), deps.secrets)
+            return state, 0, None
+        except BaseException:
+            deps.ledger.release(batch.run_id, blob.blob_id, invocation.request_id)
+            raise
+        deps.ledger.finish(batch.run_id, blob.blob_id, "copied", None, blob.size)
+        logger.info("blob copied", extra={"run_id": batch.run_id, "blob": blob.blob_id, "bytes": blob.size})
+        return "copied", blob.size, None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(deps.tuning.copy_threads, len(batch.blobs)))) as pool:
+        for state, nbytes, why in pool.map(one, batch.blobs):
+            outcome.count(state, nbytes)
+            if why:
+                outcome.retry.append(why)
+    maybe_report(deps, batch.run_id)
+    if outcome.retry:
+        what = "failed after their last attempt" if invocation.final_attempt else "will be retried"
+        raise TransientError(f"{len(outcome.retry)} blob(s) of the batch {what}: {outcome.retry[0]}")
+    return outcome
+
+
+def init_large(deps: Deps, message: LargeBlob, invocation: Invocation) -> Outcome:
+    """Open the multipart upload of a large blob, record its part plan and publish one message a part."""
+    sink, blob, key = deps.need_sink(), message.blob, message.key
+    outcome = Outcome()
+    record = deps.ledger.get_blob(message.run_id, blob.blob_id)
+    if record and record.state in TERMINAL_STATES:
+        outcome.count("done-before")
+        return outcome
+    try:
+        plan = plan_parts(blob.size, deps.tuning.part_size)
+        upload_id = record.upload_id if record and record.upload_id else None
+        if upload_id is None:
+            mine = sink.create_upload(key, _attrs(blob))
+            upload_id = deps.ledger.set_upload(
+                message.run_id, blob.blob_id, mine, key, plan.part_size, plan.count
+            )
+            if upload_id != mine:
+                sink.abort(key, mine)  # another delivery of this message got there first
+        elif record is not None:
+            plan = plan_parts(blob.size, record.part_size)
+    except Azs3copyError as error:
+        state = _settle(deps, message.run_id, blob.blob_id, error, invocation)
+        if state is None:
+            raise
+        outcome.count(state)
+        maybe_report(deps, message.run_id)
+        if error.retryable:
+            raise  # the last attempt failed: recorded, and on to the dead-letter queue
+        return outcome
+    bodies = [
+        encode(
+            PartTask(
+                message.run_id,
+                blob,
+                key,
+                upload_id,
+                part.number,
+                part.offset,
+                part.length,
+                plan.count,
+                plan.part_size,
+            )
+        )
+        for part in plan.parts()
+    ]
+    deps.publisher.publish(deps.topics.parts, bodies)
+    outcome.published = len(bodies)
+    outcome.detail = {"parts": plan.count, "part_size": plan.part_size}
+    logger.info(
+        "multipart upload opened",
+        extra={
+            "run_id": message.run_id,
+            "blob": blob.blob_id,
+            "parts": plan.count,
+            "part_size": plan.part_size,
+        },
+    )
+    return outcome
+
+
+def _abandon_upload(deps: Deps, key: str, upload_id: str) -> None:
+    try:
+        deps.need_sink().abort(key, upload_id)
+    except Azs3copyError as error:  # the S3 lifecycle rule removes it later; the blob's state is what matters
+        logger.error("could not abort multipart upload", extra={"key": key, "error": str(error)})
+
+
+def copy_part(deps: Deps, task: PartTask, invocation: Invocation) -> Outcome:
+    """Read one byte range from Azure (If-Match on the listed ETag) and upload it as one part."""
+    source, sink, blob = deps.need_source(), deps.need_sink(), task.blob
+    outcome = Outcome()
+    record = deps.ledger.get_blob(task.run_id, blob.blob_id)
+    if record and record.state in TERMINAL_STATES:
+        outcome.count("done-before")
+        return outcome
+    try:
+        data = source.read_range(blob, task.offset, task.length)
+        if len(data) != task.length:
+            raise SourceChangedError(
+                f"{blob.blob_id}: part {task.part} read {len(data)} bytes of {task.length}"
+            )
+        crc = crc32_of(data)
+        sink.upload_part(task.key, task.upload_id, task.part, data, crc)
+        del data
+    except UploadGoneError as error:
+        record = deps.ledger.get_blob(task.run_id, blob.blob_id)
+        if record and record.state in TERMINAL_STATES:
+            outcome.count("done-before")
+            return outcome
+        state = _settle(
+            deps, task.run_id, blob.blob_id, FatalError(f"multipart upload vanished: {error}"), invocation
+        )
+        outcome.count(state or "failed")
+        maybe_report(deps, task.run_id)
+        return outcome
+    except Azs3copyError as error:
+        state = _settle(deps, task.run_id, blob.blob_id, error, invocation)
+        if state is None:
+            raise
+        _abandon_upload(deps, task.key, task.upload_id)
+        outcome.count(state)
+        maybe_report(deps, task.run_id)
+        if error.retryable:
+            raise  # the last attempt failed: recorded, and on to the dead-letter queue
+        return outcome
+    done = deps.ledger.record_part(task.run_id, blob.blob_id, task.part, crc)
+    outcome.count("part-uploaded", task.length)
+    if done >= task.parts:
+        deps.publisher.publish(
+            deps.topics.recombine, [encode(RecombineTask(task.run_id, blob, task.key, task.upload_id))]
+        )
+        outcome.published = 1
+    return outcome
+
+
+def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcome:
+    """Complete the object once every planned part is in S3 with its planned size, then verify it."""
+    sink, blob = deps.need_sink(), task.blob
+    outcome = Outcome()
+    claim = deps.ledger.claim(
+        task.run_id, blob.blob_id, invocation.request_id, invocation.remaining_seconds()
+    )
+    if claim.outcome != "claimed" or claim.record is None:
+        outcome.count("done-before" if claim.outcome == "terminal" else "busy")
+        return outcome
+    record = claim.record
+    try:
+        plan = plan_parts(blob.size, record.part_size)
+        try:
+            listed = {part.number: part for part in sink.list_parts(task.key, task.upload_id)}
+        except UploadGoneError:
+            if _already_copied(sink, task.key, blob):  # completed by an earlier attempt that died after
+                deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
+                outcome.count("copied", blob.size)
+                maybe_report(deps, task.run_id)
+                return outcome
+            raise FatalError(
+                f"multipart upload of {task.key} is gone and no complete object is there"
+            ) from None
+        missing = [part.number for part in plan.parts() if part.number not in listed]
+        wrong = [p.number for p in plan.parts() if p.number in listed and listed[p.number].size != p.length]
+        if missing or wrong:
+            raise TransientError(
+                f"{task.key}: not every part is in yet (missing {missing[:10]}, wrong size {wrong[:10]})"
+            )
+        checksums = deps.ledger.part_checksums(task.run_id, blob.blob_id)
+        absent = [number for number in range(1, plan.count + 1) if number not in checksums]
+        if absent:
+            raise TransientError(f"{task.key}: no recorded checksum for parts {absent[:10]}")
+        parts = [CompletedPart(n, listed[n].etag, checksums[n]) for n in range(1, plan.count + 1)]
+        version = sink.complete(task.key, task.upload_id, parts)
+        segments = [Segment(part.length, checksums[part.number]) for part in plan.parts()]
+        try:
+            verify_object(deps, task.key, version, segments, blob.content_md5)
+        except ChecksumMismatchError as error:
+            _discard(deps, task.key, version)
+            raise FatalError(f"verification failed, object removed: {error}") from None
+    except Azs3copyError as error:
+        state = _settle(deps, task.run_id, blob.blob_id, error, invocation)
+        if state is None:
+            deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
+            raise
+        _abandon_upload(deps, task.key, task.upload_id)
+        outcome.count(state)
+        maybe_report(deps, task.run_id)
+        if error.retryable:
+            raise  # the last attempt failed: recorded, and on to the dead-letter queue
+        return outcome
+    except BaseException:
+        deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
+        raise
+    deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
+    outcome.count("copied", blob.size)
+    logger.info("large blob copied", extra={"run_id": task.run_id, "blob": blob.blob_id, "bytes": blob.size})
+    maybe_report(deps, task.run_id)
+    return outcome
+
+
+# --- the run report ---------------------------------------------------------------------------------------
+
+MAX_LISTED_FAILURES = 1000
+
+
+def build_report(deps: Deps, run: RunRecord, finished_at: float) -> dict[str, Any]:
+    problems = []
+    total_problems = 0
+    for record in deps.ledger.blobs(run.run_id):
+        if record.state in ("copied", "skipped"):
+            continue
+        total_problems += 1
+        if len(problems) < MAX_LISTED_FAILURES:
+            problems.append({"blob": record.blob_id, "state": record.state, "reason": record.reason or ""})
+    duration = max(0.0, finished_at - run.started_at)
+    return {
+        "run_id": run.run_id,
+        "started_at": iso(datetime.fromtimestamp(run.started_at, UTC)),
+        "finished_at": iso(datetime.fromtimestamp(finished_at, UTC)),
+        "duration_seconds": round(duration, 3),
+        "begindate": run.begindate,
+        "containers": list(run.containers),
+        "found": run.found,
+        "counts": run.counts,
+        "bytes_copied": run.bytes_copied,
+        "throughput_mib_s": round(run.bytes_copied / MiB / duration, 2) if duration > 0 else None,
+        "failures": problems,
+        "failures_total": total_problems,
+        "failures_listed": len(problems),
+        "ok": run.counts.get("failed", 0) == 0,
+    }
+
+
+def report_key(deps: Deps, run_id: str) -> str:
+    return f"{deps.tuning.report_prefix}{run_id}.json"
+
+
+def maybe_report(deps: Deps, run_id: str) -> dict[str, Any] | None:
+    """Write the run's report if every blob has reached its state (any function may be the last)."""
+    run = deps.ledger.get_run(run_id)
+    if run is None or not run.complete or run.report_key:
+        return None
+    finished_at = time.time()
+    report = build_report(deps, run, finished_at)
+    key = report_key(deps, run_id)
+    deps.need_sink().put_json(key, json.dumps(report, indent=2, ensure_ascii=False).encode())
+    deps.ledger.mark_reported(run_id, key, finished_at)
+    logger.info("run finished", extra={"run_id": run_id, "counts": run.counts, "bytes": run.bytes_copied})
+    return report
+
+
+def dispatch(deps: Deps, message: Message, invocation: Invocation) -> Outcome:
+    """Run the step a message asks for (the local runtime and tests use this; handlers call one step)."""
+    if isinstance(message, ContainerTask):
+        return find_blobs(deps, message, invocation)
+    if isinstance(message, SmallBatch):
+        return copy_small(deps, message, invocation)
+    if isinstance(message, LargeBlob):
+        return init_large(deps, message, invocation)
+    if isinstance(message, PartTask):
+        return copy_part(deps, message, invocation)
+    return recombine(deps, message, invocation)

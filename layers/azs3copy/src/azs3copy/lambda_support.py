@@ -1,0 +1,143 @@
+"""What every handler shares: building the transports once per warm container, unpacking the SNS event,
+counting attempts, and turning an Outcome into logs, metrics and a response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from azs3copy import aws
+from azs3copy.config import RuntimeConfig
+from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.engine import Deps, Invocation, Outcome, launch, redact
+from azs3copy.errors import Azs3copyError, MessageError
+from azs3copy.model import Message, decode
+from azs3copy.s3_sink import S3ObjectSink
+from azs3copy.settings import Settings
+from azs3copy.transports import BlobSource
+
+logger = Logger(child=True)
+M = TypeVar("M", bound=Message)
+
+
+class LambdaContextLike(Protocol):
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def _azure_source(settings: Settings) -> BlobSource:
+    from azs3copy.azure_auth import blob_service_client
+    from azs3copy.azure_source import AzureBlobSource
+
+    return AzureBlobSource(blob_service_client(settings.require_azure()))
+
+
+class Function:
+    """One Lambda function's wiring. Clients are built at the first invocation, not at import."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        source: bool = False,
+        sink: bool = True,
+        settings: bool = True,
+        source_factory: Callable[[Settings], BlobSource] = _azure_source,
+    ) -> None:
+        self.name = name
+        self.wants_source = source
+        self.wants_sink = sink
+        self.wants_settings = settings or source
+        self.source_factory = source_factory
+        self._base: Deps | None = None
+        self._loader: aws.SettingsLoader | None = None
+        self._source: tuple[Settings, BlobSource] | None = None
+        self.metrics = Metrics()
+
+    def deps(self) -> Deps:
+        if self._base is None:
+            config = RuntimeConfig.from_env()
+            self._base = Deps(
+                ledger=DynamoLedger(aws.client("dynamodb"), config.ledger_table),
+                publisher=aws.SnsPublisher(aws.client("sns")),
+                topics=config.topics(),
+                tuning=config.tuning(),
+                sink=S3ObjectSink(aws.client("s3"), config.bucket, config.kms_key_id)
+                if self.wants_sink
+                else None,
+            )
+            if self.wants_settings:
+                self._loader = aws.SettingsLoader(
+                    aws.client("secretsmanager"), config.secret_id, config.settings_ttl
+                )
+        deps = Deps(**{**self._base.__dict__})
+        if self._loader is not None:
+            settings = self._loader.get()
+            deps.settings = settings
+            deps.secrets = tuple(settings.azure.secret_values()) if settings.azure else ()
+            if self.wants_source or (self.name == "launch-qualification" and settings.isactive):
+                deps.source = self._source_for(settings)
+        return deps
+
+    def _source_for(self, settings: Settings) -> BlobSource:
+        if self._source is None or self._source[0].azure != settings.azure:
+            settings.require_azure()
+            self._source = (settings, self.source_factory(settings))
+        return self._source[1]
+
+    def _record_metrics(self, outcome: Outcome) -> None:
+        for state, count in outcome.states.items():
+            self.metrics.add_metric(name=f"Blobs_{state}", unit=MetricUnit.Count, value=count)
+        if outcome.bytes_copied:
+            self.metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=outcome.bytes_copied)
+        if outcome.published:
+            self.metrics.add_metric(name="MessagesPublished", unit=MetricUnit.Count, value=outcome.published)
+
+    def handle_sns(
+        self,
+        event: dict[str, Any],
+        context: LambdaContextLike,
+        step: Callable[[Deps, M, Invocation], Outcome],
+    ) -> dict[str, Any]:
+        records = event.get("Records") or []
+        if len(records) != 1 or "Sns" not in records[0]:
+            raise MessageError(
+                f"{self.name} expects an SNS event with one record, got {len(records)} record(s)"
+            )
+        message = decode(records[0]["Sns"]["Message"])
+        deps = self.deps()
+        attempt = deps.ledger.bump_attempt(message.run_id, self.name, context.aws_request_id)
+        invocation = Invocation(
+            request_id=context.aws_request_id,
+            final_attempt=attempt >= deps.tuning.max_attempts,
+            remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000.0,
+        )
+        logger.append_keys(run_id=message.run_id, attempt=attempt)
+        try:
+            outcome = step(deps, message, invocation)  # type: ignore[arg-type]
+        except Azs3copyError as error:
+            logger.error(
+                "invocation failed",
+                extra={
+                    "error": redact(str(error), deps.secrets),
+                    "retryable": error.retryable,
+                    "kind": message.kind,
+                },
+            )
+            self.metrics.add_metric(name="InvocationErrors", unit=MetricUnit.Count, value=1)
+            raise
+        self._record_metrics(outcome)
+        return {"function": self.name, "run_id": message.run_id, **outcome.to_dict()}
+
+    def handle_launch(self, event: dict[str, Any], context: LambdaContextLike) -> dict[str, Any]:
+        force = bool(isinstance(event, dict) and event.get("force") is True)
+        deps = self.deps()
+        outcome = launch(deps, force=force)
+        self._record_metrics(outcome)
+        if outcome.detail.get("started"):
+            self.metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
+        return {"function": self.name, **outcome.to_dict()}

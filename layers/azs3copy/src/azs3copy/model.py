@@ -1,0 +1,257 @@
+"""Blob identities and the versioned JSON messages that pass between the functions.
+
+A message carries what a function needs to do its step (the run id, the blob's identity and content
+settings, the upload id and part range) and nothing secret: credentials are read from the secret by each
+function, never carried in a message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from azs3copy.errors import MessageError
+
+VERSION = 1
+#: SNS' limit on a message; batches are kept under it with room for the envelope.
+SNS_MAX_BYTES = 256 * 1024
+MESSAGE_BUDGET = 240 * 1024
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ContentSettings:
+    content_type: str | None = None
+    content_encoding: str | None = None
+    content_language: str | None = None
+    content_disposition: str | None = None
+    cache_control: str | None = None
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A blob as it was listed: what the copy must find unchanged (ETag) and carry over."""
+
+    container: str
+    name: str
+    size: int
+    etag: str
+    last_modified: datetime
+    content_md5: str | None = None  # base64, as Azure reports it
+    content: ContentSettings = field(default_factory=ContentSettings)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def blob_id(self) -> str:
+        return f"{self.container}/{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "container": self.container,
+            "name": self.name,
+            "size": self.size,
+            "etag": self.etag,
+            "last_modified": iso(self.last_modified),
+        }
+        if self.content_md5:
+            data["content_md5"] = self.content_md5
+        data.update({key: value for key, value in asdict(self.content).items() if value})
+        if self.metadata:
+            data["metadata"] = dict(self.metadata)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlobRef:
+        try:
+            return cls(
+                container=str(data["container"]),
+                name=str(data["name"]),
+                size=int(data["size"]),
+                etag=str(data["etag"]),
+                last_modified=parse_iso(str(data["last_modified"])),
+                content_md5=data.get("content_md5"),
+                content=ContentSettings(
+                    **{key: data.get(key) for key in ContentSettings.__dataclass_fields__}
+                ),
+                metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise MessageError(f"malformed blob in message: {error!r}") from None
+
+
+@dataclass(frozen=True)
+class SourceBlob:
+    """A listing entry: the blob plus what decides whether it can be copied at all."""
+
+    ref: BlobRef
+    tier: str | None = None
+    archive_status: str | None = None
+    is_directory: bool = False
+
+    @property
+    def archived(self) -> bool:
+        return (self.tier or "").lower() == "archive" or bool(self.archive_status)
+
+
+# --- messages ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerTask:
+    kind: ClassVar[str] = "container"
+    run_id: str
+    container: str
+    marker: str | None = None
+    page: int = 0
+
+    def body(self) -> dict[str, Any]:
+        return {"container": self.container, "marker": self.marker, "page": self.page}
+
+
+@dataclass(frozen=True)
+class SmallBatch:
+    kind: ClassVar[str] = "small-batch"
+    run_id: str
+    blobs: tuple[BlobRef, ...]
+
+    def body(self) -> dict[str, Any]:
+        return {"blobs": [blob.to_dict() for blob in self.blobs]}
+
+
+@dataclass(frozen=True)
+class LargeBlob:
+    kind: ClassVar[str] = "large"
+    run_id: str
+    blob: BlobRef
+    key: str
+
+    def body(self) -> dict[str, Any]:
+        return {"blob": self.blob.to_dict(), "key": self.key}
+
+
+@dataclass(frozen=True)
+class PartTask:
+    kind: ClassVar[str] = "part"
+    run_id: str
+    blob: BlobRef
+    key: str
+    upload_id: str
+    part: int
+    offset: int
+    length: int
+    parts: int
+    part_size: int
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "blob": self.blob.to_dict(),
+            "key": self.key,
+            "upload_id": self.upload_id,
+            "part": self.part,
+            "offset": self.offset,
+            "length": self.length,
+            "parts": self.parts,
+            "part_size": self.part_size,
+        }
+
+
+@dataclass(frozen=True)
+class RecombineTask:
+    kind: ClassVar[str] = "recombine"
+    run_id: str
+    blob: BlobRef
+    key: str
+    upload_id: str
+
+    def body(self) -> dict[str, Any]:
+        return {"blob": self.blob.to_dict(), "key": self.key, "upload_id": self.upload_id}
+
+
+Message = ContainerTask | SmallBatch | LargeBlob | PartTask | RecombineTask
+
+
+def encode(message: Message) -> str:
+    text = json.dumps(
+        {"v": VERSION, "kind": message.kind, "run_id": message.run_id, **message.body()},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    if len(text.encode()) > SNS_MAX_BYTES:
+        raise MessageError(f"{message.kind} message of {len(text.encode())} bytes exceeds SNS' 256 KiB")
+    return text
+
+
+def decode(text: str) -> Message:
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise MessageError(f"message is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise MessageError("message is not a JSON object")
+    if data.get("v") != VERSION:
+        raise MessageError(f"message version {data.get('v')!r} is not supported (this code reads v{VERSION})")
+    kind, run_id = data.get("kind"), data.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise MessageError("message has no run_id")
+    try:
+        if kind == "container":
+            return ContainerTask(run_id, str(data["container"]), data.get("marker"), int(data.get("page", 0)))
+        if kind == "small-batch":
+            return SmallBatch(run_id, tuple(BlobRef.from_dict(blob) for blob in data["blobs"]))
+        if kind == "large":
+            return LargeBlob(run_id, BlobRef.from_dict(data["blob"]), str(data["key"]))
+        if kind == "part":
+            return PartTask(
+                run_id,
+                BlobRef.from_dict(data["blob"]),
+                str(data["key"]),
+                str(data["upload_id"]),
+                int(data["part"]),
+                int(data["offset"]),
+                int(data["length"]),
+                int(data["parts"]),
+                int(data["part_size"]),
+            )
+        if kind == "recombine":
+            return RecombineTask(
+                run_id, BlobRef.from_dict(data["blob"]), str(data["key"]), str(data["upload_id"])
+            )
+    except (KeyError, TypeError, ValueError) as error:
+        raise MessageError(f"malformed {kind} message: {error!r}") from None
+    raise MessageError(f"unknown message kind {kind!r}")
+
+
+def batch_small_blobs(
+    run_id: str, blobs: list[BlobRef], *, max_blobs: int = 25, max_bytes: int = 64 * 1024 * 1024
+) -> list[SmallBatch]:
+    """Group small blobs into messages of at most max_blobs blobs, max_bytes of data and 240 KiB of JSON."""
+    overhead = len(encode(SmallBatch(run_id, ()))) + 2
+    batches: list[SmallBatch] = []
+    current: list[BlobRef] = []
+    current_json = overhead
+    current_bytes = 0
+    for blob in blobs:
+        size = len(json.dumps(blob.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()) + 1
+        if current and (
+            len(current) >= max_blobs
+            or current_json + size > MESSAGE_BUDGET
+            or current_bytes + blob.size > max_bytes
+        ):
+            batches.append(SmallBatch(run_id, tuple(current)))
+            current, current_json, current_bytes = [], overhead, 0
+        current.append(blob)
+        current_json += size
+        current_bytes += blob.size
+    if current:
+        batches.append(SmallBatch(run_id, tuple(current)))
+    return batches

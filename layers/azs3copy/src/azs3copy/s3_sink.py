@@ -1,0 +1,187 @@
+"""ObjectSink on Amazon S3 (boto3). Every PutObject and UploadPart carries a CRC32 additional checksum for
+S3 to check; objects are written with SSE-KMS when a key is configured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from azs3copy.aws_errors import classify_client_error
+from azs3copy.errors import Azs3copyError
+from azs3copy.model import ContentSettings
+from azs3copy.transports import CompletedPart, ObjectAttrs, ObjectInfo, UploadedPart
+
+_CONTENT_ARGS = {
+    "content_type": "ContentType",
+    "content_encoding": "ContentEncoding",
+    "content_language": "ContentLanguage",
+    "content_disposition": "ContentDisposition",
+    "cache_control": "CacheControl",
+}
+READ_CHUNK = 1024 * 1024
+
+
+class S3ObjectSink:
+    def __init__(self, client: Any, bucket: str, kms_key_id: str | None = None) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.kms_key_id = kms_key_id
+
+    def _call(self, operation: str, action: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise classify_client_error(error, action) from error
+
+    def _write_args(self, attrs: ObjectAttrs) -> dict[str, Any]:
+        args: dict[str, Any] = {"Metadata": dict(attrs.metadata)}
+        for field, arg in _CONTENT_ARGS.items():
+            value = getattr(attrs.content, field)
+            if value:
+                args[arg] = value
+        if self.kms_key_id:
+            args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
+        return args
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404 or error.response.get("Error", {}).get("Code") in (
+                "404",
+                "NoSuchKey",
+                "NotFound",
+            ):
+                return None
+            raise classify_client_error(error, f"HEAD s3://{self.bucket}/{key}") from error
+        except BotoCoreError as error:
+            raise classify_client_error(error, f"HEAD s3://{self.bucket}/{key}") from error
+        content = ContentSettings(**{field: response.get(arg) for field, arg in _CONTENT_ARGS.items()})
+        return ObjectInfo(
+            size=int(response["ContentLength"]),
+            metadata=dict(response.get("Metadata") or {}),
+            version_id=response.get("VersionId"),
+            etag=response.get("ETag"),
+            content=content,
+        )
+
+    def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:
+        kwargs: dict[str, Any] = {"Prefix": prefix, "StartAfter": start_after}
+        stop = stop_after.encode()
+        while True:
+            response = self._call("list_objects_v2", f"list s3://{self.bucket}/{prefix}", **kwargs)
+            for entry in response.get("Contents", []):
+                if entry["Key"].encode() > stop:
+                    return
+                yield entry["Key"], int(entry["Size"])
+            if not response.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = response["NextContinuationToken"]
+            kwargs.pop("StartAfter", None)
+
+    def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+        response = self._call(
+            "put_object",
+            f"PUT s3://{self.bucket}/{key}",
+            Key=key,
+            Body=data,
+            ContentMD5=md5,
+            ChecksumCRC32=crc32,
+            **self._write_args(attrs),
+        )
+        return response.get("VersionId")
+
+    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+        response = self._call(
+            "create_multipart_upload",
+            f"create multipart upload of s3://{self.bucket}/{key}",
+            Key=key,
+            ChecksumAlgorithm="CRC32",
+            **self._write_args(attrs),
+        )
+        return str(response["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes, crc32: str) -> str:
+        response = self._call(
+            "upload_part",
+            f"upload part {number} of s3://{self.bucket}/{key}",
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumCRC32=crc32,
+        )
+        return str(response["ETag"])
+
+    def list_parts(self, key: str, upload_id: str) -> Iterator[UploadedPart]:
+        kwargs: dict[str, Any] = {"Key": key, "UploadId": upload_id, "MaxParts": 1000}
+        while True:
+            response = self._call("list_parts", f"list parts of s3://{self.bucket}/{key}", **kwargs)
+            for part in response.get("Parts", []):
+                yield UploadedPart(int(part["PartNumber"]), int(part["Size"]), str(part["ETag"]))
+            if not response.get("IsTruncated"):
+                return
+            kwargs["PartNumberMarker"] = response["NextPartNumberMarker"]
+
+    def complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> str | None:
+        response = self._call(
+            "complete_multipart_upload",
+            f"complete s3://{self.bucket}/{key}",
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={
+                "Parts": [
+                    {"PartNumber": part.number, "ETag": part.etag, "ChecksumCRC32": part.crc32}
+                    for part in parts
+                ]
+            },
+        )
+        return response.get("VersionId")
+
+    def abort(self, key: str, upload_id: str) -> None:
+        try:
+            self._call(
+                "abort_multipart_upload",
+                f"abort upload of s3://{self.bucket}/{key}",
+                Key=key,
+                UploadId=upload_id,
+            )
+        except Azs3copyError as error:
+            if "NoSuchUpload" not in str(error):
+                raise
+
+    def read(self, key: str, version_id: str | None = None) -> Iterator[bytes]:
+        kwargs: dict[str, Any] = {"Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        response = self._call("get_object", f"GET s3://{self.bucket}/{key}", **kwargs)
+        body = response["Body"]
+        try:
+            while chunk := body.read(READ_CHUNK):
+                yield chunk
+        except (ClientError, BotoCoreError) as error:
+            raise classify_client_error(error, f"GET s3://{self.bucket}/{key}") from error
+        finally:
+            body.close()
+
+    def delete(self, key: str, version_id: str | None) -> None:
+        kwargs: dict[str, Any] = {"Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        self._call("delete_object", f"DELETE s3://{self.bucket}/{key}", **kwargs)
+
+    def put_json(self, key: str, body: bytes) -> None:
+        from azs3copy.checksums import crc32_of, md5_b64
+
+        self._call(
+            "put_object",
+            f"PUT s3://{self.bucket}/{key}",
+            Key=key,
+            Body=body,
+            ContentMD5=md5_b64(body),
+            ChecksumCRC32=crc32_of(body),
+            **self._write_args(ObjectAttrs(ContentSettings(content_type="application/json"))),
+        )

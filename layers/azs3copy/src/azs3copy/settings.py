@@ -1,0 +1,281 @@
+"""Operator settings: the JSON document in the Secrets Manager secret.
+
+Parsed strictly. A value that is not what the key allows is a `ConfigError` that names the key and shows the
+value found (never the value of a credential). Nothing falls back to a placeholder default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from azs3copy.errors import ConfigError
+
+CredentialMode = Literal["service-principal", "sas", "connection-string", "account-key"]
+
+#: Sign-in authority and storage endpoint suffix of each Azure cloud, by the names operators use.
+CLOUDS: dict[str, tuple[str, str]] = {
+    "public": ("https://login.microsoftonline.com", "core.windows.net"),
+    "usgovernment": ("https://login.microsoftonline.us", "core.usgovcloudapi.net"),
+    "china": ("https://login.chinacloudapi.cn", "core.chinacloudapi.cn"),
+}
+_CLOUD_ALIASES = {
+    "azurecloud": "public",
+    "azurepubliccloud": "public",
+    "azureusgovernment": "usgovernment",
+    "azureusgovernmentcloud": "usgovernment",
+    "usgov": "usgovernment",
+    "azurechinacloud": "china",
+}
+
+_CONTAINER_NAME = re.compile(r"^(\$root|\$web|\$logs|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
+_ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+RESERVED_KEY_PREFIX = "_azs3copy/"
+_KNOWN_KEYS = {
+    "isactive",
+    "begindate",
+    "azure",
+    "containers",
+    "prefix",
+    "include",
+    "exclude",
+    "destination_prefix",
+}
+_AZURE_KEYS = {
+    "account_url",
+    "account_name",
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "authority",
+    "cloud",
+    "sas_token",
+    "connection_string",
+    "account_key",
+}
+
+
+@dataclass(frozen=True)
+class AzureCredentials:
+    """How to reach and sign in to the storage account. Credential values never appear in repr()."""
+
+    mode: CredentialMode
+    account_url: str | None
+    authority: str
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    sas_token: str | None = field(default=None, repr=False)
+    connection_string: str | None = field(default=None, repr=False)
+    account_name: str | None = None
+    account_key: str | None = field(default=None, repr=False)
+
+    def secret_values(self) -> list[str]:
+        """The values that must never be logged or published (for redaction and tests)."""
+        values = [self.client_secret, self.sas_token, self.connection_string, self.account_key]
+        return [value for value in values if value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    isactive: bool
+    begindate: datetime
+    azure: AzureCredentials | None
+    containers: tuple[str, ...] | None = None
+    prefix: str = ""
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    destination_prefix: str = ""
+
+    def require_azure(self) -> AzureCredentials:
+        if self.azure is None:
+            raise ConfigError(
+                "the secret has no 'azure' credentials: put them in with `azs3copy set-azure-credentials`"
+            )
+        return self.azure
+
+
+def parse_isactive(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(
+        f'secret key \'isactive\' must be true or false (a JSON boolean or the string "true"/"false"), '
+        f"found {json.dumps(value)}"
+    )
+
+
+def parse_begindate(value: Any) -> datetime:
+    """ISO 8601 date or date-time; UTC when no zone is given. Blobs modified at or after it are copied."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"secret key 'begindate' must be an ISO 8601 date or date-time, found {json.dumps(value)}"
+        )
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise ConfigError(
+            f"secret key 'begindate' must be an ISO 8601 date or date-time "
+            f"(e.g. 2024-01-31 or 2024-01-31T08:00:00Z), found {json.dumps(value)}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _string(document: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        shown = "a non-empty string" if key in _SECRET_FIELDS else json.dumps(value)
+        raise ConfigError(f"secret key '{where}{key}' must be a non-empty string, found {shown}")
+    return value.strip()
+
+
+_SECRET_FIELDS = {"client_secret", "sas_token", "connection_string", "account_key"}
+
+
+def _string_list(document: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ConfigError(
+            f"secret key '{key}' must be a list of non-empty strings, found {json.dumps(value)}"
+        )
+    return tuple(value)
+
+
+def resolve_cloud(name_or_url: str | None) -> tuple[str, str]:
+    """(authority host URL, storage endpoint suffix) for a cloud name or an authority URL."""
+    if not name_or_url:
+        return CLOUDS["public"]
+    key = name_or_url.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
+    key = _CLOUD_ALIASES.get(key, key)
+    if key in CLOUDS:
+        return CLOUDS[key]
+    if name_or_url.startswith("https://"):
+        host = name_or_url.rstrip("/")
+        for authority, suffix in CLOUDS.values():
+            if authority == host:
+                return authority, suffix
+        return host, CLOUDS["public"][1]
+    raise ConfigError(
+        f"secret key 'azure.authority' must be one of {', '.join(CLOUDS)} or an https:// URL, "
+        f"found {json.dumps(name_or_url)}"
+    )
+
+
+def parse_azure(value: Any) -> AzureCredentials | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError("secret key 'azure' must be a JSON object")
+    unknown = sorted(set(value) - _AZURE_KEYS)
+    if unknown:
+        raise ConfigError(f"secret key 'azure' has unknown keys: {', '.join(unknown)}")
+    get = {key: _string(value, key, "azure.") for key in _AZURE_KEYS}
+    authority, suffix = resolve_cloud(get["authority"] or get["cloud"])
+    account_url = get["account_url"]
+    if account_url is not None and not re.match(r"^https?://", account_url):
+        raise ConfigError(f"secret key 'azure.account_url' must be an http(s) URL, found {account_url!r}")
+    account_name = get["account_name"]
+    if account_name is not None and not _ACCOUNT_NAME.match(account_name) and account_url is None:
+        raise ConfigError(
+            f"secret key 'azure.account_name' must be 3-24 lowercase letters and digits, found {account_name!r}"
+        )
+    if account_url is None and account_name is not None:
+        account_url = f"https://{account_name}.blob.{suffix}"
+
+    sp_keys = [key for key in ("tenant_id", "client_id", "client_secret") if get[key]]
+    modes: list[CredentialMode] = []
+    if sp_keys:
+        modes.append("service-principal")
+    if get["sas_token"]:
+        modes.append("sas")
+    if get["connection_string"]:
+        modes.append("connection-string")
+    if get["account_key"]:
+        modes.append("account-key")
+    if not modes:
+        raise ConfigError(
+            "secret key 'azure' holds no credentials: give tenant_id + client_id + client_secret "
+            "(service principal), sas_token, connection_string, or account_name + account_key"
+        )
+    if len(modes) > 1:
+        raise ConfigError(f"secret key 'azure' holds more than one kind of credential: {', '.join(modes)}")
+    mode = modes[0]
+    if mode == "service-principal" and len(sp_keys) < 3:
+        missing = sorted({"tenant_id", "client_id", "client_secret"} - set(sp_keys))
+        raise ConfigError(f"secret key 'azure' has a partial service principal: missing {', '.join(missing)}")
+    if mode == "account-key" and account_name is None:
+        raise ConfigError("secret key 'azure.account_key' needs 'azure.account_name' too")
+    if mode != "connection-string" and account_url is None:
+        raise ConfigError("secret key 'azure' needs 'account_url' (or 'account_name') for this credential")
+    return AzureCredentials(
+        mode=mode,
+        account_url=account_url,
+        authority=authority,
+        tenant_id=get["tenant_id"],
+        client_id=get["client_id"],
+        client_secret=get["client_secret"],
+        sas_token=get["sas_token"].lstrip("?") if get["sas_token"] else None,
+        connection_string=get["connection_string"],
+        account_name=account_name,
+        account_key=get["account_key"],
+    )
+
+
+def parse_settings(text: str | bytes) -> Settings:
+    """Settings from the secret's JSON text. Raises ConfigError naming what is wrong."""
+    try:
+        document = json.loads(text)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"the secret is not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"the secret must be a JSON object, found a {type(document).__name__}")
+    unknown = sorted(set(document) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"the secret has unknown keys: {', '.join(unknown)} (known: {', '.join(sorted(_KNOWN_KEYS))})"
+        )
+    for key in ("isactive", "begindate"):
+        if key not in document:
+            raise ConfigError(f"secret key '{key}' is missing")
+    containers = _string_list(document, "containers")
+    for name in containers or ():
+        if not _CONTAINER_NAME.match(name):
+            raise ConfigError(
+                f"secret key 'containers' has {name!r}, which is not an Azure container name "
+                "(3-63 lowercase letters, digits and single hyphens)"
+            )
+    destination_prefix = _string(document, "destination_prefix", "") or ""
+    if destination_prefix.startswith(RESERVED_KEY_PREFIX):
+        raise ConfigError(
+            f"secret key 'destination_prefix' must not start with {RESERVED_KEY_PREFIX!r} "
+            "(where azs3copy keeps its run reports)"
+        )
+    if len(destination_prefix.encode()) > 512:
+        raise ConfigError("secret key 'destination_prefix' is longer than 512 UTF-8 bytes")
+    return Settings(
+        isactive=parse_isactive(document["isactive"]),
+        begindate=parse_begindate(document["begindate"]),
+        azure=parse_azure(document.get("azure")),
+        containers=containers,
+        prefix=_string(document, "prefix", "") or "",
+        include=_string_list(document, "include") or (),
+        exclude=_string_list(document, "exclude") or (),
+        destination_prefix=destination_prefix,
+    )

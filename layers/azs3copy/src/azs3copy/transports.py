@@ -1,0 +1,95 @@
+"""The two sides of a copy, as the engine sees them. The engine imports no SDK: Azure, S3 and the in-memory
+fakes implement these protocols, and one contract test module runs against every implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from azs3copy.model import BlobRef, ContentSettings, SourceBlob
+
+
+@dataclass(frozen=True)
+class ListPage:
+    blobs: list[SourceBlob]
+    marker: str | None  # continuation; None when the container is done
+
+
+class BlobSource(Protocol):
+    def list_containers(self) -> list[str]:
+        """Every container of the account, in name order."""
+        ...
+
+    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+        """One page of blobs under `prefix`, with their properties and metadata."""
+        ...
+
+    def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
+        """Exactly `length` bytes from `offset` of the blob version `blob.etag`, each request checked against
+        the transactional checksum Azure sends. Raises SourceChangedError when the blob no longer has that
+        ETag, SourceVanishedError when it is gone, ChecksumMismatchError when the bytes do not match."""
+        ...
+
+
+@dataclass(frozen=True)
+class ObjectAttrs:
+    content: ContentSettings = field(default_factory=ContentSettings)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    metadata: dict[str, str]
+    version_id: str | None = None
+    etag: str | None = None
+    content: ContentSettings = field(default_factory=ContentSettings)
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    number: int
+    etag: str
+    crc32: str
+
+
+class ObjectSink(Protocol):
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of the objects with start_after < key <= stop_after (UTF-8 byte order) under prefix."""
+        ...
+
+    def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+        """One object, with its checksums for S3 to check; returns the version id (None if unversioned)."""
+        ...
+
+    def create_upload(self, key: str, attrs: ObjectAttrs) -> str: ...
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes, crc32: str) -> str:
+        """Returns the part's ETag. Raises UploadGoneError when the upload was aborted or completed."""
+        ...
+
+    def list_parts(self, key: str, upload_id: str) -> Iterator[UploadedPart]:
+        """Every part uploaded so far, following pagination to the end."""
+        ...
+
+    def complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> str | None: ...
+
+    def abort(self, key: str, upload_id: str) -> None:
+        """Abort; an upload that is already gone is not an error."""
+        ...
+
+    def read(self, key: str, version_id: str | None = None) -> Iterator[bytes]: ...
+
+    def delete(self, key: str, version_id: str | None) -> None: ...
+
+    def put_json(self, key: str, body: bytes) -> None: ...

@@ -1,0 +1,99 @@
+"""An in-process message bus that drives the engine's steps the way SNS and Lambda drive the handlers:
+every message is delivered (optionally twice, optionally shuffled), retryable failures are retried up to the
+attempt limit, and what still fails lands in a dead-letter list."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from azs3copy.engine import Deps, Invocation, Topics, Tuning, dispatch, launch
+from azs3copy.errors import Azs3copyError
+from azs3copy.ledger import Ledger, MemoryLedger, RunRecord
+from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
+from azs3copy.model import decode
+from azs3copy.settings import Settings
+from azs3copy.transports import BlobSource, ObjectSink
+
+TOPICS = Topics(containers="containers", small="small", large="large", parts="parts", recombine="recombine")
+
+
+class QueuePublisher:
+    def __init__(self) -> None:
+        self.queue: deque[tuple[str, str]] = deque()
+        self.sent: list[tuple[str, str]] = []
+
+    def publish(self, topic: str, bodies: list[str]) -> None:
+        for body in bodies:
+            self.queue.append((topic, body))
+            self.sent.append((topic, body))
+
+
+@dataclass
+class Harness:
+    source: BlobSource
+    sink: ObjectSink
+    settings: Settings
+    tuning: Tuning = field(
+        default_factory=lambda: Tuning(large_threshold=12 << 20, part_size=5 << 20, chunk_size=5 << 20)
+    )
+    ledger: Ledger = field(default_factory=MemoryLedger)
+    duplicate: bool = False
+    shuffle: random.Random | None = None
+    publisher: QueuePublisher = field(default_factory=QueuePublisher)
+    dead_letters: list[tuple[str, str, str]] = field(default_factory=list)
+    deliveries: int = 0
+
+    def deps(self) -> Deps:
+        return Deps(
+            ledger=self.ledger,
+            publisher=self.publisher,
+            topics=TOPICS,
+            tuning=self.tuning,
+            sink=self.sink,
+            source=self.source,
+            settings=self.settings,
+            secrets=tuple(self.settings.azure.secret_values()) if self.settings.azure else (),
+        )
+
+    def run(self, *, force: bool = False) -> str | None:
+        outcome = launch(self.deps(), force=force)
+        if not outcome.detail.get("started"):
+            return None
+        self.drain()
+        return str(outcome.detail["run_id"])
+
+    def drain(self) -> None:
+        while self.publisher.queue:
+            if self.shuffle:
+                items = list(self.publisher.queue)
+                self.shuffle.shuffle(items)
+                self.publisher.queue = deque(items)
+            topic, body = self.publisher.queue.popleft()
+            copies = 2 if self.duplicate else 1
+            for _ in range(copies):
+                self.deliver(topic, body)
+
+    def deliver(self, topic: str, body: str) -> None:
+        request_id = uuid.uuid4().hex  # Lambda keeps one request id across the retries of an async event
+        for attempt in range(1, self.tuning.max_attempts + 1):
+            self.deliveries += 1
+            invocation = Invocation(request_id=request_id, final_attempt=attempt >= self.tuning.max_attempts)
+            try:
+                dispatch(self.deps(), decode(body), invocation)
+                return
+            except Azs3copyError as error:
+                if attempt >= self.tuning.max_attempts:
+                    self.dead_letters.append((topic, body, str(error)))
+                    return
+
+    def report(self, run_id: str) -> RunRecord:
+        record = self.ledger.get_run(run_id)
+        assert record is not None
+        return record
+
+
+def memory_pair() -> tuple[MemoryBlobSource, MemoryObjectSink]:
+    return MemoryBlobSource(), MemoryObjectSink()

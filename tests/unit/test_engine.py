@@ -1,0 +1,313 @@
+"""The whole pipeline over the in-memory source, sink and ledger: what lands in S3 is what Azure holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from azs3copy.engine import META_PREFIX, Tuning
+from azs3copy.errors import TransientError
+from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
+from azs3copy.model import BlobRef, ContentSettings
+from azs3copy.settings import parse_settings
+from tests.support.harness import Harness
+
+MiB = 1 << 20
+SAS = {"account_url": "https://acct.blob.core.windows.net", "sas_token": "sv=1&sig=TOPSECRET"}
+
+
+def settings(**extra: object):  # type: ignore[no-untyped-def]
+    return parse_settings(json.dumps({"isactive": True, "begindate": "2020-01-01", "azure": SAS, **extra}))
+
+
+def harness(source: MemoryBlobSource, sink: MemoryObjectSink | None = None, **kwargs: object) -> Harness:
+    return Harness(
+        source=source, sink=sink or MemoryObjectSink(), settings=kwargs.pop("settings", settings()), **kwargs
+    )  # type: ignore[arg-type]
+
+
+def assert_copied(source: MemoryBlobSource, sink: MemoryObjectSink, prefix: str = "") -> None:
+    for container, blobs in source.containers.items():
+        for name, blob in blobs.items():
+            key = f"{prefix}{container}/{name}"
+            assert key in sink.objects, f"{key} missing"
+            assert sink.objects[key].data == blob.data, f"{key} differs"
+
+
+def test_small_large_and_empty_blobs_arrive_byte_identical() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "small.bin", os.urandom(300_000))
+    source.put("alpha", "empty", b"")
+    source.put("alpha", "large.bin", os.urandom(23 * MiB + 17))  # 5 parts of 5 MiB
+    source.put("alpha", "chunked.bin", os.urandom(9 * MiB))  # small, but more than one 5 MiB chunk
+    h = harness(source)
+    run_id = h.run()
+    assert run_id
+    assert_copied(source, h.sink)  # type: ignore[arg-type]
+    run = h.report(run_id)
+    assert run.counts["copied"] == 4 and run.found == 4 and run.complete
+    report = json.loads(h.sink.objects[f"_azs3copy/reports/{run_id}.json"].data)  # type: ignore[attr-defined]
+    assert report["counts"]["copied"] == 4
+    assert report["bytes_copied"] == 300_000 + 23 * MiB + 17 + 9 * MiB
+    assert report["ok"] is True
+
+
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+def test_threshold_boundary_copies_exactly(delta: int) -> None:
+    source = MemoryBlobSource()
+    size = 12 * MiB + delta
+    source.put("alpha", "edge.bin", os.urandom(size))
+    h = harness(source)
+    h.run()
+    assert_copied(source, h.sink)  # type: ignore[arg-type]
+    went_large = any(topic == "large" for topic, _ in h.publisher.sent)
+    assert went_large == (size >= h.tuning.large_threshold)
+
+
+def test_tricky_names_and_the_same_name_in_two_containers_do_not_collide() -> None:
+    source = MemoryBlobSource()
+    names = ["dir/ünïcødé 名前.txt", "spaces in name", "100%+plus?query#hash", "a//double", "trailing/"]
+    for name in names:
+        source.put("alpha", name, name.encode() * 3)
+    source.put("beta", "spaces in name", b"the beta one")
+    h = harness(source, settings=settings(destination_prefix="mig/"))
+    h.run()
+    assert_copied(source, h.sink, "mig/")  # type: ignore[arg-type]
+    assert h.sink.objects["mig/beta/spaces in name"].data == b"the beta one"  # type: ignore[attr-defined]
+
+
+def test_content_settings_and_metadata_are_carried_over_with_the_source_identity() -> None:
+    source = MemoryBlobSource()
+    content = ContentSettings("text/csv", "gzip", "en-GB", "attachment; filename=x.csv", "max-age=60")
+    ref = source.put("alpha", "x.csv", b"a,b\n", content=content, metadata={"owner": "finance"})
+    h = harness(source)
+    h.run()
+    stored = h.sink.objects["alpha/x.csv"]  # type: ignore[attr-defined]
+    assert stored.attrs.content == content
+    assert stored.attrs.metadata["owner"] == "finance"
+    assert stored.attrs.metadata[f"{META_PREFIX}etag"] == ref.etag
+    assert stored.attrs.metadata[f"{META_PREFIX}size"] == "4"
+    assert stored.attrs.metadata[f"{META_PREFIX}content-md5"] == ref.content_md5
+
+
+def test_second_run_copies_nothing_and_counts_everything_skipped() -> None:
+    source = MemoryBlobSource()
+    for i in range(30):
+        source.put("alpha", f"f{i}", os.urandom(1000))
+    source.put("alpha", "big", os.urandom(13 * MiB))
+    sink = MemoryObjectSink()
+    first = harness(source, sink)
+    first.run()
+    puts = sink.puts
+    second = harness(source, sink)
+    run_id = second.run()
+    assert run_id
+    run = second.report(run_id)
+    assert sink.puts == puts  # nothing written again (but the report)
+    assert run.counts["skipped"] == 31 and run.bytes_copied == 0
+    assert not any(topic in ("small", "large") for topic, _ in second.publisher.sent)
+
+
+def test_only_blobs_modified_at_or_after_begindate_are_candidates() -> None:
+    source = MemoryBlobSource()
+    begin = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
+    source.put("alpha", "before", b"x", last_modified=begin - timedelta(seconds=1))
+    source.put("alpha", "at", b"y", last_modified=begin)
+    source.put("alpha", "after", b"z", last_modified=begin + timedelta(seconds=1))
+    h = harness(source, settings=settings(begindate="2024-06-01T12:00:00Z"))
+    h.run()
+    assert sorted(k for k in h.sink.objects if not k.startswith("_")) == ["alpha/after", "alpha/at"]  # type: ignore[attr-defined]
+
+
+def test_include_exclude_and_prefix_select_blobs() -> None:
+    source = MemoryBlobSource()
+    for name in ["data/a.csv", "data/b.json", "data/tmp/c.csv", "other/d.csv"]:
+        source.put("alpha", name, name.encode())
+    h = harness(source, settings=settings(prefix="data/", include=["*.csv"], exclude=["data/tmp/*"]))
+    h.run()
+    assert [k for k in h.sink.objects if not k.startswith("_")] == ["alpha/data/a.csv"]  # type: ignore[attr-defined]
+
+
+def test_every_message_delivered_twice_and_shuffled_still_copies_once() -> None:
+    source = MemoryBlobSource()
+    for i in range(40):
+        source.put("alpha", f"s{i}", os.urandom(2000 + i))
+    source.put("alpha", "large", os.urandom(27 * MiB))
+    sink = MemoryObjectSink(versioned=True)
+    h = harness(source, sink, duplicate=True, shuffle=random.Random(7))
+    run_id = h.run()
+    assert run_id
+    assert_copied(source, sink)
+    run = h.report(run_id)
+    assert run.counts["copied"] == 41 and run.found == 41 and run.done == 41
+    assert all(len(versions) == 1 for key, versions in sink.versions.items() if not key.startswith("_"))
+    assert not sink.uploads  # no multipart upload left open
+
+
+def test_blob_overwritten_between_plan_and_part_read_is_never_half_written() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "moving", os.urandom(23 * MiB))
+    reads = 0
+
+    def overwrite_after_two_parts(blob: BlobRef, offset: int, length: int) -> None:
+        nonlocal reads
+        reads += 1
+        if reads == 3:
+            source.put("alpha", "moving", os.urandom(23 * MiB))
+
+    source.before_read = overwrite_after_two_parts
+    sink = MemoryObjectSink()
+    h = harness(source, sink)
+    run_id = h.run()
+    assert run_id
+    assert "alpha/moving" not in sink.objects
+    assert not sink.uploads
+    run = h.report(run_id)
+    assert run.counts["changed"] == 1 and run.complete
+    source.before_read = None
+    h2 = harness(source, sink)  # the next run picks up the new version
+    h2.run()
+    assert_copied(source, sink)
+
+
+def test_blob_deleted_after_listing_is_recorded_as_vanished() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "gone", b"bye")
+    source.put("alpha", "stays", b"hi")
+    source.before_read = lambda blob, o, n: source.delete("alpha", "gone") if blob.name == "gone" else None
+    h = harness(source)
+    run_id = h.run()
+    assert run_id
+    run = h.report(run_id)
+    assert run.counts["vanished"] == 1 and run.counts["copied"] == 1
+    assert "alpha/gone" not in h.sink.objects  # type: ignore[attr-defined]
+
+
+def test_archive_tier_and_directory_markers_are_not_copied() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "cold", b"ice", tier="Archive")
+    source.put("alpha", "folder", b"", is_directory=True)
+    source.put("alpha", "warm", b"sun")
+    h = harness(source)
+    run_id = h.run()
+    assert run_id
+    run = h.report(run_id)
+    assert run.counts["needs-rehydration"] == 1 and run.counts["copied"] == 1 and run.found == 2
+    assert [k for k in h.sink.objects if not k.startswith("_")] == ["alpha/warm"]  # type: ignore[attr-defined]
+
+
+def test_key_over_1024_bytes_fails_that_blob_with_a_reason() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "é" * 600, b"long")
+    source.put("alpha", "short", b"ok")
+    h = harness(source)
+    run_id = h.run()
+    assert run_id
+    report = json.loads(h.sink.objects[f"_azs3copy/reports/{run_id}.json"].data)  # type: ignore[attr-defined]
+    assert report["counts"]["failed"] == 1 and report["counts"]["copied"] == 1
+    assert "1024" in report["failures"][0]["reason"]
+    assert report["ok"] is False
+
+
+def test_bytes_corrupted_on_the_way_to_s3_are_caught_and_leave_nothing_behind() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "small", os.urandom(4000))
+    source.put("alpha", "large", os.urandom(13 * MiB))
+    sink = MemoryObjectSink(versioned=True)
+    sink.on_store = lambda key, data: data if key.startswith("_") else data[:-1] + bytes([data[-1] ^ 1])
+    h = harness(source, sink)
+    run_id = h.run()
+    assert run_id
+    assert [k for k in sink.objects if not k.startswith("_")] == []
+    run = h.report(run_id)
+    assert run.counts["failed"] == 2
+    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
+    assert all("differ" in failure["reason"] for failure in report["failures"])
+    assert not sink.uploads
+    sink.on_store = None  # the fault is gone: the next run copies exactly what is missing
+    harness(source, sink).run()
+    assert_copied(source, sink)
+
+
+def test_transient_source_errors_are_retried_and_the_copy_completes() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "flaky", os.urandom(3000))
+    calls = 0
+
+    def fail_twice(blob: BlobRef, offset: int, length: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise TransientError("503 ServerBusy")
+
+    source.before_read = fail_twice
+    h = harness(source)
+    run_id = h.run()
+    assert run_id and h.report(run_id).counts["copied"] == 1
+    assert_copied(source, h.sink)  # type: ignore[arg-type]
+    assert not h.dead_letters
+
+
+def test_errors_that_never_clear_fail_the_blob_and_reach_the_dead_letters_without_secrets() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "doomed", os.urandom(3000))
+
+    def always(blob: BlobRef, offset: int, length: int) -> None:
+        raise TransientError("connection reset while reading https://acct/x?sv=1&sig=TOPSECRET")
+
+    source.before_read = always
+    h = harness(source)
+    run_id = h.run()
+    assert run_id
+    run = h.report(run_id)
+    assert run.counts["failed"] == 1 and run.complete
+    assert len(h.dead_letters) == 1
+    report = h.sink.objects[f"_azs3copy/reports/{run_id}.json"].data.decode()  # type: ignore[attr-defined]
+    assert "TOPSECRET" not in report and "attempts" in report
+
+
+def test_inactive_secret_starts_no_run() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "x", b"x")
+    h = harness(source, settings=settings(isactive="False"))
+    assert h.run() is None
+    assert not h.sink.objects  # type: ignore[attr-defined]
+
+
+def test_a_second_run_does_not_start_while_one_is_unfinished_unless_forced() -> None:
+    from azs3copy.engine import launch
+    from azs3copy.ledger import RunInProgressError
+
+    source = MemoryBlobSource()
+    source.put("alpha", "x", b"x")
+    h = harness(source)
+    launch(h.deps())  # started, not drained
+    with pytest.raises(RunInProgressError):
+        launch(h.deps())
+    assert launch(h.deps(), force=True).detail["started"] is True
+
+
+def test_listing_hands_over_to_a_fresh_invocation_before_the_time_limit() -> None:
+    source = MemoryBlobSource()
+    for i in range(25):
+        source.put("alpha", f"f{i:02d}", b"%d" % i)
+    h = harness(source)
+    h.tuning = Tuning(
+        large_threshold=12 * MiB,
+        part_size=5 * MiB,
+        chunk_size=5 * MiB,
+        page_size=10,
+        listing_reserve_seconds=10_000,
+    )
+    run_id = h.run()
+    assert run_id
+    continuations = [
+        body for topic, body in h.publisher.sent if topic == "containers" and '"page":0' not in body
+    ]
+    assert len(continuations) == 2  # pages 1 and 2 each in a fresh invocation
+    assert_copied(source, h.sink)  # type: ignore[arg-type]
+    assert h.report(run_id).found == 25

@@ -1,0 +1,95 @@
+import json
+
+import pytest
+
+from azs3copy.errors import ConfigError
+from azs3copy.settings import parse_begindate, parse_isactive, parse_settings
+
+SAS = {"account_url": "https://acct.blob.core.windows.net", "sas_token": "sv=2024&sig=abc"}
+
+
+def secret(**values: object) -> str:
+    document: dict[str, object] = {"isactive": True, "begindate": "2024-01-01", "azure": SAS}
+    document.update(values)
+    return json.dumps({key: value for key, value in document.items() if value is not ...})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, True), (False, False), ("true", True), ("FALSE", False), (" True ", True), ("False", False)],
+)
+def test_isactive_accepts_booleans_and_true_false_strings_in_any_case(value: object, expected: bool) -> None:
+    assert parse_isactive(value) is expected
+
+
+@pytest.mark.parametrize("value", ["no", "yes", 0, 1, None, "", "off", [True]])
+def test_isactive_anything_else_is_a_configuration_error_naming_key_and_value(value: object) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_isactive(value)
+    assert "isactive" in str(error.value)
+    assert json.dumps(value) in str(error.value)
+
+
+def test_missing_isactive_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="'isactive' is missing"):
+        parse_settings(secret(isactive=...))
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("2024-03-05", "2024-03-05T00:00:00+00:00"),
+        ("2024-03-05T10:20:30", "2024-03-05T10:20:30+00:00"),
+        ("2024-03-05T10:20:30Z", "2024-03-05T10:20:30+00:00"),
+        ("2024-03-05T10:20:30.123456+02:00", "2024-03-05T08:20:30.123456+00:00"),
+    ],
+)
+def test_begindate_is_iso8601_in_utc_without_truncation(text: str, iso: str) -> None:
+    assert parse_begindate(text).isoformat() == iso
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2024-13-01", "", 20240101, None, "01/02/2024"])
+def test_unparseable_begindate_is_a_configuration_error(value: object) -> None:
+    with pytest.raises(ConfigError, match="begindate"):
+        parse_begindate(value)
+
+
+def test_invalid_json_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        parse_settings("{isactive: true")
+
+
+def test_unknown_keys_are_named() -> None:
+    with pytest.raises(ConfigError, match="isActive"):
+        parse_settings(secret(isActive=True))
+
+
+def test_credentials_never_appear_in_repr() -> None:
+    settings = parse_settings(secret())
+    assert "sig=abc" not in repr(settings)
+    assert settings.azure is not None and settings.azure.mode == "sas"
+
+
+def test_two_kinds_of_credentials_are_refused() -> None:
+    with pytest.raises(ConfigError, match="more than one kind"):
+        parse_settings(secret(azure={**SAS, "connection_string": "x"}))
+
+
+def test_bad_container_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="Bad_Name"):
+        parse_settings(secret(containers=["Bad_Name"]))
+
+
+def test_optional_filters_parse() -> None:
+    settings = parse_settings(
+        secret(containers=["alpha", "beta"], include=["*.csv"], exclude="tmp/*", destination_prefix="mig/")
+    )
+    assert settings.containers == ("alpha", "beta")
+    assert settings.include == ("*.csv",)
+    assert settings.exclude == ("tmp/*",)
+    assert settings.destination_prefix == "mig/"
+
+
+def test_destination_prefix_may_not_use_the_report_prefix() -> None:
+    with pytest.raises(ConfigError, match="destination_prefix"):
+        parse_settings(secret(destination_prefix="_azs3copy/x/"))
