@@ -1,0 +1,79 @@
+# The six functions and the environment each one reads (docs/design.md, "Environment variables").
+
+locals {
+  topics = module.messaging.arns
+
+  common_environment = {
+    AZS3COPY_LEDGER_TABLE        = module.ledger.name
+    AZS3COPY_MAX_ATTEMPTS        = tostring(var.maximum_retry_attempts + 1)
+    AZS3COPY_REPORT_PREFIX       = var.report_prefix
+    POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+    POWERTOOLS_LOG_LEVEL         = var.log_level
+  }
+
+  secret_environment = {
+    AZS3COPY_SECRET_ID    = module.secret.arn
+    AZS3COPY_SETTINGS_TTL = tostring(var.settings_ttl_seconds)
+  }
+
+  bucket_environment = {
+    AZS3COPY_BUCKET     = module.storage.name
+    AZS3COPY_KMS_KEY_ID = module.key.arn
+  }
+
+  functions = {
+    launch-qualification = {
+      description = "Reads the settings secret, starts a run and announces its containers"
+      triggers    = {}
+      environment = merge(local.secret_environment, {
+        POWERTOOLS_SERVICE_NAME   = "launch-qualification"
+        AZS3COPY_TOPIC_CONTAINERS = local.topics["containers"]
+      })
+    }
+    find-blobs = {
+      description = "Lists one page of a container and routes each blob to the small or large path"
+      triggers    = { containers = local.topics["containers"] }
+      environment = merge(local.secret_environment, local.bucket_environment, {
+        POWERTOOLS_SERVICE_NAME   = "find-blobs"
+        AZS3COPY_TOPIC_CONTAINERS = local.topics["containers"]
+        AZS3COPY_TOPIC_SMALL      = local.topics["small-blobs"]
+        AZS3COPY_TOPIC_LARGE      = local.topics["large-blobs"]
+        AZS3COPY_LARGE_THRESHOLD  = tostring(var.large_threshold_bytes)
+      })
+    }
+    download = {
+      description = "Copies a batch of small blobs, one S3 object each, and verifies them"
+      triggers    = { small-blobs = local.topics["small-blobs"] }
+      environment = merge(local.secret_environment, local.bucket_environment, {
+        POWERTOOLS_SERVICE_NAME = "download"
+        AZS3COPY_CHUNK_SIZE     = tostring(var.chunk_size_bytes)
+        AZS3COPY_VERIFY         = var.verify
+      })
+    }
+    largefile-initializer = {
+      description = "Starts the multipart upload of a large blob and plans its parts"
+      triggers    = { large-blobs = local.topics["large-blobs"] }
+      environment = merge(local.bucket_environment, {
+        POWERTOOLS_SERVICE_NAME = "largefile-initializer"
+        AZS3COPY_TOPIC_PARTS    = local.topics["parts"]
+        AZS3COPY_PART_SIZE      = tostring(var.part_size_bytes)
+      })
+    }
+    largefile-parter = {
+      description = "Copies one part of a large blob (ranged read, UploadPart with CRC32)"
+      triggers    = { parts = local.topics["parts"] }
+      environment = merge(local.secret_environment, local.bucket_environment, {
+        POWERTOOLS_SERVICE_NAME  = "largefile-parter"
+        AZS3COPY_TOPIC_RECOMBINE = local.topics["recombine"]
+      })
+    }
+    largefile-recombinator = {
+      description = "Completes the multipart upload of a large blob and verifies the object"
+      triggers    = { recombine = local.topics["recombine"] }
+      environment = merge(local.bucket_environment, {
+        POWERTOOLS_SERVICE_NAME = "largefile-recombinator"
+        AZS3COPY_VERIFY         = var.verify
+      })
+    }
+  }
+}

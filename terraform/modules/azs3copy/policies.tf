@@ -1,0 +1,175 @@
+# What each function alone may do. The function module adds what all share: its own log group, its own
+# dead-letter queue, the key, and metrics in the azs3copy namespace. No wildcard actions.
+
+locals {
+  objects = "${module.storage.arn}/*"
+  reports = "${module.storage.arn}/${var.report_prefix}*"
+  ledger  = module.ledger.arn
+
+  ledger_read_write = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+
+  policies = {
+    launch-qualification   = data.aws_iam_policy_document.launch_qualification.json
+    find-blobs             = data.aws_iam_policy_document.find_blobs.json
+    download               = data.aws_iam_policy_document.download.json
+    largefile-initializer  = data.aws_iam_policy_document.largefile_initializer.json
+    largefile-parter       = data.aws_iam_policy_document.largefile_parter.json
+    largefile-recombinator = data.aws_iam_policy_document.largefile_recombinator.json
+  }
+}
+
+data "aws_iam_policy_document" "launch_qualification" {
+  statement {
+    sid       = "ReadSettings"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [module.secret.arn]
+  }
+
+  statement {
+    sid       = "StartRun"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [local.ledger]
+  }
+
+  statement {
+    sid       = "AnnounceContainers"
+    actions   = ["sns:Publish"]
+    resources = [local.topics["containers"]]
+  }
+}
+
+data "aws_iam_policy_document" "find_blobs" {
+  statement {
+    sid       = "ReadSettings"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [module.secret.arn]
+  }
+
+  statement {
+    sid       = "ListDestination"
+    actions   = ["s3:ListBucket"]
+    resources = [module.storage.arn]
+  }
+
+  statement {
+    sid       = "HeadExistingObjects"
+    actions   = ["s3:GetObject"]
+    resources = [local.objects]
+  }
+
+  statement {
+    sid       = "WriteRunReport"
+    actions   = ["s3:PutObject"]
+    resources = [local.reports]
+  }
+
+  statement {
+    sid = "RegisterBlobs"
+    actions = [
+      "dynamodb:BatchWriteItem",
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [local.ledger]
+  }
+
+  statement {
+    sid       = "RouteBlobs"
+    actions   = ["sns:Publish"]
+    resources = [local.topics["containers"], local.topics["small-blobs"], local.topics["large-blobs"]]
+  }
+}
+
+data "aws_iam_policy_document" "download" {
+  statement {
+    sid       = "ReadSettings"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [module.secret.arn]
+  }
+
+  statement {
+    sid = "WriteAndVerifyObjects"
+    actions = [
+      "s3:AbortMultipartUpload",
+      "s3:DeleteObject",
+      "s3:GetObject",
+      "s3:PutObject",
+    ]
+    resources = [local.objects]
+  }
+
+  statement {
+    sid       = "RecordBlobStates"
+    actions   = local.ledger_read_write
+    resources = [local.ledger]
+  }
+}
+
+data "aws_iam_policy_document" "largefile_initializer" {
+  statement {
+    sid       = "StartMultipartUploads"
+    actions   = ["s3:AbortMultipartUpload", "s3:PutObject"]
+    resources = [local.objects]
+  }
+
+  statement {
+    sid       = "PlanParts"
+    actions   = local.ledger_read_write
+    resources = [local.ledger]
+  }
+
+  statement {
+    sid       = "AnnounceParts"
+    actions   = ["sns:Publish"]
+    resources = [local.topics["parts"]]
+  }
+}
+
+data "aws_iam_policy_document" "largefile_parter" {
+  statement {
+    sid       = "ReadSettings"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [module.secret.arn]
+  }
+
+  statement {
+    sid       = "UploadParts"
+    actions   = ["s3:AbortMultipartUpload", "s3:PutObject"]
+    resources = [local.objects]
+  }
+
+  statement {
+    sid       = "RecordParts"
+    actions   = local.ledger_read_write
+    resources = [local.ledger]
+  }
+
+  statement {
+    sid       = "AnnounceRecombine"
+    actions   = ["sns:Publish"]
+    resources = [local.topics["recombine"]]
+  }
+}
+
+data "aws_iam_policy_document" "largefile_recombinator" {
+  statement {
+    sid = "CompleteAndVerifyUploads"
+    actions = [
+      "s3:AbortMultipartUpload",
+      "s3:DeleteObject",
+      "s3:GetObject",
+      "s3:ListMultipartUploadParts",
+      "s3:PutObject",
+    ]
+    resources = [local.objects]
+  }
+
+  statement {
+    sid       = "RecordCompletion"
+    actions   = local.ledger_read_write
+    resources = [local.ledger]
+  }
+}

@@ -1,0 +1,357 @@
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every resource name (docs/design.md calls it <p>)."
+  default     = "azs3copy"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,27}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-29 characters of lowercase letters, digits and hyphens, starting with a letter (function and role names add up to 35 characters to it)."
+  }
+}
+
+variable "build_dir" {
+  type        = string
+  description = "Directory holding layers/{azure-sdk,core}.zip and functions/<directory>.zip, as built by make layers function-zips."
+}
+
+variable "bucket_name" {
+  type        = string
+  description = "Destination bucket; null names it <name_prefix>-<account id>-<region>."
+  default     = null
+}
+
+variable "bucket_versioning" {
+  type        = bool
+  description = "Keep object versions in the bucket."
+  default     = true
+  nullable    = false
+}
+
+variable "noncurrent_version_expiration_days" {
+  type        = number
+  description = "Days after which noncurrent object versions are deleted; 0 keeps them."
+  default     = 30
+  nullable    = false
+}
+
+variable "abort_incomplete_multipart_days" {
+  type        = number
+  description = "Days after which an incomplete multipart upload is aborted by S3."
+  default     = 7
+  nullable    = false
+}
+
+variable "bucket_force_destroy" {
+  type        = bool
+  description = "Let terraform destroy delete the bucket with its objects (throw-away environments only)."
+  default     = false
+  nullable    = false
+}
+
+variable "ledger_deletion_protection" {
+  type        = bool
+  description = "Protect the ledger table from deletion."
+  default     = true
+  nullable    = false
+}
+
+variable "secret_recovery_window_days" {
+  type        = number
+  description = "Days a deleted secret can be restored (0: deleted at once)."
+  default     = 30
+  nullable    = false
+}
+
+variable "kms_deletion_window_days" {
+  type        = number
+  description = "Days before a key scheduled for deletion is deleted (7-30)."
+  default     = 30
+  nullable    = false
+}
+
+variable "begindate" {
+  type        = string
+  description = "begindate written into the secret when Terraform creates it (RFC 3339 UTC). Later edits are the operators'."
+  default     = "2024-01-01T00:00:00Z"
+  nullable    = false
+}
+
+variable "large_threshold_bytes" {
+  type        = number
+  description = "Blobs of this size or more are copied as multipart uploads (AZS3COPY_LARGE_THRESHOLD)."
+  default     = 104857600
+  nullable    = false
+
+  validation {
+    condition     = var.large_threshold_bytes >= 5242880 && floor(var.large_threshold_bytes) == var.large_threshold_bytes
+    error_message = "large_threshold_bytes must be a whole number of bytes of at least 5242880 (5 MiB, S3's smallest multipart part)."
+  }
+}
+
+variable "part_size_bytes" {
+  type        = number
+  description = "Multipart part size in bytes before it is raised for the 10,000-part limit (AZS3COPY_PART_SIZE)."
+  default     = 16777216
+  nullable    = false
+
+  validation {
+    condition     = var.part_size_bytes >= 5242880 && var.part_size_bytes <= 5368709120 && floor(var.part_size_bytes) == var.part_size_bytes
+    error_message = "part_size_bytes must be a whole number of bytes between 5242880 (5 MiB) and 5368709120 (5 GiB), the part sizes S3 accepts."
+  }
+}
+
+variable "chunk_size_bytes" {
+  type        = number
+  description = "Streaming chunk of the download path in bytes (AZS3COPY_CHUNK_SIZE)."
+  default     = 8388608
+  nullable    = false
+
+  validation {
+    condition     = var.chunk_size_bytes >= 65536 && var.chunk_size_bytes <= 268435456
+    error_message = "chunk_size_bytes must be between 65536 (64 KiB) and 268435456 (256 MiB)."
+  }
+}
+
+variable "verify" {
+  type        = string
+  description = "How copies are verified (AZS3COPY_VERIFY): readback or checksum."
+  default     = "readback"
+  nullable    = false
+
+  validation {
+    condition     = contains(["readback", "checksum"], var.verify)
+    error_message = "verify must be \"readback\" or \"checksum\"."
+  }
+}
+
+variable "report_prefix" {
+  type        = string
+  description = "Key prefix of the run reports in the bucket (AZS3COPY_REPORT_PREFIX)."
+  default     = "_azs3copy/reports/"
+  nullable    = false
+
+  validation {
+    condition     = startswith(var.report_prefix, "_") && endswith(var.report_prefix, "/")
+    error_message = "report_prefix must start with \"_\" (so no Azure container name can collide with it) and end with \"/\"."
+  }
+}
+
+variable "settings_ttl_seconds" {
+  type        = number
+  description = "Seconds a warm function keeps the secret's value before reading it again (AZS3COPY_SETTINGS_TTL)."
+  default     = 60
+  nullable    = false
+
+  validation {
+    condition     = var.settings_ttl_seconds >= 0
+    error_message = "settings_ttl_seconds must be 0 or more."
+  }
+}
+
+variable "runtime" {
+  type        = string
+  description = "Lambda runtime of the functions and layers; the layers are built for its Python version."
+  default     = "python3.12"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^python3\\.\\d+$", var.runtime))
+    error_message = "runtime must be a Lambda Python runtime such as python3.12."
+  }
+}
+
+variable "architecture" {
+  type        = string
+  description = "Lambda architecture of the functions and layers: arm64 or x86_64 (make layers LAMBDA_ARCH=... must match)."
+  default     = "arm64"
+  nullable    = false
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "function_memory_mb" {
+  type = object({
+    launch_qualification   = optional(number, 256)
+    find_blobs             = optional(number, 512)
+    download               = optional(number, 1024)
+    largefile_initializer  = optional(number, 256)
+    largefile_parter       = optional(number, 1024)
+    largefile_recombinator = optional(number, 1024)
+  })
+  description = "Memory in MiB per function; attributes left out keep their defaults."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for v in values(var.function_memory_mb) : v >= 128 && v <= 10240 && floor(v) == v])
+    error_message = "Every function_memory_mb value must be a whole number of MiB between 128 and 10240 (Lambda's range)."
+  }
+
+  validation {
+    condition     = var.function_memory_mb.largefile_parter >= ceil(var.part_size_bytes / 1048576) + 256
+    error_message = "function_memory_mb.largefile_parter must be at least part_size_bytes in MiB plus 256 MiB of headroom: a parter holds one whole part in memory."
+  }
+}
+
+variable "function_timeout_seconds" {
+  type = object({
+    launch_qualification   = optional(number, 60)
+    find_blobs             = optional(number, 900)
+    download               = optional(number, 900)
+    largefile_initializer  = optional(number, 120)
+    largefile_parter       = optional(number, 900)
+    largefile_recombinator = optional(number, 900)
+  })
+  description = "Timeout in seconds per function; attributes left out keep their defaults."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for v in values(var.function_timeout_seconds) : v >= 1 && v <= 900])
+    error_message = "Every function_timeout_seconds value must be between 1 and 900 seconds (Lambda's limit)."
+  }
+}
+
+variable "function_reserved_concurrency" {
+  type = object({
+    launch_qualification   = optional(number, 1)
+    find_blobs             = optional(number, 4)
+    download               = optional(number, 50)
+    largefile_initializer  = optional(number, 10)
+    largefile_parter       = optional(number, 200)
+    largefile_recombinator = optional(number, 20)
+  })
+  description = "Reserved concurrent executions per function (-1: no reservation); attributes left out keep their defaults. The account's concurrency quota must exceed their sum by 100."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for v in values(var.function_reserved_concurrency) : v >= -1 && floor(v) == v])
+    error_message = "Every function_reserved_concurrency value must be -1 (no reservation) or a whole number of 0 or more."
+  }
+}
+
+variable "function_extra_environment" {
+  type        = map(string)
+  description = "Variables added to every function's environment (the local environment sets AWS_ENDPOINT_URL)."
+  default     = {}
+  nullable    = false
+}
+
+variable "maximum_retry_attempts" {
+  type        = number
+  description = "Retries of a failed asynchronous invocation before the event goes to the function's dead-letter queue."
+  default     = 2
+  nullable    = false
+
+  validation {
+    condition     = contains([0, 1, 2], var.maximum_retry_attempts)
+    error_message = "maximum_retry_attempts must be 0, 1 or 2 (Lambda's range)."
+  }
+}
+
+variable "maximum_event_age_seconds" {
+  type        = number
+  description = "Age after which a queued asynchronous event goes to the dead-letter queue unprocessed."
+  default     = 21600
+  nullable    = false
+
+  validation {
+    condition     = var.maximum_event_age_seconds >= 60 && var.maximum_event_age_seconds <= 21600
+    error_message = "maximum_event_age_seconds must be between 60 and 21600 (Lambda's range)."
+  }
+}
+
+variable "tracing_mode" {
+  type        = string
+  description = "X-Ray tracing of the functions: Active or PassThrough."
+  default     = "Active"
+  nullable    = false
+
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.tracing_mode)
+    error_message = "tracing_mode must be \"Active\" or \"PassThrough\"."
+  }
+}
+
+variable "log_level" {
+  type        = string
+  description = "POWERTOOLS_LOG_LEVEL of the functions."
+  default     = "INFO"
+  nullable    = false
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of the functions' log groups in days."
+  default     = 365
+  nullable    = false
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the values CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
+  }
+}
+
+variable "metrics_namespace" {
+  type        = string
+  description = "CloudWatch namespace of the functions' metrics (POWERTOOLS_METRICS_NAMESPACE)."
+  default     = "azs3copy"
+  nullable    = false
+}
+
+variable "schedule_expression" {
+  type        = string
+  description = "When runs start, in EventBridge Scheduler syntax: cron(...) or rate(...)."
+  default     = "cron(0 2 * * ? *)"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^(cron|rate)\\(.+\\)$", var.schedule_expression))
+    error_message = "schedule_expression must be cron(minutes hours day-of-month month day-of-week year) or rate(value unit), e.g. cron(0 2 * * ? *) or rate(1 day)."
+  }
+}
+
+variable "schedule_timezone" {
+  type        = string
+  description = "IANA time zone the schedule is read in, e.g. UTC or Europe/Paris."
+  default     = "UTC"
+  nullable    = false
+}
+
+variable "schedule_enabled" {
+  type        = bool
+  description = "Whether the schedule starts runs."
+  default     = true
+  nullable    = false
+}
+
+variable "alarm_event_age_seconds" {
+  type        = number
+  description = "Age in seconds of a queued asynchronous event above which a function's event-age alarm fires."
+  default     = 900
+  nullable    = false
+}
+
+variable "extra_alarm_actions" {
+  type        = list(string)
+  description = "ARNs every alarm notifies besides the system's own alerts topic."
+  default     = []
+  nullable    = false
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags for every resource."
+  default     = {}
+  nullable    = false
+}

@@ -1,0 +1,23 @@
+# The settings secret (design.md). Terraform writes only the inert initial value; operators fill in the
+# Azure credentials with `azs3copy set-azure-credentials` (or the AWS CLI), and Terraform leaves them alone.
+
+resource "aws_secretsmanager_secret" "this" {
+  name                    = var.secret_name
+  description             = "${var.secret_name}: Azure source credentials and copy settings (JSON, see docs/design.md)"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = var.recovery_window_in_days
+  tags                    = var.tags
+}
+
+resource "aws_secretsmanager_secret_version" "initial" {
+  secret_id = aws_secretsmanager_secret.this.id
+  secret_string = jsonencode({
+    isactive  = false
+    begindate = var.begindate
+  })
+
+  lifecycle {
+    # Operators' later values (credentials, containers, isactive) must survive terraform apply.
+    ignore_changes = [secret_string]
+  }
+}
