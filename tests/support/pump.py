@@ -1,0 +1,135 @@
+"""Drive the real handlers with real SNS envelopes, in-process: each topic is tapped by an SQS queue on the
+moto server (SNS → SQS works there), and every message is turned into the Lambda SNS event that AWS would
+deliver. Retries keep one request id, like Lambda's asynchronous retries."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def load_handler(directory: str) -> ModuleType:
+    """A fresh import of lambdas/<directory>/handler.py (a new warm container)."""
+    path = REPO / "lambdas" / directory / "handler.py"
+    spec = importlib.util.spec_from_file_location(
+        f"handler_{directory.replace('-', '_')}_{uuid.uuid4().hex}", path
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class FakeContext:
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 1024
+    timeout_seconds: float = 900.0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
+
+
+def lambda_sns_event(envelope: dict[str, Any], subscription_arn: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {
+                    "Type": envelope.get("Type", "Notification"),
+                    "MessageId": envelope["MessageId"],
+                    "TopicArn": envelope["TopicArn"],
+                    "Subject": envelope.get("Subject"),
+                    "Message": envelope["Message"],
+                    "Timestamp": envelope.get("Timestamp"),
+                    "SignatureVersion": envelope.get("SignatureVersion", "1"),
+                    "Signature": envelope.get("Signature", ""),
+                    "SigningCertUrl": envelope.get("SigningCertURL", ""),
+                    "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
+                    "MessageAttributes": envelope.get("MessageAttributes", {}),
+                },
+            }
+        ]
+    }
+
+
+@dataclass
+class Route:
+    topic_arn: str
+    queue_url: str
+    subscription_arn: str
+    function: str
+    handler: Handler
+
+
+class SnsPump:
+    def __init__(self, sns: Any, sqs: Any, *, max_attempts: int = 3, duplicate: bool = False) -> None:
+        self.sns, self.sqs = sns, sqs
+        self.routes: list[Route] = []
+        self.max_attempts = max_attempts
+        self.duplicate = duplicate
+        self.failures: list[tuple[str, dict[str, Any], str]] = []
+        self.invocations: dict[str, int] = {}
+        self.envelopes: list[dict[str, Any]] = []
+
+    def route(self, topic_arn: str, function: str, handler: Handler) -> None:
+        name = f"tap-{function}-{uuid.uuid4().hex[:8]}"
+        queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        subscription = self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)[
+            "SubscriptionArn"
+        ]
+        self.routes.append(Route(topic_arn, queue_url, subscription, function, handler))
+
+    def invoke(self, route: Route, event: dict[str, Any]) -> None:
+        context = FakeContext(route.function)  # one request id for every retry of this event
+        for attempt in range(1, self.max_attempts + 1):
+            self.invocations[route.function] = self.invocations.get(route.function, 0) + 1
+            context.started = time.monotonic()
+            try:
+                route.handler(event, context)
+                return
+            except Exception as error:  # what Lambda would record as a function error
+                if attempt == self.max_attempts:
+                    self.failures.append((route.function, event, f"{type(error).__name__}: {error}"))
+
+    def drain(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        idle_rounds = 0
+        while idle_rounds < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError("messages still flowing after the timeout")
+            moved = 0
+            for route in self.routes:
+                response = self.sqs.receive_message(
+                    QueueUrl=route.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                )
+                for message in response.get("Messages", []):
+                    envelope = json.loads(message["Body"])
+                    self.envelopes.append(envelope)
+                    event = lambda_sns_event(envelope, route.subscription_arn)
+                    for _ in range(2 if self.duplicate else 1):
+                        self.invoke(route, event)
+                    self.sqs.delete_message(QueueUrl=route.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    moved += 1
+            idle_rounds = idle_rounds + 1 if moved == 0 else 0

@@ -1,0 +1,152 @@
+"""One contract for every Ledger: the in-memory one and DynamoDB (moto in-process)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.ledger import Ledger, MemoryLedger, RunInProgressError
+from tests.support.aws import create_ledger_table
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def ledger(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    if request.param == "memory":
+        yield MemoryLedger()
+        return
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_ledger_table(client, "ledger")
+        yield DynamoLedger(client, "ledger")
+
+
+def start(ledger: Ledger, run_id: str = "20240101T000000Z-aaaaaa", containers: int = 1) -> str:
+    ledger.start_run(
+        run_id,
+        containers=[f"c{i}" for i in range(containers)],
+        begindate="2024-01-01T00:00:00Z",
+        force=False,
+        stale_after=3600,
+    )
+    return run_id
+
+
+def test_a_page_registered_twice_counts_its_blobs_once(ledger: Ledger) -> None:
+    run = start(ledger)
+    assert (
+        ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/b", 2)], [("c0/c", 3, "skipped", "same")])
+        == "new"
+    )
+    assert (
+        ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/b", 2)], [("c0/c", 3, "skipped", "same")])
+        == "registered"
+    )
+    ledger.mark_page_published(run, "c0", 0)
+    assert ledger.register_page(run, "c0", 0, [("c0/a", 1)], []) == "published"
+    record = ledger.get_run(run)
+    assert record is not None
+    assert record.found == 3 and record.counts["skipped"] == 1
+
+
+def test_a_blob_reaches_one_terminal_state_once(ledger: Ledger) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/a", 10)], [])
+    assert ledger.finish(run, "c0/a", "copied", None, 10) is True
+    assert ledger.finish(run, "c0/a", "copied", None, 10) is False
+    assert ledger.finish(run, "c0/a", "failed", "late", 0) is False
+    record = ledger.get_run(run)
+    assert record is not None and record.counts["copied"] == 1 and record.counts["failed"] == 0
+    assert record.bytes_copied == 10
+
+
+def test_run_completes_only_after_listing_and_every_blob(ledger: Ledger) -> None:
+    run = start(ledger, containers=2)
+    ledger.register_page(run, "c0", 0, [("c0/a", 1)], [])
+    ledger.finish_container(run, "c0")
+    ledger.finish_container(run, "c0")  # redelivered: counted once
+    ledger.finish(run, "c0/a", "copied", None, 1)
+    record = ledger.get_run(run)
+    assert record is not None and not record.complete
+    ledger.finish_container(run, "c1")
+    record = ledger.get_run(run)
+    assert record is not None and record.complete
+
+
+def test_claims_exclude_a_second_worker_until_release_or_lease_expiry(ledger: Ledger) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/a", 1)], [])
+    assert ledger.claim(run, "c0/a", "w1", 60).outcome == "claimed"
+    assert ledger.claim(run, "c0/a", "w2", 60).outcome == "busy"
+    assert ledger.claim(run, "c0/a", "w1", 60).outcome == "claimed"  # the same invocation, retried
+    ledger.release(run, "c0/a", "w1")
+    assert ledger.claim(run, "c0/a", "w2", -1).outcome == "claimed"  # lease already over
+    assert ledger.claim(run, "c0/a", "w3", 60).outcome == "claimed"
+    ledger.finish(run, "c0/a", "copied", None, 1)
+    assert ledger.claim(run, "c0/a", "w4", 60).outcome == "terminal"
+
+
+def test_concurrent_claims_have_exactly_one_winner(ledger: Ledger) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/a", 1)], [])
+    outcomes: list[str] = []
+    threads = [
+        threading.Thread(target=lambda i=i: outcomes.append(ledger.claim(run, "c0/a", f"w{i}", 60).outcome))
+        for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("claimed") == 1
+
+
+def test_upload_is_recorded_once_and_parts_count_each_number_once(ledger: Ledger) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/big", 100)], [])
+    assert ledger.set_upload(run, "c0/big", "u1", "c0/big", 5, 3) == "u1"
+    assert ledger.set_upload(run, "c0/big", "u2", "c0/big", 5, 3) == "u1"
+    assert ledger.record_part(run, "c0/big", 1, "AAAAAA==") == 1
+    assert ledger.record_part(run, "c0/big", 1, "AAAAAA==") == 1
+    assert ledger.record_part(run, "c0/big", 3, "BBBBBB==") == 2
+    assert ledger.part_checksums(run, "c0/big") == {1: "AAAAAA==", 3: "BBBBBB=="}
+    blob = ledger.get_blob(run, "c0/big")
+    assert blob is not None and blob.upload_id == "u1" and blob.parts == 3 and blob.parts_done == 2
+
+
+def test_attempts_are_counted_per_request(ledger: Ledger) -> None:
+    run = start(ledger)
+    assert [ledger.bump_attempt(run, "download", "req-1") for _ in range(3)] == [1, 2, 3]
+    assert ledger.bump_attempt(run, "download", "req-2") == 1
+
+
+def test_second_run_waits_for_the_first_unless_forced(ledger: Ledger) -> None:
+    run = start(ledger)
+    with pytest.raises(RunInProgressError):
+        start(ledger, "20240101T000001Z-bbbbbb")
+    ledger.start_run("20240101T000002Z-cccccc", containers=["c0"], begindate="", force=True, stale_after=3600)
+    assert ledger.current_run_id() == "20240101T000002Z-cccccc"
+    assert ledger.latest_run_id() == "20240101T000002Z-cccccc"
+    ledger.mark_reported("20240101T000002Z-cccccc", "k", 1.0)
+    assert ledger.current_run_id() is None
+    start(ledger, "20240101T000003Z-dddddd")  # allowed now
+    assert run != ledger.latest_run_id()
+
+
+def test_blobs_lists_every_state_with_reasons(ledger: Ledger) -> None:
+    run = start(ledger)
+    ledger.register_page(
+        run, "c0", 0, [("c0/a", 1), ("c0/b", 1)], [("c0/c", 1, "needs-rehydration", "archive")]
+    )
+    ledger.finish(run, "c0/a", "failed", "boom", 0)
+    states = {record.blob_id: (record.state, record.reason) for record in ledger.blobs(run)}
+    assert states == {
+        "c0/a": ("failed", "boom"),
+        "c0/b": ("pending", None),
+        "c0/c": ("needs-rehydration", "archive"),
+    }
