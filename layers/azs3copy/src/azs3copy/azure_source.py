@@ -28,6 +28,11 @@ def _md5_b64(value: Any) -> str | None:
     return base64.b64encode(bytes(value)).decode() if value else None
 
 
+def quoted(etag: str) -> str:
+    """ETags as Azure's response headers spell them (listings leave the quotes off)."""
+    return f'"{etag.strip(chr(34))}"'
+
+
 def source_blob(container: str, props: BlobProperties) -> SourceBlob:
     settings = props.content_settings
     metadata = dict(props.metadata or {})
@@ -35,7 +40,7 @@ def source_blob(container: str, props: BlobProperties) -> SourceBlob:
         container=container,
         name=props.name,
         size=int(props.size or 0),
-        etag=str(props.etag),
+        etag=quoted(str(props.etag)),
         last_modified=props.last_modified,
         content_md5=_md5_b64(settings.content_md5),
         content=ContentSettings(
