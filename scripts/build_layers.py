@@ -120,7 +120,7 @@ def build_sdk_layer(out: Path, arch: str, python_version: str) -> None:
         subprocess.run(command, check=True)
         # Console scripts carry this machine's interpreter path and are never run on Lambda.
         shutil.rmtree(target / "bin", ignore_errors=True)
-        installed = {_normalise(p.name.rsplit("-", 1)[0]) for p in target.glob("*.dist-info")}
+        installed = {_normalise(p.stem.rsplit("-", 1)[0]) for p in target.glob("*.dist-info")}
         unpinned = installed - pinned_names(SDK_REQUIREMENTS)
         if unpinned:
             raise SystemExit(f"{SDK_REQUIREMENTS}: pin these dependencies too: {', '.join(sorted(unpinned))}")

@@ -2,6 +2,7 @@
 # Azure credentials with `azs3copy set-azure-credentials` (or the AWS CLI), and Terraform leaves them alone.
 
 resource "aws_secretsmanager_secret" "this" {
+  # checkov:skip=CKV2_AWS_57:the secret holds Azure credentials that only Azure can issue; they are rotated there and put here with `azs3copy set-azure-credentials`, so no rotation Lambda can do it
   name                    = var.secret_name
   description             = "${var.secret_name}: Azure source credentials and copy settings (JSON, see docs/design.md)"
   kms_key_id              = var.kms_key_arn

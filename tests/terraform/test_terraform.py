@@ -1,0 +1,232 @@
+"""The Terraform of issue 3: formatted, valid, clean under checkov, and really applied against moto.
+
+The local root is applied to a moto server of its own, planned again (no changes) and destroyed. Terraform
+runs offline: providers come from the filesystem mirror configured by `make tf-config`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from azs3copy.local.emulators import MotoServer
+
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM = ROOT / "terraform"
+LOCAL_ROOT = TERRAFORM / "envs" / "local"
+FUNCTIONS = [
+    "download",
+    "find-blobs",
+    "largefile-initializer",
+    "largefile-parter",
+    "largefile-recombinator",
+    "launch-qualification",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def make(*targets: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-C", str(ROOT), *targets], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def built() -> None:
+    """The CLI configuration, the layers and the function zips that the roots reference."""
+    result = make("tf-config", "layers", "function-zips")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@dataclass
+class Terraform:
+    """terraform for one root configuration, with its own data directory and state file."""
+
+    root: Path
+    work: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE" and not k.startswith("TF_")}
+        env["TF_CLI_CONFIG_FILE"] = str(ROOT / ".local" / "terraformrc")
+        env["TF_DATA_DIR"] = str(self.work / ".terraform")
+        env["TF_IN_AUTOMATION"] = "1"
+        return env
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        command = ["terraform", f"-chdir={self.root}", *args]
+        return subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout)
+
+    def ok(self, *args: str, timeout: float = 300) -> str:
+        result = self.run(*args, timeout=timeout)
+        assert result.returncode == 0, f"terraform {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def init(self, backend: bool = True) -> None:
+        args = ["init", "-input=false", "-no-color"]
+        args += [f"-backend-config=path={self.work / 'terraform.tfstate'}"] if backend else ["-backend=false"]
+        self.ok(*args)
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A moto server for this module alone, so the apply starts from an empty account."""
+    with MotoServer.start(tmp_path_factory.mktemp("tf-moto")) as server:
+        yield server
+
+
+def local_vars(endpoint: str) -> list[str]:
+    return ["-var", f"aws_endpoint={endpoint}"]
+
+
+def test_terraform_files_are_formatted() -> None:
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "TF_CLI_CONFIG_FILE": str(ROOT / ".local" / "terraformrc")},
+    )
+    assert result.returncode == 0, f"not formatted (run terraform fmt -recursive terraform):\n{result.stdout}"
+
+
+@pytest.mark.parametrize("env", ["local", "example"])
+def test_root_configuration_is_valid(env: str, built: None, tmp_path: Path) -> None:
+    terraform = Terraform(TERRAFORM / "envs" / env, tmp_path)
+    terraform.init(backend=False)
+    assert "Success!" in terraform.ok("validate", "-no-color")
+
+
+def test_checkov_reports_no_failed_check() -> None:
+    result = make("checkov")
+    assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
+    assert "Failed checks: 0" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            ["-var", "part_size_bytes=1048576"],
+            "part_size_bytes must be a whole number of bytes between 5242880",
+        ),
+        (
+            ["-var", "part_size_bytes=1073741824"],
+            "function_memory_mb.largefile_parter must be at least part_size_bytes in MiB plus 256",
+        ),
+        (["-var", "schedule_expression=0 2 * * *"], "schedule_expression must be cron("),
+    ],
+    ids=["part-size-below-5-MiB", "parter-memory-below-part-size", "schedule-without-cron"],
+)
+def test_plan_rejects_a_mistaken_variable_with_a_clear_message(
+    variables: list[str], message: str, built: None, moto: MotoServer, tmp_path: Path
+) -> None:
+    terraform = Terraform(LOCAL_ROOT, tmp_path)
+    terraform.init()
+    result = terraform.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint), *variables)
+    assert result.returncode == 1
+    assert "Invalid value for variable" in result.stderr
+    assert message in " ".join(result.stderr.split())
+
+
+@pytest.fixture(scope="module")
+def applied(
+    built: None, moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Terraform, dict[str, object]]]:
+    """envs/local applied to the module's moto server; destroyed at the end if a test did not."""
+    terraform = Terraform(LOCAL_ROOT, tmp_path_factory.mktemp("tf-local"))
+    terraform.init()
+    try:
+        terraform.ok(
+            "apply", "-input=false", "-no-color", "-auto-approve", *local_vars(moto.endpoint), timeout=420
+        )
+        outputs = json.loads(terraform.ok("output", "-json", "-no-color"))
+        yield terraform, {name: value["value"] for name, value in outputs.items()}
+    finally:
+        terraform.run("destroy", "-input=false", "-no-color", "-auto-approve", *local_vars(moto.endpoint))
+
+
+def client(service: str, moto: MotoServer):  # type: ignore[no-untyped-def]
+    return boto3.client(
+        service,
+        endpoint_url=moto.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_apply_creates_the_system_the_local_runtime_reads_back(
+    applied: tuple[Terraform, dict[str, object]], moto: MotoServer
+) -> None:
+    _, outputs = applied
+    names = outputs["function_names"]
+    dlqs = outputs["dlq_urls"]
+    assert isinstance(names, dict) and isinstance(dlqs, dict)
+    assert sorted(names) == FUNCTIONS and sorted(dlqs) == FUNCTIONS
+
+    lam = client("lambda", moto)
+    sqs = client("sqs", moto)
+    for directory, name in names.items():
+        function = lam.get_function(FunctionName=name)
+        config = function["Configuration"]
+        assert function["Tags"]["azs3copy:component"] == directory
+        assert config["Handler"] == "handler.lambda_handler"
+        assert config["KMSKeyArn"] == outputs["kms_key_arn"]
+        assert config["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == moto.endpoint
+        assert config["Environment"]["Variables"]["AZS3COPY_LEDGER_TABLE"] == outputs["ledger_table"]
+        invoke = lam.get_function_event_invoke_config(FunctionName=name)
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlqs[directory], AttributeNames=["QueueArn"])
+        assert invoke["MaximumRetryAttempts"] == 2
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == dlq_arn["Attributes"]["QueueArn"]
+
+    launch = lam.get_function(FunctionName=names["launch-qualification"])["Configuration"]
+    assert "AZS3COPY_BUCKET" not in launch["Environment"]["Variables"]
+    subscriptions = client("sns", moto).list_subscriptions()["Subscriptions"]
+    topics = outputs["topic_arns"]
+    assert isinstance(topics, dict)
+    routed = {
+        (s["TopicArn"], s["Endpoint"].rsplit(":", 1)[1]) for s in subscriptions if s["Protocol"] == "lambda"
+    }
+    assert routed == {
+        (topics["containers"], names["find-blobs"]),
+        (topics["small-blobs"], names["download"]),
+        (topics["large-blobs"], names["largefile-initializer"]),
+        (topics["parts"], names["largefile-parter"]),
+        (topics["recombine"], names["largefile-recombinator"]),
+    }
+    secret = client("secretsmanager", moto).get_secret_value(SecretId=outputs["secret_id"])
+    assert json.loads(secret["SecretString"]) == {"isactive": False, "begindate": "2024-01-01T00:00:00Z"}
+
+
+def test_operator_edit_of_the_secret_survives_and_plan_shows_no_changes(
+    applied: tuple[Terraform, dict[str, object]], moto: MotoServer
+) -> None:
+    terraform, outputs = applied
+    secrets = client("secretsmanager", moto)
+    edited = {"isactive": True, "begindate": "2025-01-01T00:00:00Z", "containers": ["a"]}
+    secrets.put_secret_value(SecretId=outputs["secret_id"], SecretString=json.dumps(edited))
+
+    result = terraform.run(
+        "plan", "-input=false", "-no-color", "-detailed-exitcode", *local_vars(moto.endpoint)
+    )
+    assert result.returncode == 0, (
+        f"plan after apply shows changes or failed:\n{result.stdout}\n{result.stderr}"
+    )
+    assert json.loads(secrets.get_secret_value(SecretId=outputs["secret_id"])["SecretString"]) == edited
+
+
+def test_destroy_removes_everything(applied: tuple[Terraform, dict[str, object]], moto: MotoServer) -> None:
+    terraform, outputs = applied
+    terraform.ok(
+        "destroy", "-input=false", "-no-color", "-auto-approve", *local_vars(moto.endpoint), timeout=300
+    )
+    assert terraform.ok("state", "list", "-no-color").strip() == ""
+    assert client("lambda", moto).list_functions()["Functions"] == []
+    buckets = [b["Name"] for b in client("s3", moto).list_buckets()["Buckets"]]
+    assert outputs["bucket"] not in buckets
