@@ -93,3 +93,70 @@ def test_optional_filters_parse() -> None:
 def test_destination_prefix_may_not_use_the_report_prefix() -> None:
     with pytest.raises(ConfigError, match="destination_prefix"):
         parse_settings(secret(destination_prefix="_azs3copy/x/"))
+
+
+# -- Azure sign-in settings: clouds and the service principal (issue 7) ----------------------------------
+
+SP = {"tenant_id": "t-1", "client_id": "c-1", "client_secret": "sp-secret-value"}
+
+
+@pytest.mark.parametrize(
+    ("authority", "host", "suffix"),
+    [
+        (None, "https://login.microsoftonline.com", "core.windows.net"),
+        ("usgovernment", "https://login.microsoftonline.us", "core.usgovcloudapi.net"),
+        ("AzureUSGovernment", "https://login.microsoftonline.us", "core.usgovcloudapi.net"),
+        ("https://login.microsoftonline.us/", "https://login.microsoftonline.us", "core.usgovcloudapi.net"),
+        ("china", "https://login.chinacloudapi.cn", "core.chinacloudapi.cn"),
+        ("https://login.chinacloudapi.cn", "https://login.chinacloudapi.cn", "core.chinacloudapi.cn"),
+    ],
+)
+def test_service_principal_cloud_sets_authority_and_account_url_suffix(
+    authority: str | None, host: str, suffix: str
+) -> None:
+    azure = {**SP, "account_name": "acct", **({"authority": authority} if authority else {})}
+    creds = parse_settings(secret(azure=azure)).require_azure()
+    assert creds.mode == "service-principal"
+    assert creds.authority == host
+    assert creds.account_url == f"https://acct.blob.{suffix}"
+
+
+def test_sovereign_account_url_without_authority_signs_in_to_that_cloud() -> None:
+    azure = {**SP, "account_url": "https://acct.blob.core.usgovcloudapi.net"}
+    assert parse_settings(secret(azure=azure)).require_azure().authority == "https://login.microsoftonline.us"
+
+
+def test_authority_of_another_cloud_than_the_account_url_is_refused_naming_both() -> None:
+    azure = {**SP, "account_url": "https://acct.blob.core.chinacloudapi.cn", "authority": "public"}
+    with pytest.raises(ConfigError, match=r"azure\.authority.*azure\.account_url.*china"):
+        parse_settings(secret(azure=azure))
+
+
+def test_private_authority_url_is_kept_for_a_private_cloud() -> None:
+    azure = {
+        **SP,
+        "account_url": "https://acct.blob.example.test",
+        "authority": "https://login.example.test/",
+    }
+    assert parse_settings(secret(azure=azure)).require_azure().authority == "https://login.example.test"
+
+
+@pytest.mark.parametrize("authority", ["germany", "http://login.example.test", "login.microsoftonline.com"])
+def test_unknown_cloud_name_or_non_https_authority_is_refused(authority: str) -> None:
+    with pytest.raises(ConfigError, match=r"azure\.authority"):
+        parse_settings(secret(azure={**SP, "account_name": "acct", "authority": authority}))
+
+
+@pytest.mark.parametrize("missing", ["tenant_id", "client_id", "client_secret"])
+def test_partial_service_principal_names_the_missing_setting(missing: str) -> None:
+    azure = {key: value for key, value in {**SP, "account_name": "acct"}.items() if key != missing}
+    with pytest.raises(ConfigError, match=missing):
+        parse_settings(secret(azure=azure))
+
+
+def test_client_secret_is_never_in_errors_or_repr() -> None:
+    creds = parse_settings(secret(azure={**SP, "account_name": "acct"})).require_azure()
+    assert "sp-secret-value" not in repr(creds)
+    with pytest.raises(ConfigError) as raised:
+        parse_settings(secret(azure={**SP, "account_name": "acct", "sas_token": "sig=x"}))
+    assert "sp-secret-value" not in str(raised.value)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from azs3copy.errors import ConfigError
 
@@ -178,6 +179,18 @@ def resolve_cloud(name_or_url: str | None) -> tuple[str, str]:
     )
 
 
+_AUTHORITIES = {authority: name for name, (authority, _suffix) in CLOUDS.items()}
+
+
+def cloud_of_account_url(account_url: str) -> str | None:
+    """The cloud name whose storage endpoint suffix the URL's host ends with (None for other hosts)."""
+    host = (urlsplit(account_url).hostname or "").lower()
+    for name, (_authority, suffix) in CLOUDS.items():
+        if host.endswith(f".{suffix}"):
+            return name
+    return None
+
+
 def parse_azure(value: Any) -> AzureCredentials | None:
     if value is None:
         return None
@@ -187,10 +200,17 @@ def parse_azure(value: Any) -> AzureCredentials | None:
     if unknown:
         raise ConfigError(f"secret key 'azure' has unknown keys: {', '.join(unknown)}")
     get = {key: _string(value, key, "azure.") for key in _AZURE_KEYS}
-    authority, suffix = resolve_cloud(get["authority"] or get["cloud"])
     account_url = get["account_url"]
     if account_url is not None and not re.match(r"^https?://", account_url):
         raise ConfigError(f"secret key 'azure.account_url' must be an http(s) URL, found {account_url!r}")
+    url_cloud = cloud_of_account_url(account_url) if account_url else None
+    authority, suffix = resolve_cloud(get["authority"] or get["cloud"] or url_cloud)
+    if url_cloud is not None and authority in _AUTHORITIES and CLOUDS[url_cloud][0] != authority:
+        raise ConfigError(
+            f"secret key 'azure.authority' signs in to the {_AUTHORITIES[authority]} cloud ({authority}), but "
+            f"'azure.account_url' {account_url!r} is a storage account of the {url_cloud} cloud: "
+            f"set 'azure.authority' to {url_cloud!r} or leave it out"
+        )
     account_name = get["account_name"]
     if account_name is not None and not _ACCOUNT_NAME.match(account_name) and account_url is None:
         raise ConfigError(
