@@ -7,7 +7,7 @@ the way are caught, never copied."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from azure.storage.blob import BlobProperties, BlobServiceClient
 from azs3copy.azure_auth import classify_azure_error
 from azs3copy.errors import Azs3copyError, ChecksumMismatchError
 from azs3copy.model import BlobRef, ContentSettings, SourceBlob
+from azs3copy.settings import AzureCredentials
 from azs3copy.transports import ListPage
 
 #: Azure sends a transactional MD5 only for ranges of at most 4 MiB; larger reads are split and run in parallel.
@@ -63,15 +64,11 @@ def source_blob(container: str, props: BlobProperties) -> SourceBlob:
 
 class AzureBlobSource:
     def __init__(
-        self,
-        service: BlobServiceClient,
-        *,
-        read_concurrency: int = 4,
-        classify: Callable[[BaseException, str], Azs3copyError] = classify_azure_error,
+        self, service: BlobServiceClient, *, creds: AzureCredentials | None = None, read_concurrency: int = 4
     ) -> None:
         self.service = service
+        self.creds = creds  # only to name the setting to check in sign-in errors
         self.read_concurrency = read_concurrency
-        self.classify = classify
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -82,7 +79,7 @@ class AzureBlobSource:
         except (AzureError, OSError, ValueError) as error:
             if "md5" in str(error).lower() and "mismatch" in str(error).lower():
                 raise ChecksumMismatchError(f"{action}: {error}") from error
-            raise self.classify(error, action) from error
+            raise classify_azure_error(error, self.creds, what=action) from error
 
     def list_containers(self) -> list[str]:
         with self._errors("list containers"):
@@ -96,7 +93,8 @@ class AzureBlobSource:
             ).by_page(continuation_token=marker)
             page = next(pages, None)
             blobs = [source_blob(container, props) for props in page] if page is not None else []
-            return ListPage(blobs, pages.continuation_token or None)
+            token: str | None = getattr(pages, "continuation_token", None)
+            return ListPage(blobs, token or None)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         if length == 0:

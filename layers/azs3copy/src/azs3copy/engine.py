@@ -714,7 +714,7 @@ MAX_LISTED_FAILURES = 1000
 
 
 def build_report(deps: Deps, run: RunRecord, finished_at: float) -> dict[str, Any]:
-    problems = []
+    problems: list[dict[str, str]] = []
     total_problems = 0
     for record in deps.ledger.blobs(run.run_id):
         if record.state in ("copied", "skipped"):

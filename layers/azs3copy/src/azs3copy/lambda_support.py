@@ -33,7 +33,8 @@ def _azure_source(settings: Settings) -> BlobSource:
     from azs3copy.azure_auth import blob_service_client
     from azs3copy.azure_source import AzureBlobSource
 
-    return AzureBlobSource(blob_service_client(settings.require_azure()))
+    creds = settings.require_azure()
+    return AzureBlobSource(blob_service_client(creds), creds=creds)
 
 
 class Function:

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from azs3copy.aws_errors import classify_client_error
+from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import Azs3copyError
 from azs3copy.model import ContentSettings
 from azs3copy.transports import CompletedPart, ObjectAttrs, ObjectInfo, UploadedPart
@@ -92,7 +93,8 @@ class S3ObjectSink:
             ChecksumCRC32=crc32,
             **self._write_args(attrs),
         )
-        return response.get("VersionId")
+        version: str | None = response.get("VersionId")
+        return version
 
     def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
         response = self._call(
@@ -139,7 +141,8 @@ class S3ObjectSink:
                 ]
             },
         )
-        return response.get("VersionId")
+        version: str | None = response.get("VersionId")
+        return version
 
     def abort(self, key: str, upload_id: str) -> None:
         try:
@@ -174,8 +177,6 @@ class S3ObjectSink:
         self._call("delete_object", f"DELETE s3://{self.bucket}/{key}", **kwargs)
 
     def put_json(self, key: str, body: bytes) -> None:
-        from azs3copy.checksums import crc32_of, md5_b64
-
         self._call(
             "put_object",
             f"PUT s3://{self.bucket}/{key}",
