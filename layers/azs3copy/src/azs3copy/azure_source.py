@@ -16,7 +16,7 @@ from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobProperties, BlobServiceClient
 
 from azs3copy.azure_auth import classify_azure_error
-from azs3copy.errors import Azs3copyError, ChecksumMismatchError
+from azs3copy.errors import Azs3copyError, ChecksumMismatchError, SourceChangedError, SourceVanishedError
 from azs3copy.model import BlobRef, ContentSettings, SourceBlob
 from azs3copy.settings import AzureCredentials
 from azs3copy.transports import ListPage
@@ -100,8 +100,22 @@ class AzureBlobSource:
         if length == 0:
             return b""
         action = f"read {blob.blob_id} bytes {offset}-{offset + length - 1}"
+        client = self.service.get_blob_client(blob.container, blob.name)
+        try:
+            data = self._read(client, blob, offset, length, action)
+        except SourceChangedError:
+            # If-Match fails (412) for a deleted blob too; tell the two apart.
+            with self._errors(f"check {blob.blob_id}"):
+                exists = client.exists()
+            if not exists:
+                raise SourceVanishedError(f"{blob.blob_id} was deleted after it was listed") from None
+            raise
+        if len(data) != length:
+            raise ChecksumMismatchError(f"{action}: got {len(data)} bytes")
+        return data
+
+    def _read(self, client: Any, blob: BlobRef, offset: int, length: int, action: str) -> bytes:
         with self._errors(action):
-            client = self.service.get_blob_client(blob.container, blob.name)
             stream = client.download_blob(
                 offset=offset,
                 length=length,
@@ -110,7 +124,4 @@ class AzureBlobSource:
                 validate_content=True,
                 max_concurrency=self.read_concurrency,
             )
-            data = stream.readall()
-        if len(data) != length:
-            raise ChecksumMismatchError(f"{action}: got {len(data)} bytes")
-        return data
+            return bytes(stream.readall())

@@ -626,6 +626,10 @@ def copy_part(deps: Deps, task: PartTask, invocation: Invocation) -> Outcome:
         maybe_report(deps, task.run_id)
         return outcome
     except Azs3copyError as error:
+        record = deps.ledger.get_blob(task.run_id, blob.blob_id)
+        if record and record.state in TERMINAL_STATES:  # another part already ended this blob
+            outcome.count("done-before")
+            return outcome
         state = _settle(deps, task.run_id, blob.blob_id, error, invocation)
         if state is None:
             raise

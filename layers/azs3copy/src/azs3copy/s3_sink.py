@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from azs3copy.aws_errors import classify_client_error
 from azs3copy.checksums import crc32_of, md5_b64
-from azs3copy.errors import Azs3copyError
+from azs3copy.errors import Azs3copyError, TransientError, UploadGoneError
 from azs3copy.model import ContentSettings
 from azs3copy.transports import CompletedPart, ObjectAttrs, ObjectInfo, UploadedPart
 
@@ -106,12 +106,32 @@ class S3ObjectSink:
         )
         return str(response["UploadId"])
 
+    def _upload_call(self, key: str, upload_id: str, operation: str, action: str, **kwargs: Any) -> Any:
+        """A call on a multipart upload; an upload that no longer exists is UploadGoneError whatever status
+        the service answered with (moto answers 500 where S3 answers 404 NoSuchUpload)."""
+        try:
+            return self._call(operation, action, Key=key, UploadId=upload_id, **kwargs)
+        except TransientError:
+            try:
+                self._call(
+                    "list_parts",
+                    f"check upload of s3://{self.bucket}/{key}",
+                    Key=key,
+                    UploadId=upload_id,
+                    MaxParts=1,
+                )
+            except UploadGoneError:
+                raise UploadGoneError(f"{action}: the multipart upload no longer exists") from None
+            except Azs3copyError:
+                pass
+            raise
+
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes, crc32: str) -> str:
-        response = self._call(
+        response = self._upload_call(
+            key,
+            upload_id,
             "upload_part",
             f"upload part {number} of s3://{self.bucket}/{key}",
-            Key=key,
-            UploadId=upload_id,
             PartNumber=number,
             Body=data,
             ChecksumCRC32=crc32,
@@ -129,11 +149,11 @@ class S3ObjectSink:
             kwargs["PartNumberMarker"] = response["NextPartNumberMarker"]
 
     def complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> str | None:
-        response = self._call(
+        response = self._upload_call(
+            key,
+            upload_id,
             "complete_multipart_upload",
             f"complete s3://{self.bucket}/{key}",
-            Key=key,
-            UploadId=upload_id,
             MultipartUpload={
                 "Parts": [
                     {"PartNumber": part.number, "ETag": part.etag, "ChecksumCRC32": part.crc32}

@@ -1,0 +1,237 @@
+"""One contract for every BlobSource and every ObjectSink: the in-memory fakes and the real ones (Azurite,
+moto server). The engine's tests run on the fakes, so the fakes must behave like the real services."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import ContentSettings as AzureContentSettings
+
+from azs3copy.azure_source import AzureBlobSource
+from azs3copy.checksums import crc32_of, md5_b64
+from azs3copy.errors import NeedsRehydrationError, SourceChangedError, SourceVanishedError, UploadGoneError
+from azs3copy.local.emulators import Azurite, MotoServer
+from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
+from azs3copy.model import BlobRef, ContentSettings
+from azs3copy.s3_sink import S3ObjectSink
+from azs3copy.transports import BlobSource, CompletedPart, ObjectAttrs, ObjectSink
+
+
+@dataclass
+class SourceKit:
+    source: BlobSource
+    put: Callable[..., None]
+    delete: Callable[[str, str], None]
+    archive: Callable[[str, str], None]
+
+
+@pytest.fixture(params=["memory", "azurite"])
+def kit(request: pytest.FixtureRequest) -> SourceKit:
+    if request.param == "memory":
+        memory = MemoryBlobSource()
+
+        def put_memory(
+            container: str,
+            name: str,
+            data: bytes,
+            content: ContentSettings | None = None,
+            metadata: dict[str, str] | None = None,
+        ) -> None:
+            memory.put(container, name, data, content=content, metadata=metadata)
+
+        def archive_memory(container: str, name: str) -> None:
+            memory.containers[container][name].tier = "Archive"
+
+        return SourceKit(memory, put_memory, memory.delete, archive_memory)
+    azurite: Azurite = request.getfixturevalue("azurite")
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    created: set[str] = set()
+
+    def put_azure(
+        container: str,
+        name: str,
+        data: bytes,
+        content: ContentSettings | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        if container not in created:
+            if not service.get_container_client(container).exists():
+                service.create_container(container)
+            created.add(container)
+        settings = AzureContentSettings(**{k: v for k, v in vars(content).items() if v}) if content else None
+        service.get_blob_client(container, name).upload_blob(
+            data, overwrite=True, content_settings=settings, metadata=metadata
+        )
+
+    return SourceKit(
+        AzureBlobSource(service),
+        put_azure,
+        lambda c, n: service.get_blob_client(c, n).delete_blob(),
+        lambda c, n: service.get_blob_client(c, n).set_standard_blob_tier("Archive"),
+    )
+
+
+def container_name() -> str:
+    return f"k{uuid.uuid4().hex[:12]}"
+
+
+def listed(kit: SourceKit, container: str, name: str) -> BlobRef:
+    marker = None
+    while True:
+        page = kit.source.list_page(container, "", marker, 100)
+        for blob in page.blobs:
+            if blob.ref.name == name:
+                return blob.ref
+        marker = page.marker
+        if marker is None:
+            raise AssertionError(f"{name} not listed")
+
+
+def test_listing_pages_cover_every_blob_once_with_prefix(kit: SourceKit) -> None:
+    container = container_name()
+    names = [f"dir/{i:03d}" for i in range(23)] + ["other/x"]
+    for name in names:
+        kit.put(container, name, name.encode())
+    seen: list[str] = []
+    marker = None
+    pages = 0
+    while True:
+        page = kit.source.list_page(container, "dir/", marker, 5)
+        seen += [blob.ref.name for blob in page.blobs]
+        pages += 1
+        marker = page.marker
+        if marker is None:
+            break
+    assert sorted(seen) == names[:-1]
+    assert pages == 5
+    assert container in kit.source.list_containers()
+
+
+def test_listing_carries_size_etag_md5_content_settings_and_metadata(kit: SourceKit) -> None:
+    container = container_name()
+    content = ContentSettings(content_type="text/csv", content_language="fr", cache_control="no-store")
+    kit.put(container, "a.csv", b"1,2,3\n", content, {"owner": "team"})
+    ref = listed(kit, container, "a.csv")
+    assert ref.size == 6
+    assert ref.etag.startswith('"') and ref.etag.endswith('"')
+    assert ref.content_md5 == md5_b64(b"1,2,3\n")
+    assert ref.content.content_type == "text/csv" and ref.content.content_language == "fr"
+    assert ref.content.cache_control == "no-store"
+    assert ref.metadata == {"owner": "team"}
+    assert ref.last_modified.tzinfo is not None and ref.last_modified <= datetime.now(UTC)
+
+
+def test_ranged_reads_return_exact_bytes(kit: SourceKit) -> None:
+    container = container_name()
+    data = os.urandom(9 * 1024 * 1024 + 3)
+    kit.put(container, "blob", data)
+    ref = listed(kit, container, "blob")
+    assert kit.source.read_range(ref, 0, 10) == data[:10]
+    assert (
+        kit.source.read_range(ref, 4 * 1024 * 1024 - 5, 5 * 1024 * 1024)
+        == data[4 * 1024 * 1024 - 5 : 9 * 1024 * 1024 - 5]
+    )
+    assert kit.source.read_range(ref, len(data) - 3, 3) == data[-3:]
+
+
+def test_read_of_an_overwritten_blob_raises_source_changed(kit: SourceKit) -> None:
+    container = container_name()
+    kit.put(container, "blob", b"first version")
+    ref = listed(kit, container, "blob")
+    kit.put(container, "blob", b"second version")
+    with pytest.raises(SourceChangedError):
+        kit.source.read_range(ref, 0, 5)
+
+
+def test_read_of_a_deleted_blob_raises_source_vanished(kit: SourceKit) -> None:
+    container = container_name()
+    kit.put(container, "blob", b"here")
+    ref = listed(kit, container, "blob")
+    kit.delete(container, "blob")
+    with pytest.raises(SourceVanishedError):
+        kit.source.read_range(ref, 0, 4)
+
+
+def test_archived_blob_is_listed_as_archived_and_cannot_be_read(kit: SourceKit) -> None:
+    container = container_name()
+    kit.put(container, "cold", b"ice")
+    kit.archive(container, "cold")
+    page = kit.source.list_page(container, "", None, 10)
+    assert page.blobs[0].archived
+    with pytest.raises((NeedsRehydrationError, SourceChangedError)):
+        kit.source.read_range(page.blobs[0].ref, 0, 3)
+
+
+# --- sinks --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "moto"])
+def sink(request: pytest.FixtureRequest) -> Iterator[ObjectSink]:
+    if request.param == "memory":
+        yield MemoryObjectSink()
+        return
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+    )
+    bucket = f"contract-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=bucket)
+    yield S3ObjectSink(client, bucket)
+
+
+ATTRS = ObjectAttrs(
+    ContentSettings(content_type="text/plain", content_disposition="inline"),
+    {"azs3copy-source-etag": '"0x1"', "k": "v"},
+)
+
+
+def test_put_head_read_delete_round_trip(sink: ObjectSink) -> None:
+    data = b"hello, \xff bytes"
+    sink.put("c/ünï code?#%+.txt", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS)
+    info = sink.head("c/ünï code?#%+.txt")
+    assert info is not None and info.size == len(data)
+    assert info.metadata == ATTRS.metadata
+    assert info.content.content_type == "text/plain" and info.content.content_disposition == "inline"
+    assert b"".join(sink.read("c/ünï code?#%+.txt")) == data
+    sink.delete("c/ünï code?#%+.txt", info.version_id)
+    assert sink.head("c/ünï code?#%+.txt") is None
+
+
+def test_multipart_lists_more_than_a_thousand_parts_and_completes(sink: ObjectSink) -> None:
+    upload = sink.create_upload("c/big", ATTRS)
+    bodies = {n: bytes([n % 256]) * 7 for n in range(1, 1003)}
+    etags = {n: sink.upload_part("c/big", upload, n, body, crc32_of(body)) for n, body in bodies.items()}
+    parts = list(sink.list_parts("c/big", upload))
+    assert [part.number for part in parts] == list(range(1, 1003))  # ListParts paginated to the end
+    assert all(part.size == 7 for part in parts)
+    small = [CompletedPart(n, etags[n], crc32_of(bodies[n])) for n in (1,)]
+    sink.complete("c/big", upload, small)
+    assert b"".join(sink.read("c/big")) == bodies[1]
+
+
+def test_aborted_upload_is_gone(sink: ObjectSink) -> None:
+    upload = sink.create_upload("c/gone", ATTRS)
+    sink.abort("c/gone", upload)
+    sink.abort("c/gone", upload)  # twice is fine
+    with pytest.raises(UploadGoneError):
+        sink.upload_part("c/gone", upload, 1, b"x", crc32_of(b"x"))
+    with pytest.raises(UploadGoneError):
+        list(sink.list_parts("c/gone", upload))
+
+
+def test_list_sizes_returns_the_key_range_in_byte_order(sink: ObjectSink) -> None:
+    for key in ["p/a", "p/b", "p/c", "p/é", "q/a"]:
+        sink.put(key, key.encode(), crc32=crc32_of(key.encode()), md5=md5_b64(key.encode()), attrs=ATTRS)
+    assert list(sink.list_sizes("p/", "p/a", "p/c")) == [("p/b", 3), ("p/c", 3)]
+    assert [key for key, _ in sink.list_sizes("p/", "p/", "p/\U0010ffff")] == ["p/a", "p/b", "p/c", "p/é"]
