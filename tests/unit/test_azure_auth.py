@@ -15,6 +15,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.storage.blob import StorageErrorCode
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -314,6 +315,13 @@ def test_storage_errors_map_to_what_happened_and_whether_a_retry_helps(
     assert isinstance(result, expected)
     assert result.retryable is retryable
     assert "read c/b bytes 0-9" in str(result)
+
+
+def test_the_storage_sdks_error_code_enum_is_understood() -> None:
+    error = http_error(403, "x")
+    error.error_code = StorageErrorCode.AUTHENTICATION_FAILED
+    result = classify_azure_error(error, sp())
+    assert isinstance(result, AzureAuthError) and "AuthenticationFailed" in str(result)
 
 
 def test_permission_mismatch_names_the_role_a_service_principal_needs() -> None:

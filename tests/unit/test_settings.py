@@ -160,3 +160,8 @@ def test_client_secret_is_never_in_errors_or_repr() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_settings(secret(azure={**SP, "account_name": "acct", "sas_token": "sig=x"}))
     assert "sp-secret-value" not in str(raised.value)
+
+
+def test_service_principal_needs_an_https_account_url() -> None:
+    with pytest.raises(ConfigError, match=r"azure\.account_url.*https://"):
+        parse_settings(secret(azure={**SP, "account_url": "http://127.0.0.1:10000/devstoreaccount1"}))

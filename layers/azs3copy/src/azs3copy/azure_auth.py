@@ -42,6 +42,7 @@ from azs3copy.errors import (
     Azs3copyError,
     AzureAuthError,
     ChecksumMismatchError,
+    ConfigError,
     FatalError,
     NeedsRehydrationError,
     SourceChangedError,
@@ -162,6 +163,11 @@ def _build_client(creds: AzureCredentials, connection_verify: ConnectionVerify) 
     if creds.mode == "connection-string":
         assert creds.connection_string is not None
         return BlobServiceClient.from_connection_string(creds.connection_string, **options)
+    if creds.mode == "service-principal" and not (creds.account_url or "").startswith("https://"):
+        raise ConfigError(
+            f"azure.account_url must be an https:// URL for a service principal (Azure sends its tokens over "
+            f"HTTPS only), found {creds.account_url!r}"
+        )
     if creds.account_url is None:
         raise AzureAuthError(
             "azure.account_url is missing: the storage account URL is needed for this credential"
@@ -308,7 +314,7 @@ def _error_code(error: HttpResponseError) -> str:
     if not code and error.response is not None:
         headers = getattr(error.response, "headers", None) or {}
         code = headers.get("x-ms-error-code")
-    return str(code or "")
+    return str(getattr(code, "value", code) or "")  # the storage SDK gives a StorageErrorCode enum
 
 
 def _credential_setting(creds: AzureCredentials | None) -> str:
@@ -419,10 +425,14 @@ def _forbidden(code: str, creds: AzureCredentials | None, where: str, short: str
             f"the storage account does not allow shared-key sign-in{where} ({short}); use a service principal "
             f"with the role '{ROLE_NEEDED}' or a user-delegation SAS"
         )
-    return AccessDeniedError(
-        f"Azure Storage denied the request{where} ({short or '403'}); check the account's network rules "
-        f"(firewall, private endpoints) and that the credential has the role '{ROLE_NEEDED}' or read+list rights"
-    )
+    if mode in ("sas", "connection-string", "account-key"):
+        check = f"check {_credential_setting(creds)} and the account's network rules (firewall, private endpoints)"
+    else:
+        check = (
+            f"check that the service principal has the role '{ROLE_NEEDED}' on the account or container, "
+            "and the account's network rules (firewall, private endpoints)"
+        )
+    return AccessDeniedError(f"Azure Storage denied the request{where} ({short or '403'}); {check}")
 
 
 @contextmanager

@@ -244,6 +244,11 @@ def parse_azure(value: Any) -> AzureCredentials | None:
         raise ConfigError("secret key 'azure.account_key' needs 'azure.account_name' too")
     if mode != "connection-string" and account_url is None:
         raise ConfigError("secret key 'azure' needs 'account_url' (or 'account_name') for this credential")
+    if mode == "service-principal" and account_url is not None and not account_url.startswith("https://"):
+        raise ConfigError(
+            f"secret key 'azure.account_url' must be an https:// URL for a service principal "
+            f"(Azure accepts its tokens over HTTPS only), found {account_url!r}"
+        )
     return AzureCredentials(
         mode=mode,
         account_url=account_url,
