@@ -9,7 +9,12 @@ STAMP := $(VENV)/.installed
 # The machine's CA bundle variable makes botocore verify even plain-HTTP emulator calls against it; harmless,
 # but some tools (rclone) break on it, so each target that needs it unset says so itself.
 
-.PHONY: help venv node deps lint typecheck test test-unit test-integration clean
+.PHONY: help venv node deps lint test test-unit test-integration clean
+
+# Topic targets (terraform, local runtime and demo, faults, bench) live in mk/*.mk.
+-include mk/*.mk
+
+# Topic targets (terraform, local runtime and demo, faults, bench) live in mk/*.mk.
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -42,10 +47,8 @@ test-unit: venv ## Unit tests (fakes and moto in-process)
 test-integration: deps ## Integration tests against Azurite and moto server
 	$(PY) -m pytest tests/integration -q
 
-test: deps lint ## Everything: lint, unit, integration, Terraform, end to end, faults
-	$(PY) -m pytest tests -q
+test: deps lint tf-config layers function-zips $(CHECKOV) ## Everything: lint, unit, integration, Terraform, end to end, faults
+	$(PY) -m pytest tests -q -p no:cacheprovider
 
 clean: ## Remove build outputs (keeps .venv and node_modules)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
-
--include mk/*.mk
