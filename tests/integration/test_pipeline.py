@@ -182,7 +182,9 @@ def test_small_large_empty_and_threshold_blobs_arrive_byte_identical(stack: Stac
     report = stack.report(run_id)
     assert report["counts"]["copied"] == len(blobs) and report["ok"] is True
     assert report["bytes_copied"] == sum(len(data) for data in blobs.values())
-    assert pump.invocations["largefile-parter"] == 5 + 3 + 3  # large.bin, and 12 MiB and 12 MiB + 1 in 3 parts each
+    assert (
+        pump.invocations["largefile-parter"] == 5 + 3 + 3
+    )  # large.bin, and 12 MiB and 12 MiB + 1 in 3 parts each
 
 
 def test_tricky_names_same_name_in_two_containers_and_metadata_round_trip(stack: Stack) -> None:
