@@ -1,0 +1,171 @@
+"""The six handlers copy through a service principal: the Entra stand-in signs it in, Azurite in OAuth mode
+serves the blobs, moto server plays AWS. The bytes in S3 equal the bytes in Azure; a wrong secret stops the
+run with an error that names the setting, and nothing is copied."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from azs3copy.azure_auth import clear_client_cache
+from azs3copy.errors import AzureAuthError
+from azs3copy.local.emulators import MotoServer
+from tests.integration.test_pipeline import FUNCTIONS, PART, THRESHOLD, Stack
+from tests.support.aws import create_ledger_table
+from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, STORAGE_SCOPE, OAuthWorld, oauth_world
+from tests.support.pump import FakeContext, load_handler
+
+WRONG_SECRET = "Wr0ng~secret.value_for-the-test"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthWorld]:
+    with oauth_world(tmp_path_factory.mktemp("oauth-copy")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def stack(moto_server: MotoServer, world: OAuthWorld) -> Iterator[Stack]:
+    region = "us-east-1"
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=region
+    )
+    clients = {
+        name: session.client(name, endpoint_url=moto_server.endpoint)
+        for name in ("s3", "secretsmanager", "sns", "sqs", "dynamodb")
+    }
+    suffix = uuid.uuid4().hex[:8]
+    bucket = f"sp-dest-{suffix}"
+    clients["s3"].create_bucket(Bucket=bucket)
+    create_ledger_table(clients["dynamodb"], f"sp-ledger-{suffix}")
+    secret_id = clients["secretsmanager"].create_secret(Name=f"azs3copy-sp-{suffix}", SecretString="{}")[
+        "ARN"
+    ]
+    topics = {name: clients["sns"].create_topic(Name=f"sp-{name}-{suffix}")["TopicArn"] for name in FUNCTIONS}
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_ENDPOINT_URL": moto_server.endpoint,
+        "AZS3COPY_SECRET_ID": secret_id,
+        "AZS3COPY_BUCKET": bucket,
+        "AZS3COPY_LEDGER_TABLE": f"sp-ledger-{suffix}",
+        "AZS3COPY_TOPIC_CONTAINERS": topics["containers"],
+        "AZS3COPY_TOPIC_SMALL": topics["small"],
+        "AZS3COPY_TOPIC_LARGE": topics["large"],
+        "AZS3COPY_TOPIC_PARTS": topics["parts"],
+        "AZS3COPY_TOPIC_RECOMBINE": topics["recombine"],
+        "AZS3COPY_LARGE_THRESHOLD": str(THRESHOLD),
+        "AZS3COPY_PART_SIZE": str(PART),
+        "AZS3COPY_CHUNK_SIZE": str(PART),
+        "AZS3COPY_SETTINGS_TTL": "0",
+        "POWERTOOLS_SERVICE_NAME": "azs3copy",
+        "POWERTOOLS_METRICS_NAMESPACE": "azs3copy",
+        # What the local runtime gives a function that signs in to the stand-in: the system CAs plus the test CA.
+        "REQUESTS_CA_BUNDLE": world.verify,
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield Stack(
+            moto=moto_server,
+            azure=world.key_client(),
+            s3=clients["s3"],
+            secrets=clients["secretsmanager"],
+            secret_id=secret_id,
+            bucket=bucket,
+            sns=clients["sns"],
+            sqs=clients["sqs"],
+            topics=topics,
+            connection_string=world.azurite.connection_string,
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        clear_client_cache()
+
+
+@pytest.fixture(autouse=True)
+def cold_start(world: OAuthWorld) -> None:
+    clear_client_cache()
+    world.token_server.forget()
+
+
+def configure(stack: Stack, world: OAuthWorld, containers: list[str] | None, **azure: str) -> None:
+    document: dict[str, Any] = {
+        "isactive": True,
+        "begindate": "2000-01-01",
+        "azure": world.secret_azure(**azure),
+    }
+    if containers is not None:
+        document["containers"] = containers
+    stack.secrets.put_secret_value(SecretId=stack.secret_id, SecretString=json.dumps(document))
+
+
+def new_container(stack: Stack, blobs: dict[str, bytes]) -> str:
+    name = f"sp{uuid.uuid4().hex[:10]}"
+    client = stack.azure.create_container(name)
+    for blob, data in blobs.items():
+        client.upload_blob(blob, data)
+    return name
+
+
+def test_small_and_large_blobs_copy_byte_exact_through_a_service_principal(
+    stack: Stack, world: OAuthWorld
+) -> None:
+    blobs = {"small.csv": b"id,value\n1,one\n" * 1000, "large.bin": os.urandom(3 * PART + 4321)}
+    container = new_container(stack, blobs)
+    configure(stack, world, [container])
+    pump = stack.pump()
+    run_id = stack.launch()
+    pump.drain()
+    assert not pump.failures
+    assert stack.assert_identical(container) == len(blobs)
+    report = stack.report(run_id)
+    assert report["counts"]["copied"] == 2 and report["ok"] is True
+    asked = world.token_server.token_requests
+    assert asked, "the handlers signed in through the token endpoint"
+    assert {(r.status, r.client_id, r.scope) for r in asked} == {(200, CLIENT_ID, STORAGE_SCOPE)}
+    assert len(asked) == 1, "one token for the warm container, reused by every handler call"
+
+
+def test_a_wrong_secret_fails_the_run_naming_the_setting_and_copies_nothing(
+    stack: Stack, world: OAuthWorld
+) -> None:
+    container = new_container(stack, {"small.csv": b"never copied", "large.bin": os.urandom(THRESHOLD + 1)})
+    configure(stack, world, [container], client_secret=WRONG_SECRET)
+    pump = stack.pump()
+    stack.launch()  # the containers are named in the secret: the run starts, listing signs in
+    pump.drain()
+    assert stack.keys(container) == []
+    assert not stack.open_uploads()
+    assert pump.failures, "the listing failed"
+    for function, _event, error in pump.failures:
+        assert function == "find-blobs"
+        assert error.startswith("AzureAuthError") and "azure.client_secret" in error
+        assert WRONG_SECRET not in error and CLIENT_SECRET not in error
+    refused = world.token_server.token_requests
+    assert all(r.status == 401 for r in refused)
+    assert len(refused) == pump.invocations["find-blobs"], "one sign-in per invocation: no retry inside"
+
+
+def test_a_wrong_secret_stops_the_launch_when_it_has_to_list_the_containers(
+    stack: Stack, world: OAuthWorld
+) -> None:
+    configure(stack, world, None, client_secret=WRONG_SECRET)
+    with pytest.raises(AzureAuthError, match=r"azure\.client_secret") as raised:
+        load_handler("launch-qualification").lambda_handler(
+            {"force": True}, FakeContext("launch-qualification")
+        )
+    assert WRONG_SECRET not in str(raised.value)
+    assert len(world.token_server.token_requests) == 1
