@@ -311,3 +311,37 @@ def test_listing_hands_over_to_a_fresh_invocation_before_the_time_limit() -> Non
     assert len(continuations) == 2  # pages 1 and 2 each in a fresh invocation
     assert_copied(source, h.sink)  # type: ignore[arg-type]
     assert h.report(run_id).found == 25
+
+
+def test_recombinator_that_finds_the_upload_already_completed_verifies_and_counts_success() -> None:
+    from azs3copy.engine import launch
+    from azs3copy.model import RecombineTask, decode
+    from azs3copy.transports import CompletedPart
+
+    source = MemoryBlobSource()
+    source.put("alpha", "big", os.urandom(13 * MiB))
+    sink = MemoryObjectSink()
+    h = harness(source, sink)
+    run_id = launch(h.deps()).detail["run_id"]
+    recombines = []
+    while h.publisher.queue:
+        topic, body = h.publisher.queue.popleft()
+        if topic == "recombine":
+            recombines.append(body)
+        else:
+            h.deliver(topic, body)
+    assert len(recombines) == 1
+    task = decode(recombines[0])
+    assert isinstance(task, RecombineTask)
+    # an earlier attempt completed the upload and died before recording it
+    checksums = h.ledger.part_checksums(run_id, "alpha/big")
+    parts = [
+        CompletedPart(p.number, p.etag, checksums[p.number])
+        for p in sink.list_parts(task.key, task.upload_id)
+    ]
+    sink.complete(task.key, task.upload_id, parts)
+    h.deliver("recombine", recombines[0])
+    h.deliver("recombine", recombines[0])  # and once more: still success, counted once
+    run = h.report(run_id)
+    assert run.counts["copied"] == 1 and run.counts["failed"] == 0 and run.complete
+    assert sink.objects["alpha/big"].data == source.containers["alpha"]["big"].data

@@ -666,6 +666,16 @@ def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcom
             listed = {part.number: part for part in sink.list_parts(task.key, task.upload_id)}
         except UploadGoneError:
             if _already_copied(sink, task.key, blob):  # completed by an earlier attempt that died after
+                checksums = deps.ledger.part_checksums(task.run_id, blob.blob_id)
+                if len(checksums) == plan.count:  # verify what that attempt may not have
+                    segments = [Segment(part.length, checksums[part.number]) for part in plan.parts()]
+                    info = sink.head(task.key)
+                    version = info.version_id if info else None
+                    try:
+                        verify_object(deps, task.key, version, segments, blob.content_md5)
+                    except ChecksumMismatchError as error:
+                        _discard(deps, task.key, version)
+                        raise FatalError(f"verification failed, object removed: {error}") from None
                 deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
                 outcome.count("copied", blob.size)
                 maybe_report(deps, task.run_id)
