@@ -54,6 +54,13 @@ def test_small_large_and_empty_blobs_arrive_byte_identical() -> None:
     assert report["counts"]["copied"] == 4
     assert report["bytes_copied"] == 300_000 + 23 * MiB + 17 + 9 * MiB
     assert report["ok"] is True
+    assert not [read for read in source.reads if read[0] == "alpha/empty"]  # no ranged read for 0 bytes
+    assert sink_puts_within_chunk(source, 5 * MiB)
+
+
+def sink_puts_within_chunk(source: MemoryBlobSource, chunk: int) -> bool:
+    """Every read the copy made was at most one chunk (memory bounded whatever the blob size)."""
+    return all(length <= chunk for _, _, length in source.reads)
 
 
 @pytest.mark.parametrize("delta", [-1, 0, 1])
