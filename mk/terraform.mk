@@ -29,7 +29,7 @@ $(TF_RC): mk/terraform.mk
 		'  }' \
 		'}' > $@
 
-tf-config: $(TF_RC) ## Write .local/terraformrc (providers from the filesystem mirror $(TF_MIRROR))
+tf-config: $(TF_RC) ## Write .local/terraformrc (providers from the local filesystem mirror, TF_MIRROR)
 
 layers: venv ## Build build/layers/{azure-sdk,core}.zip for the Lambda runtime (LAMBDA_ARCH=arm64)
 	$(PY) scripts/build_layers.py layers --arch $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
@@ -38,7 +38,7 @@ function-zips: venv ## Zip each lambdas/<dir>/ into build/functions/<dir>.zip
 	$(PY) scripts/build_layers.py functions
 
 tf-fmt: ## terraform fmt -check over terraform/
-	terraform fmt -check -recursive -diff terraform
+	$(TF) fmt -check -recursive -diff terraform
 
 tf-validate: tf-config ## terraform init (no backend) and validate each root configuration
 	set -e; for root in $(TF_ROOTS); do \

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -38,10 +40,16 @@ def make(*targets: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def built() -> None:
-    """The CLI configuration, the layers and the function zips that the roots reference."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CLI configuration, and a copy of the layers and function zips that no later build can change."""
     result = make("tf-config", "layers", "function-zips")
     assert result.returncode == 0, result.stdout + result.stderr
+    build = tmp_path_factory.mktemp("build")
+    for kind in ("layers", "functions"):
+        (build / kind).mkdir()
+        for archive in (ROOT / "build" / kind).glob("*.zip"):
+            shutil.copy2(archive, build / kind / archive.name)
+    return build
 
 
 @dataclass
@@ -80,11 +88,11 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         yield server
 
 
-def local_vars(endpoint: str) -> list[str]:
-    return ["-var", f"aws_endpoint={endpoint}"]
+def local_vars(endpoint: str, build: Path) -> list[str]:
+    return ["-var", f"aws_endpoint={endpoint}", "-var", f"build_dir={build}"]
 
 
-def test_terraform_files_are_formatted() -> None:
+def test_terraform_files_are_formatted(built: Path) -> None:
     result = subprocess.run(
         ["terraform", "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
         capture_output=True,
@@ -96,7 +104,7 @@ def test_terraform_files_are_formatted() -> None:
 
 
 @pytest.mark.parametrize("env", ["local", "example"])
-def test_root_configuration_is_valid(env: str, built: None, tmp_path: Path) -> None:
+def test_root_configuration_is_valid(env: str, built: Path, tmp_path: Path) -> None:
     terraform = Terraform(TERRAFORM / "envs" / env, tmp_path)
     terraform.init(backend=False)
     assert "Success!" in terraform.ok("validate", "-no-color")
@@ -124,11 +132,11 @@ def test_checkov_reports_no_failed_check() -> None:
     ids=["part-size-below-5-MiB", "parter-memory-below-part-size", "schedule-without-cron"],
 )
 def test_plan_rejects_a_mistaken_variable_with_a_clear_message(
-    variables: list[str], message: str, built: None, moto: MotoServer, tmp_path: Path
+    variables: list[str], message: str, built: Path, moto: MotoServer, tmp_path: Path
 ) -> None:
     terraform = Terraform(LOCAL_ROOT, tmp_path)
     terraform.init()
-    result = terraform.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint), *variables)
+    result = terraform.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint, built), *variables)
     assert result.returncode == 1
     assert "Invalid value for variable" in result.stderr
     assert message in " ".join(result.stderr.split())
@@ -136,22 +144,29 @@ def test_plan_rejects_a_mistaken_variable_with_a_clear_message(
 
 @pytest.fixture(scope="module")
 def applied(
-    built: None, moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
+    built: Path, moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Terraform, dict[str, object]]]:
     """envs/local applied to the module's moto server; destroyed at the end if a test did not."""
     terraform = Terraform(LOCAL_ROOT, tmp_path_factory.mktemp("tf-local"))
     terraform.init()
     try:
         terraform.ok(
-            "apply", "-input=false", "-no-color", "-auto-approve", *local_vars(moto.endpoint), timeout=420
+            "apply",
+            "-input=false",
+            "-no-color",
+            "-auto-approve",
+            *local_vars(moto.endpoint, built),
+            timeout=420,
         )
         outputs = json.loads(terraform.ok("output", "-json", "-no-color"))
         yield terraform, {name: value["value"] for name, value in outputs.items()}
     finally:
-        terraform.run("destroy", "-input=false", "-no-color", "-auto-approve", *local_vars(moto.endpoint))
+        terraform.run(
+            "destroy", "-input=false", "-no-color", "-auto-approve", *local_vars(moto.endpoint, built)
+        )
 
 
-def client(service: str, moto: MotoServer):  # type: ignore[no-untyped-def]
+def client(service: str, moto: MotoServer) -> Any:
     return boto3.client(
         service,
         endpoint_url=moto.endpoint,
@@ -205,7 +220,7 @@ def test_apply_creates_the_system_the_local_runtime_reads_back(
 
 
 def test_operator_edit_of_the_secret_survives_and_plan_shows_no_changes(
-    applied: tuple[Terraform, dict[str, object]], moto: MotoServer
+    applied: tuple[Terraform, dict[str, object]], moto: MotoServer, built: Path
 ) -> None:
     terraform, outputs = applied
     secrets = client("secretsmanager", moto)
@@ -213,7 +228,7 @@ def test_operator_edit_of_the_secret_survives_and_plan_shows_no_changes(
     secrets.put_secret_value(SecretId=outputs["secret_id"], SecretString=json.dumps(edited))
 
     result = terraform.run(
-        "plan", "-input=false", "-no-color", "-detailed-exitcode", *local_vars(moto.endpoint)
+        "plan", "-input=false", "-no-color", "-detailed-exitcode", *local_vars(moto.endpoint, built)
     )
     assert result.returncode == 0, (
         f"plan after apply shows changes or failed:\n{result.stdout}\n{result.stderr}"
@@ -221,10 +236,79 @@ def test_operator_edit_of_the_secret_survives_and_plan_shows_no_changes(
     assert json.loads(secrets.get_secret_value(SecretId=outputs["secret_id"])["SecretString"]) == edited
 
 
-def test_destroy_removes_everything(applied: tuple[Terraform, dict[str, object]], moto: MotoServer) -> None:
+def role_policies(terraform: Terraform) -> dict[str, dict[str, Any]]:
+    """Each function's policy document by directory name, from `terraform show -json`."""
+    state = json.loads(terraform.ok("show", "-json", "-no-color"))
+    policies = {}
+    modules = [state["values"]["root_module"]]
+    while modules:
+        module = modules.pop()
+        modules.extend(module.get("child_modules", []))
+        for resource in module.get("resources", []):
+            if (
+                resource["address"].endswith("aws_iam_role_policy.this")
+                and ".module.function[" in resource["address"]
+            ):
+                directory = resource["address"].split('module.function["')[1].split('"]')[0]
+                policies[directory] = json.loads(resource["values"]["policy"])
+    return policies
+
+
+def test_each_function_role_names_only_the_actions_it_uses(
+    applied: tuple[Terraform, dict[str, object]],
+) -> None:
+    terraform, outputs = applied
+    policies = role_policies(terraform)
+    assert sorted(policies) == FUNCTIONS
+
+    def as_list(value: Any) -> list[str]:
+        return [value] if isinstance(value, str) else list(value)
+
+    def actions(document: dict[str, Any]) -> set[str]:
+        found: set[str] = set()
+        for statement in document["Statement"]:
+            listed = set(as_list(statement["Action"]))
+            found |= listed
+            if "*" in as_list(statement["Resource"]):
+                # Only actions that name no resource may use "*"; metrics stay in their namespace.
+                assert listed <= {
+                    "cloudwatch:PutMetricData",
+                    "xray:PutTelemetryRecords",
+                    "xray:PutTraceSegments",
+                }
+                if "cloudwatch:PutMetricData" in listed:
+                    assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"] == "azs3copy"
+        return found
+
+    granted = {directory: actions(document) for directory, document in policies.items()}
+    for directory, names in granted.items():
+        assert not [a for a in names if "*" in a], f"{directory} has wildcard actions"
+        reads_secret = "secretsmanager:GetSecretValue" in names
+        assert reads_secret == (
+            directory in {"launch-qualification", "find-blobs", "download", "largefile-parter"}
+        )
+    assert "s3:ListBucket" in granted["find-blobs"]
+    assert "s3:ListMultipartUploadParts" in granted["largefile-recombinator"]
+    assert not [a for a in granted["launch-qualification"] if a.startswith("s3:")]
+    publishes = {d for d, names in granted.items() if "sns:Publish" in names}
+    assert publishes == {"launch-qualification", "find-blobs", "largefile-initializer", "largefile-parter"}
+    secret = str(outputs["secret_id"])
+    assert secret in json.dumps(policies["download"]) and secret not in json.dumps(
+        policies["largefile-initializer"]
+    )
+
+
+def test_destroy_removes_everything(
+    applied: tuple[Terraform, dict[str, object]], moto: MotoServer, built: Path
+) -> None:
     terraform, outputs = applied
     terraform.ok(
-        "destroy", "-input=false", "-no-color", "-auto-approve", *local_vars(moto.endpoint), timeout=300
+        "destroy",
+        "-input=false",
+        "-no-color",
+        "-auto-approve",
+        *local_vars(moto.endpoint, built),
+        timeout=300,
     )
     assert terraform.ok("state", "list", "-no-color").strip() == ""
     assert client("lambda", moto).list_functions()["Functions"] == []

@@ -5,7 +5,7 @@ module "azs3copy" {
   source = "../../modules/azs3copy"
 
   name_prefix                 = var.name_prefix
-  build_dir                   = "${path.module}/../../../build"
+  build_dir                   = coalesce(var.build_dir, "${path.module}/../../../build")
   bucket_force_destroy        = true
   ledger_deletion_protection  = false
   secret_recovery_window_days = 0

@@ -8,6 +8,12 @@ variable "aws_endpoint" {
   }
 }
 
+variable "build_dir" {
+  type        = string
+  description = "Directory with layers/*.zip and functions/*.zip; null means the repository's build/ (make layers function-zips)."
+  default     = null
+}
+
 variable "region" {
   type        = string
   description = "Region the emulated resources live in."
