@@ -145,18 +145,19 @@ def test_a_wrong_secret_fails_the_run_naming_the_setting_and_copies_nothing(
     container = new_container(stack, {"small.csv": b"never copied", "large.bin": os.urandom(THRESHOLD + 1)})
     configure(stack, world, [container], client_secret=WRONG_SECRET)
     pump = stack.pump()
-    stack.launch()  # the containers are named in the secret: the run starts, listing signs in
+    run_id = stack.launch()  # the containers are named in the secret: the run starts, listing signs in
     pump.drain()
     assert stack.keys(container) == []
     assert not stack.open_uploads()
-    assert pump.failures, "the listing failed"
-    for function, _event, error in pump.failures:
-        assert function == "find-blobs"
-        assert error.startswith("AzureAuthError") and "azure.client_secret" in error
-        assert WRONG_SECRET not in error and CLIENT_SECRET not in error
+    report = stack.report(run_id)  # the run still ends, and its report says why
+    assert report["ok"] is False and report["counts"]["failed"] == 1 and report["counts"]["copied"] == 0
+    [failure] = report["failures"]
+    assert failure["blob"] == f"{container}/"
+    assert "AzureAuthError" in failure["reason"] and "azure.client_secret" in failure["reason"]
+    assert WRONG_SECRET not in json.dumps(report) and CLIENT_SECRET not in json.dumps(report)
+    assert pump.invocations["find-blobs"] == 1, "a refused sign-in is not retried"
     refused = world.token_server.token_requests
-    assert all(r.status == 401 for r in refused)
-    assert len(refused) == pump.invocations["find-blobs"], "one sign-in per invocation: no retry inside"
+    assert [r.status for r in refused] == [401], "one sign-in, no retry inside the SDK either"
 
 
 def test_a_wrong_secret_stops_the_launch_when_it_has_to_list_the_containers(

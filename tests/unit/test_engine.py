@@ -352,3 +352,32 @@ def test_recombinator_that_finds_the_upload_already_completed_verifies_and_count
     run = h.report(run_id)
     assert run.counts["copied"] == 1 and run.counts["failed"] == 0 and run.complete
     assert sink.objects["alpha/big"].data == source.containers["alpha"]["big"].data
+
+
+def test_a_container_that_cannot_be_listed_is_recorded_failed_and_the_run_still_ends() -> None:
+    from azs3copy.errors import AzureAuthError
+
+    source = MemoryBlobSource()
+    source.put("alpha", "fine", b"ok")
+    source.put("beta", "unreachable", b"no")
+    real_list = source.list_page
+
+    def refuse_beta(container: str, prefix: str, marker: str | None, page_size: int):  # type: ignore[no-untyped-def]
+        if container == "beta":
+            raise AzureAuthError("Azure refused the sign-in: check azure.client_secret")
+        return real_list(container, prefix, marker, page_size)
+
+    source.list_page = refuse_beta  # type: ignore[method-assign]
+    h = harness(source)
+    run_id = h.run()
+    assert run_id
+    run = h.report(run_id)
+    assert run.complete and run.counts["copied"] == 1 and run.counts["failed"] == 1
+    report = json.loads(h.sink.objects[f"_azs3copy/reports/{run_id}.json"].data)  # type: ignore[attr-defined]
+    assert report["failures"] == [
+        {"blob": "beta/", "state": "failed", "reason": report["failures"][0]["reason"]}
+    ]
+    assert "azure.client_secret" in report["failures"][0]["reason"]
+    assert (
+        h.deliveries == 1 + 1 + 1
+    )  # alpha's listing, its batch, beta's listing: the fatal error is not retried

@@ -78,8 +78,9 @@ class AzureBlobSource:
             raise
         except (AzureError, OSError, ValueError) as error:
             if "md5" in str(error).lower() and "mismatch" in str(error).lower():
-                raise ChecksumMismatchError(f"{action}: {error}") from error
-            raise classify_azure_error(error, self.creds, what=action) from error
+                raise ChecksumMismatchError(f"{action}: {error}") from None
+            # not chained: the SDK's own text can hold the request URL, and with it a SAS signature
+            raise classify_azure_error(error, self.creds, what=action) from None
 
     def list_containers(self) -> list[str]:
         with self._errors("list containers"):

@@ -249,10 +249,44 @@ def _already_copied(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
     )
 
 
+#: The ledger page that records a container whose listing could not go on.
+LISTING_FAILED_PAGE = 99_999_999
+
+
 def find_blobs(deps: Deps, task: ContainerTask, invocation: Invocation) -> Outcome:
-    """List one container page by page; register, then publish, each page's blobs."""
-    settings, source, tuning = deps.need_settings(), deps.need_source(), deps.tuning
+    """List one container page by page; register, then publish, each page's blobs.
+
+    A listing that cannot go on (wrong credentials, a deleted container, or retries used up) is recorded as
+    a failed entry `<container>/` with the reason, so the run still ends and its report says why."""
     outcome = Outcome()
+    try:
+        return _list_container(deps, task, invocation, outcome)
+    except Azs3copyError as error:
+        if error.retryable and not invocation.final_attempt:
+            raise
+        reason = redact(
+            f"listing of container {task.container} stopped: {type(error).__name__}: {error}", deps.secrets
+        )
+        deps.ledger.register_page(
+            task.run_id,
+            task.container,
+            LISTING_FAILED_PAGE,
+            [],
+            [(f"{task.container}/", 0, "failed", reason)],
+        )
+        deps.ledger.finish_container(task.run_id, task.container)
+        logger.error(
+            "listing failed", extra={"run_id": task.run_id, "container": task.container, "reason": reason}
+        )
+        outcome.count("failed")
+        maybe_report(deps, task.run_id)
+        if error.retryable:
+            raise  # the last attempt failed: recorded, and on to the dead-letter queue
+        return outcome
+
+
+def _list_container(deps: Deps, task: ContainerTask, invocation: Invocation, outcome: Outcome) -> Outcome:
+    settings, source, tuning = deps.need_settings(), deps.need_source(), deps.tuning
     marker, page = task.marker, task.page
     while True:
         listing = source.list_page(task.container, settings.prefix, marker, tuning.page_size)
