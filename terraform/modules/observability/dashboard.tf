@@ -2,8 +2,10 @@ locals {
   region = data.aws_region.current.name
   names  = [for f in values(var.functions) : f.function_name]
 
-  # Metrics the functions emit (Powertools, EMF) into var.metrics_namespace.
-  state_metrics = ["BlobsCopied", "BlobsSkipped", "BlobsFailed", "BlobsChanged", "BlobsVanished", "BlobsNeedsRehydration"]
+  # Metrics the functions emit (Powertools, EMF) into var.metrics_namespace: BytesCopied and one
+  # Blobs_<state> count per terminal state of the ledger (azs3copy.lambda_support).
+  states        = ["copied", "skipped", "failed", "changed", "vanished", "needs-rehydration"]
+  state_metrics = [for state in local.states : "Blobs_${state}"]
 
   lambda_metric = {
     for stat_metric in ["Invocations", "Errors", "Duration", "Throttles"] :
