@@ -50,11 +50,14 @@ class LocalEnvironmentError(RuntimeError):
 
 @dataclass(frozen=True)
 class LocalPaths:
+    """Where the environment keeps its state: `.local/` of the checkout, or another directory (tests)."""
+
     root: Path = REPO_ROOT
+    state_dir: Path | None = None
 
     @property
     def state(self) -> Path:
-        return self.root / ".local"
+        return self.state_dir or self.root / ".local"
 
     @property
     def deployment(self) -> Path:
@@ -74,7 +77,7 @@ class LocalPaths:
 
     @property
     def terraformrc(self) -> Path:
-        return self.state / "terraformrc"
+        return self.root / ".local" / "terraformrc"  # written by `make tf-config`
 
     @property
     def tf_root(self) -> Path:
@@ -371,8 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)"
     )
+    parser.add_argument(
+        "--state-dir", type=Path, help="where to keep state, pids and logs (default ROOT/.local)"
+    )
     args = parser.parse_args(argv)
-    paths = LocalPaths(args.root.resolve())
+    paths = LocalPaths(args.root.resolve(), args.state_dir.resolve() if args.state_dir else None)
     try:
         if args.action == "up":
             up(paths)
