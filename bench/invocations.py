@@ -1,0 +1,328 @@
+"""Single invocations of real handlers, each in a fresh process with the function's environment, against an
+Azurite and a moto server of their own: the peak memory of one part and one small-blob copy as the blob
+grows, and find-blobs listing a big container with its real SNS publisher.
+
+Tuning is the Terraform module's defaults (part 16 MiB, chunk 8 MiB, large threshold 100 MiB)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from azs3copy.azure_source import AzureBlobSource
+from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.engine import new_run_id
+from azs3copy.local.emulators import Azurite, MotoServer
+from azs3copy.model import ContainerTask, PartTask, SmallBatch, encode
+from azs3copy.planner import plan_parts
+from bench.common import (
+    FAKE_AWS,
+    ROOT,
+    WORK,
+    BlobSpec,
+    MiB,
+    aws_client,
+    azure_service,
+    clean_env,
+    say,
+    upload_blobs,
+)
+
+PART_SIZE = 16 * MiB
+CHUNK_SIZE = 8 * MiB
+LARGE_THRESHOLD = 100 * MiB
+TOPICS = ("containers", "small", "large", "parts", "recombine")
+
+
+@dataclass
+class Stage:
+    """Emulators and the resources a function expects, created by this module."""
+
+    moto: MotoServer
+    azurite: Azurite
+    bucket: str
+    table: str
+    secret_id: str
+    topics: dict[str, str]
+
+    def environment(self, **tuning: str) -> dict[str, str]:
+        env = clean_env(
+            {
+                **FAKE_AWS,
+                "AWS_ENDPOINT_URL": self.moto.endpoint,
+                "AZS3COPY_SECRET_ID": self.secret_id,
+                "AZS3COPY_BUCKET": self.bucket,
+                "AZS3COPY_LEDGER_TABLE": self.table,
+                "AZS3COPY_PART_SIZE": str(PART_SIZE),
+                "AZS3COPY_CHUNK_SIZE": str(CHUNK_SIZE),
+                "AZS3COPY_LARGE_THRESHOLD": str(LARGE_THRESHOLD),
+                "POWERTOOLS_SERVICE_NAME": "azs3copy-bench",
+                "POWERTOOLS_METRICS_NAMESPACE": "azs3copy",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        env.pop("AWS_PROFILE", None)
+        for name, arn in self.topics.items():
+            env[f"AZS3COPY_TOPIC_{name.upper()}"] = arn
+        env.update(tuning)
+        return env
+
+    def set_secret(self, container: str, prefix: str = "") -> None:
+        aws_client("secretsmanager", self.moto.endpoint).put_secret_value(
+            SecretId=self.secret_id,
+            SecretString=json.dumps(
+                {
+                    "isactive": True,
+                    "begindate": "2000-01-01T00:00:00Z",
+                    "azure": {"connection_string": self.azurite.connection_string},
+                    "containers": [container],
+                    **({"prefix": prefix} if prefix else {}),
+                }
+            ),
+        )
+
+    def ledger(self) -> DynamoLedger:
+        return DynamoLedger(aws_client("dynamodb", self.moto.endpoint), self.table)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[Stage]:
+    state = WORK / name
+    with MotoServer.start(state) as moto, Azurite.start(state) as azurite:
+        s3 = aws_client("s3", moto.endpoint)
+        bucket = "bench-destination"
+        s3.create_bucket(Bucket=bucket)
+        dynamodb = aws_client("dynamodb", moto.endpoint)
+        table = "bench-ledger"
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sns = aws_client("sns", moto.endpoint)
+        topics = {topic: sns.create_topic(Name=f"bench-{topic}")["TopicArn"] for topic in TOPICS}
+        secret_id = aws_client("secretsmanager", moto.endpoint).create_secret(
+            Name="bench-settings", SecretString=json.dumps({"isactive": False})
+        )["ARN"]
+        yield Stage(moto, azurite, bucket, table, secret_id, topics)
+
+
+def sns_event(message: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:bench:sub",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": str(uuid.uuid4()),
+                    "TopicArn": "arn:aws:sns:us-east-1:123456789012:bench",
+                    "Message": message,
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
+
+
+def invoke(
+    stage_: Stage, directory: str, message: str, env: dict[str, str], timeout: float = 900
+) -> dict[str, Any]:
+    """One invocation in a fresh process; its result, duration and peak RSS."""
+    scratch = WORK / "invocations"
+    scratch.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    event_path, result_path = scratch / f"{token}-event.json", scratch / f"{token}-result.json"
+    event_path.write_text(json.dumps(sns_event(message)))
+    log_path = scratch / f"{directory}-{token}.log"
+    with log_path.open("wb") as log:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.invoke_once",
+                directory,
+                str(event_path),
+                str(result_path),
+                str(timeout),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    event_path.unlink()
+    result_path.unlink()
+    if result["error"]:
+        raise RuntimeError(f"{directory} invocation failed: {result['error']} (log {log_path})")
+    return result
+
+
+def _listed(stage_: Stage, container: str, name: str) -> Any:
+    source = AzureBlobSource(azure_service(stage_.azurite.connection_string))
+    page = source.list_page(container, name, None, 10)
+    return next(blob.ref for blob in page.blobs if blob.ref.name == name)
+
+
+def _summary(result: dict[str, Any], blob_size: int) -> dict[str, Any]:
+    return {
+        "blob_mib": blob_size / MiB,
+        "seconds": round(result["seconds"], 3),
+        "peak_rss_mib": round(result["peak_invocation"] / MiB, 1),
+        "rss_after_init_mib": round(result["rss_after_init"] / MiB, 1),
+        "growth_mib": round((result["peak_invocation"] - result["rss_after_init"]) / MiB, 1),
+    }
+
+
+def measure_memory(base_mib: dict[str, int] | None = None) -> dict[str, Any]:
+    """Peak RSS of one parter and one download invocation for a blob of 1×, 2× and 4× a base size."""
+    bases = base_mib or {"parter": 64, "download": 24}
+    out: dict[str, Any] = {"part_size_mib": PART_SIZE // MiB, "chunk_size_mib": CHUNK_SIZE // MiB}
+    with stage("memory") as st:
+        container = "memory"
+        st.set_secret(container)
+        sizes = {kind: [base * MiB * k for k in (1, 2, 4)] for kind, base in bases.items()}
+        specs = [
+            BlobSpec(f"{kind}-{size // MiB}mib.bin", size) for kind, group in sizes.items() for size in group
+        ]
+        say(f"memory: uploading {len(specs)} blobs to Azurite")
+        upload_blobs(azure_service(st.azurite.connection_string), container, specs, threads=2)
+        s3 = aws_client("s3", st.moto.endpoint)
+        ledger = st.ledger()
+        rows: dict[str, list[dict[str, Any]]] = {"parter": [], "download": []}
+        for size in sizes["parter"]:
+            blob = _listed(st, container, f"parter-{size // MiB}mib.bin")
+            run_id = new_run_id()
+            key = f"{container}/{blob.name}"
+            upload_id = s3.create_multipart_upload(Bucket=st.bucket, Key=key, ChecksumAlgorithm="CRC32")[
+                "UploadId"
+            ]
+            plan = plan_parts(size, PART_SIZE)
+            part = list(plan.parts())[1]
+            task = PartTask(
+                run_id,
+                blob,
+                key,
+                upload_id,
+                part.number,
+                part.offset,
+                part.length,
+                plan.count,
+                plan.part_size,
+            )
+            result = invoke(st, "largefile-parter", encode(task), st.environment())
+            rows["parter"].append(_summary(result, size))
+            say(f"memory: parter, blob {size // MiB} MiB: peak {rows['parter'][-1]['peak_rss_mib']} MiB")
+        for size in sizes["download"]:
+            blob = _listed(st, container, f"download-{size // MiB}mib.bin")
+            run_id = new_run_id()
+            ledger.start_run(
+                run_id, containers=[container], begindate="2000-01-01T00:00:00Z", force=True, stale_after=1
+            )
+            result = invoke(st, "download", encode(SmallBatch(run_id, (blob,))), st.environment())
+            if result["result"]["states"].get("copied") != 1:
+                raise RuntimeError(f"download did not copy the blob: {result['result']}")
+            rows["download"].append(_summary(result, size))
+            say(f"memory: download, blob {size // MiB} MiB: peak {rows['download'][-1]['peak_rss_mib']} MiB")
+        out.update(rows)
+    return out
+
+
+def _drain_sizes(sqs: Any, queue_url: str) -> list[int]:
+    sizes: list[int] = []
+    idle = 0
+    while idle < 2:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        if not messages:
+            idle += 1
+            continue
+        idle = 0
+        sizes += [len(message["Body"].encode()) for message in messages]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+    return sizes
+
+
+def fill_listing_container(st: Stage, container: str, count: int, threads: int = 48) -> float:
+    """`count` tiny blobs: the first tenth under `a/`, the rest under `b/`."""
+    client = azure_service(st.azurite.connection_string).get_container_client(container)
+    client.create_container()
+    tenth = max(1, count // 10)
+    names = [f"a/{i:07d}" for i in range(tenth)] + [f"b/{i:07d}" for i in range(count - tenth)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(lambda name: client.upload_blob(name, b"x", overwrite=True), names, chunksize=64))
+    return time.monotonic() - started
+
+
+def measure_listing(count: int) -> dict[str, Any]:
+    """find-blobs over a container of `count` blobs (and over its first tenth, by prefix), alone, in a fresh
+    process, publishing to moto's SNS; every message it publishes is captured through an SQS subscription."""
+    with stage("listing") as st:
+        container = "listing"
+        say(f"listing: putting {count} blobs into Azurite")
+        ingest = fill_listing_container(st, container, count)
+        say(f"listing: ingest took {ingest:.0f} s ({count / ingest:.0f} blobs/s)")
+        sns, sqs = aws_client("sns", st.moto.endpoint), aws_client("sqs", st.moto.endpoint)
+        queues = {}
+        for topic in ("small", "large"):
+            url = sqs.create_queue(QueueName=f"tap-{topic}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            sns.subscribe(
+                TopicArn=st.topics[topic],
+                Protocol="sqs",
+                Endpoint=arn,
+                Attributes={"RawMessageDelivery": "true"},
+            )
+            queues[topic] = url
+        runs = []
+        for prefix, blobs in (("a/", max(1, count // 10)), ("", count)):
+            st.set_secret(container, prefix)
+            run_id = new_run_id()
+            st.ledger().start_run(
+                run_id, containers=[container], begindate="2000-01-01T00:00:00Z", force=True, stale_after=1
+            )
+            result = invoke(st, "find-blobs", encode(ContainerTask(run_id, container)), st.environment())
+            sizes = [size for url in queues.values() for size in _drain_sizes(sqs, url)]
+            runs.append(
+                {
+                    "blobs": blobs,
+                    "seconds": round(result["seconds"], 2),
+                    "peak_rss_mib": round(result["peak_invocation"] / MiB, 1),
+                    "rss_after_init_mib": round(result["rss_after_init"] / MiB, 1),
+                    "growth_mib": round((result["peak_invocation"] - result["rss_after_init"]) / MiB, 1),
+                    "messages": len(sizes),
+                    "largest_message_bytes": max(sizes, default=0),
+                    "pages": result["result"].get("pages"),
+                }
+            )
+            say(
+                f"listing: {blobs} blobs in {runs[-1]['seconds']} s, peak {runs[-1]['peak_rss_mib']} MiB, "
+                f"{len(sizes)} messages, largest {max(sizes, default=0)} B"
+            )
+        return {"ingest_seconds": round(ingest, 1), "runs": runs}

@@ -1,0 +1,84 @@
+"""Run one invocation of a real handler in this (fresh) process and write what it cost as JSON.
+
+    python -m bench.invoke_once LAMBDA_DIR EVENT_JSON RESULT_JSON [TIMEOUT_SECONDS]
+
+The process's environment is the function's. The handler module is imported and its clients are built first
+(what a warm container holds); then the kernel's peak-RSS mark is reset (`/proc/self/clear_refs`) so the
+peak read afterwards (VmHWM) is the peak during the invocation itself, init included in the baseline."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _status(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Context:
+    function_name: str
+    timeout_seconds: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 1024
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
+
+
+def main(argv: list[str]) -> None:
+    directory, event_path, result_path = argv[0], Path(argv[1]), Path(argv[2])
+    timeout = float(argv[3]) if len(argv) > 3 else 900.0
+    event: dict[str, Any] = json.loads(event_path.read_text())
+    rss_start = _status("VmRSS")
+    spec = importlib.util.spec_from_file_location("handler", ROOT / "lambdas" / directory / "handler.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.function.deps()  # clients, secret and Azure source: what a warm container already holds
+    baseline = _status("VmRSS")
+    peak_init = _status("VmHWM")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    started = time.monotonic()
+    error = None
+    result: Any = None
+    try:
+        result = module.lambda_handler(event, Context(directory, timeout))
+    except Exception as exc:  # recorded, not raised: the parent decides
+        error = f"{type(exc).__name__}: {exc}"
+    elapsed = time.monotonic() - started
+    result_path.write_text(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "rss_interpreter": rss_start,
+                "rss_after_init": baseline,
+                "peak_init": peak_init,
+                "peak_invocation": _status("VmHWM"),
+                "result": result,
+                "error": error,
+            },
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,146 @@
+"""The pipeline through the local runtime: `terraform apply` of terraform/envs/local against moto, the local
+runtime playing Lambda, and one run timed from the launch invocation to the run report landing in S3.
+
+The benchmark's environment lives in bench/.work/local (not .local/), so it never touches a `make up`
+environment that is running in the same checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from azs3copy.local import environment
+from bench.common import ROOT, WORK, aws_client
+
+REPORT_LINE = re.compile(r"^REPORT RequestId: \S+\tDuration: ([0-9.]+) ms\tMemory Size: (\d+) MB")
+
+
+class BenchPaths(environment.LocalPaths):
+    @property
+    def state(self) -> Path:
+        return WORK / "local"
+
+
+@dataclass
+class PipelineEnv:
+    deployment: dict[str, Any]
+    paths: BenchPaths
+
+    @property
+    def bucket(self) -> str:
+        return str(self.deployment["bucket"])
+
+    @property
+    def moto(self) -> str:
+        return str(self.deployment["aws_endpoint"])
+
+    @property
+    def azurite_connection_string(self) -> str:
+        return str(self.deployment["azure"]["connection_string"])
+
+    @property
+    def azurite_endpoint(self) -> str:
+        return str(self.deployment["azure"]["account_url"])
+
+    def function_log(self, component: str) -> Path:
+        return self.paths.logs / f"{component}.log"
+
+
+def start(tuning: dict[str, int | str], concurrency: int) -> PipelineEnv:
+    """`make up` in bench/.work/local with the tuning as Terraform variables; returns the deployment."""
+    paths = BenchPaths(ROOT)
+    paths.state.mkdir(parents=True, exist_ok=True)
+    shared_rc = environment.LocalPaths(ROOT).terraformrc
+    if not shared_rc.exists():
+        raise RuntimeError(f"{shared_rc} is missing: run `make tf-config`")
+    shutil.copyfile(shared_rc, paths.terraformrc)
+    for name, value in tuning.items():
+        os.environ[f"TF_VAR_{name}"] = str(value)
+    os.environ["AZS3COPY_LOCAL_CONCURRENCY"] = str(concurrency)
+    deployment = environment.up(paths, say=lambda text: print(f"  {text}", flush=True))
+    return PipelineEnv(deployment, paths)
+
+
+def stop(env: PipelineEnv) -> None:
+    environment.down(env.paths, say=lambda text: print(f"  {text}", flush=True))
+
+
+def configure_secret(env: PipelineEnv, container: str) -> None:
+    secrets = aws_client("secretsmanager", env.moto)
+    secrets.put_secret_value(
+        SecretId=env.deployment["secret_id"],
+        SecretString=json.dumps(
+            {
+                "isactive": True,
+                "begindate": "2000-01-01T00:00:00Z",
+                "azure": {"connection_string": env.azurite_connection_string},
+                "containers": [container],
+            }
+        ),
+    )
+
+
+def log_offsets(env: PipelineEnv) -> dict[str, int]:
+    return {
+        component: (env.function_log(component).stat().st_size if env.function_log(component).exists() else 0)
+        for component in env.deployment["function_names"]
+    }
+
+
+def invocations_since(env: PipelineEnv, offsets: dict[str, int]) -> dict[str, list[tuple[float, int]]]:
+    """(duration in ms, memory in MB) of every invocation each function logged since `offsets`."""
+    found: dict[str, list[tuple[float, int]]] = {}
+    for component, offset in offsets.items():
+        path = env.function_log(component)
+        if not path.exists():
+            continue
+        with path.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+        found[component] = [
+            (float(m.group(1)), int(m.group(2))) for m in map(REPORT_LINE.match, text.splitlines()) if m
+        ]
+    return found
+
+
+def run_once(env: PipelineEnv, timeout: float = 3600) -> dict[str, Any]:
+    """Invoke launch-qualification through the runtime's Invoke API and wait for the run report in S3.
+    Returns the seconds from launch to report, the report and every invocation's duration."""
+    lam = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client("lambda", endpoint_url=env.deployment["runtime_url"], config=Config(read_timeout=300))
+    s3 = aws_client("s3", env.moto)
+    offsets = log_offsets(env)
+    started = time.monotonic()
+    response = lam.invoke(
+        FunctionName=env.deployment["function_names"]["launch-qualification"],
+        InvocationType="RequestResponse",
+        Payload=json.dumps({"force": True}).encode(),
+    )
+    payload = json.loads(response["Payload"].read())
+    if response.get("FunctionError") or not payload.get("started"):
+        raise RuntimeError(f"launch did not start a run: {payload}")
+    key = f"{env.deployment['report_prefix']}{payload['run_id']}.json"
+    deadline = started + timeout
+    while True:
+        try:
+            body = s3.get_object(Bucket=env.bucket, Key=key)["Body"].read()
+            break
+        except ClientError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no run report {key} within {timeout:.0f} s") from None
+            time.sleep(0.25)
+    elapsed = time.monotonic() - started
+    time.sleep(1.0)  # let the last invocations write their REPORT lines
+    report = json.loads(body)
+    return {"seconds": elapsed, "report": report, "invocations": invocations_since(env, offsets)}

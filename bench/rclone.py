@@ -1,0 +1,124 @@
+"""rclone (the Debian package) copying Azurite → moto, the reference to beat.
+
+rclone reaches Azurite through a SAS URL (its `endpoint` setting is a domain suffix), needs `--s3-no-head`
+against moto (its HEAD with `versionId=null` gets a 400 on an unversioned bucket), and runs without the
+machine's CA-bundle variables."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY
+from bench.common import MiB, clean_env
+
+#: The flags tried (see `python -m bench.run --rclone-sweep`); the first is what the benchmark uses.
+SETTINGS: dict[str, list[str]] = {
+    "tuned": [
+        "--transfers",
+        "{concurrency}",
+        "--checkers",
+        "16",
+        "--s3-upload-concurrency",
+        "4",
+        "--s3-chunk-size",
+        "16M",
+        "--s3-upload-cutoff",
+        "100M",
+        "--azureblob-chunk-size",
+        "16M",
+        "--buffer-size",
+        "16M",
+        "--no-check-dest",
+        "--s3-disable-checksum",
+        "--ignore-checksum",
+    ],
+    "defaults": [],
+    "wide": [
+        "--transfers",
+        "16",
+        "--checkers",
+        "16",
+        "--s3-upload-concurrency",
+        "8",
+        "--s3-chunk-size",
+        "8M",
+        "--no-check-dest",
+        "--ignore-checksum",
+    ],
+}
+
+
+def rclone_binary() -> str:
+    binary = shutil.which("rclone")
+    if binary is None:
+        raise RuntimeError("rclone is not installed: `apt-get install -y rclone` (make bench does it)")
+    return binary
+
+
+def rclone_version() -> str:
+    result = subprocess.run([rclone_binary(), "version"], capture_output=True, text=True, check=False)
+    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+
+
+def write_config(path: Path, azurite_endpoint: str, moto_endpoint: str) -> Path:
+    sas = generate_account_sas(
+        AZURITE_ACCOUNT,
+        AZURITE_KEY,
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=AccountSasPermissions(read=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=12),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "[az]\n"
+        "type = azureblob\n"
+        f"sas_url = {azurite_endpoint}?{sas}\n\n"
+        "[s3]\n"
+        "type = s3\n"
+        "provider = Other\n"
+        "access_key_id = testing\n"
+        "secret_access_key = testing\n"
+        "region = us-east-1\n"
+        f"endpoint = {moto_endpoint}\n"
+        "force_path_style = true\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def run_rclone(
+    config: Path, container: str, bucket: str, prefix: str, *, concurrency: int, setting: str = "tuned"
+) -> float:
+    """Copy the container to s3://bucket/prefix; returns the seconds rclone ran."""
+    flags = [flag.format(concurrency=concurrency) for flag in SETTINGS[setting]]
+    command = [
+        rclone_binary(),
+        "copy",
+        f"az:{container}",
+        f"s3:{bucket}/{prefix.rstrip('/')}",
+        "--config",
+        str(config),
+        "--s3-no-head",
+        "--s3-no-check-bucket",
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "3",
+        *flags,
+    ]
+    started = time.monotonic()
+    result = subprocess.run(command, env=clean_env(), capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"rclone failed ({result.returncode}): {result.stderr[-2000:]}")
+    return elapsed
+
+
+def chunk_mib(value: int) -> str:
+    return f"{value // MiB}M"

@@ -1,0 +1,240 @@
+"""`make bench`: the pipeline against rclone and the emulators' ceiling, per-invocation memory, a big listing,
+and the Lambda cost; writes bench/results.json, bench/chart.png and the section of BENCHMARKS.md.
+
+    python -m bench.run [--scale 0.1] [--repeats 3] [--listing-blobs N] [--rclone-setting tuned]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import cost, invocations, pipeline, rclone, report
+from bench.ceiling import run_ceiling
+from bench.common import (
+    WORK,
+    DatasetShape,
+    MiB,
+    azure_service,
+    bucket_bytes,
+    empty_bucket,
+    median,
+    rss_of,
+    s3_client,
+    say,
+    upload_blobs,
+)
+from bench.cpu import CpuSampler
+
+CONTAINER = "bench"
+REPORTS = "_azs3copy/reports/"
+#: The local deployment's tuning: the Terraform module's production defaults (terraform/envs/local's own
+#: defaults are demo-sized: 10 MiB threshold, 5 MiB parts).
+TUNING: dict[str, int | str] = {
+    "large_threshold_bytes": 100 * MiB,
+    "part_size_bytes": 16 * MiB,
+    "chunk_size_bytes": 8 * MiB,
+    "verify": "readback",
+}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def measure_copies(
+    shape: DatasetShape, repeats: int, concurrency: int, rclone_setting: str
+) -> dict[str, Any]:
+    blobs = shape.blobs()
+    total = shape.total_bytes
+    say(
+        f"local environment (terraform apply against moto, local runtime at {concurrency} workers per function)"
+    )
+    env = pipeline.start(dict(TUNING), concurrency)
+    try:
+        service = azure_service(env.azurite_connection_string)
+        say(f"dataset: {shape.describe()} ({total / MiB:.0f} MiB) into Azurite")
+        seconds = upload_blobs(service, CONTAINER, blobs)
+        say(f"dataset uploaded in {seconds:.0f} s")
+        pipeline.configure_secret(env, CONTAINER)
+        s3 = s3_client(env.moto)
+        conf = rclone.write_config(WORK / "rclone.conf", env.azurite_endpoint, env.moto)
+        speeds: dict[str, list[float]] = {"ceiling": [], "rclone": [], "pipeline": []}
+        cpu: dict[str, dict[str, float]] = {name: {} for name in speeds}
+        invocation_log: dict[str, list[tuple[float, int]]] = {}
+        pipeline_bytes = 0
+        reports = []
+        order = ["ceiling", "rclone", "pipeline"]
+        for repeat in range(repeats):
+            for name in order[repeat % 3 :] + order[: repeat % 3]:
+                empty_bucket(s3, env.bucket, keep_prefix=REPORTS)
+                sampler = CpuSampler()
+                sampler.start()
+                if name == "ceiling":
+                    elapsed = run_ceiling(
+                        service,
+                        CONTAINER,
+                        blobs,
+                        s3,
+                        env.bucket,
+                        prefix="ceiling/",
+                        concurrency=concurrency,
+                        part_size=int(TUNING["part_size_bytes"]),
+                        large_threshold=int(TUNING["large_threshold_bytes"]),
+                    )
+                elif name == "rclone":
+                    elapsed = rclone.run_rclone(
+                        conf,
+                        CONTAINER,
+                        env.bucket,
+                        "rclone/",
+                        concurrency=concurrency,
+                        setting=rclone_setting,
+                    )
+                else:
+                    outcome = pipeline.run_once(env)
+                    elapsed = outcome["seconds"]
+                    report_ = outcome["report"]
+                    if report_["bytes_copied"] != total or not report_["ok"]:
+                        raise RuntimeError(f"the pipeline run did not copy everything: {report_['counts']}")
+                    reports.append(
+                        {k: report_[k] for k in ("run_id", "duration_seconds", "counts", "bytes_copied")}
+                    )
+                    pipeline_bytes += total
+                    for component, calls in outcome["invocations"].items():
+                        invocation_log.setdefault(component, []).extend(calls)
+                spent = sampler.stop()
+                objects, copied = bucket_bytes(s3, env.bucket, skip_prefix=REPORTS)
+                if objects != len(blobs) or copied != total:
+                    raise RuntimeError(
+                        f"{name}: {objects} objects, {copied} bytes in S3; expected {len(blobs)}, {total}"
+                    )
+                for group, seconds_ in spent.items():
+                    cpu[name][group] = round(cpu[name].get(group, 0.0) + seconds_, 1)
+                speeds[name].append(round(total / MiB / elapsed, 1))
+                say(
+                    f"run {repeat + 1}/{repeats} {name}: {elapsed:.1f} s, {speeds[name][-1]} MiB/s; moto RSS "
+                    f"{rss_of(env.deployment['pids']['moto']) / MiB:.0f} MiB; CPU s {spent}"
+                )
+        empty_bucket(s3, env.bucket, keep_prefix=REPORTS)
+    finally:
+        pipeline.stop(env)
+    return {
+        "runs": speeds,
+        "cpu": cpu,
+        "reports": reports,
+        "cost": cost.lambda_cost(invocation_log, pipeline_bytes),
+        "rclone_version": rclone.rclone_version(),
+        "rclone_flags": rclone.SETTINGS[rclone_setting],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="dataset scale (counts; default 1: the issue's)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each contender (default 3)")
+    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY") or 6))
+    parser.add_argument(
+        "--listing-blobs", type=int, help="blobs in the listing container (default 100000 × scale)"
+    )
+    parser.add_argument("--rclone-setting", default="tuned", choices=sorted(rclone.SETTINGS))
+    parser.add_argument("--skip", action="append", default=[], choices=["copies", "memory", "listing"])
+    args = parser.parse_args(argv)
+
+    load = os.getloadavg()[0]
+    shape = DatasetShape().scaled(args.scale)
+    listing_blobs = args.listing_blobs or max(2000, round(100_000 * min(1.0, args.scale)))
+    WORK.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    previous = json.loads(report.RESULTS.read_text()) if report.RESULTS.exists() else {}
+
+    copies = previous.get("copies") if "copies" in args.skip else None
+    if copies is None:
+        copies = measure_copies(shape, args.repeats, args.concurrency, args.rclone_setting)
+    memory = previous.get("memory") if "memory" in args.skip else None
+    if memory is None:
+        say("memory of one parter and one download invocation as the blob grows")
+        memory = invocations.measure_memory()
+    listing = previous.get("listing") if "listing" in args.skip else None
+    if listing is None:
+        say(f"listing {listing_blobs} blobs with find-blobs")
+        listing = invocations.measure_listing(listing_blobs)
+
+    runs = copies["runs"]
+    medians = {name: median(values) for name, values in runs.items()}
+    part_mib = memory["part_size_mib"]
+    listing_runs = listing["runs"]
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "scale": args.scale,
+        "repeats": args.repeats,
+        "concurrency": args.concurrency,
+        "pipeline_mode": "through the local runtime (terraform apply of envs/local on moto), launch → run report",
+        "dataset": {
+            "description": shape.describe(),
+            "blobs": len(shape.blobs()),
+            "gib": shape.total_bytes / 1024**3,
+        },
+        "machine": {"cores": os.cpu_count(), "load_at_start": round(load, 2), "quiet": load < 1.5},
+        "tuning": {
+            **{k: v for k, v in TUNING.items()},
+            "copy_threads": 4,
+            "runtime_workers": args.concurrency,
+        },
+        "pipeline_mib_s": medians["pipeline"],
+        "rclone_mib_s": medians["rclone"],
+        "ceiling_mib_s": medians["ceiling"],
+        "pipeline_vs_rclone": _ratio(medians["pipeline"], medians["rclone"]),
+        "pipeline_vs_ceiling": _ratio(medians["pipeline"], medians["ceiling"]),
+        "parter_peak_rss_mib": max(row["peak_rss_mib"] for row in memory["parter"]),
+        "parter_growth_mib": max(row["growth_mib"] for row in memory["parter"]),
+        "download_peak_rss_mib": max(row["peak_rss_mib"] for row in memory["download"]),
+        "download_growth_mib": max(row["growth_mib"] for row in memory["download"]),
+        "listing_100k_s": listing_runs[-1]["seconds"],
+        "listing_100k_peak_rss_mib": listing_runs[-1]["peak_rss_mib"],
+        "listing_blobs": listing_runs[-1]["blobs"],
+        "gb_seconds_per_gb": copies["cost"]["gb_seconds_per_gb"],
+        "requests_per_gb": copies["cost"]["requests_per_gb"],
+        "runs": runs,
+        "cpu": copies["cpu"],
+        "cpu_groups": sorted({g for spent in copies["cpu"].values() for g in spent}),
+        "cost": copies["cost"],
+        "memory": memory,
+        "listing": listing,
+        "copies": copies,
+        "elapsed_seconds": round(time.monotonic() - started),
+    }
+    pipeline_ = results["pipeline_mib_s"]
+    results["targets"] = {
+        "pipeline_vs_rclone": None if pipeline_ is None else results["pipeline_vs_rclone"] >= 1.3,
+        "pipeline_vs_ceiling": None if pipeline_ is None else results["pipeline_vs_ceiling"] >= 0.8,
+        "parter_memory": results["parter_growth_mib"] <= part_mib + 64,
+        "download_memory_flat": _flat([row["peak_rss_mib"] for row in memory["download"]]),
+        "listing_memory_flat": _flat([row["peak_rss_mib"] for row in listing_runs]),
+        "listing_messages": max(row["largest_message_bytes"] for row in listing_runs) <= 256 * 1024,
+    }
+    report.RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    report.chart(results)
+    report.write_doc(results)
+    say(f"wrote {report.RESULTS}, {report.CHART} and the section of {report.DOC}")
+    print(
+        json.dumps(
+            {k: results[k] for k in results if k.endswith(("_s", "_mib", "_gb", "_rclone", "_ceiling"))},
+            indent=2,
+        )
+    )
+
+
+def _flat(peaks: list[float], slack_mib: float = 16.0) -> bool:
+    """The peak of the largest case is within `slack_mib` of the smallest one's."""
+    return peaks[-1] - peaks[0] <= slack_mib
+
+
+if __name__ == "__main__":
+    main()
