@@ -116,11 +116,15 @@ class ScheduleSpec:
     input: str
 
 
-def discover_functions(lambda_client: Any, lambdas_root: Path) -> dict[str, FunctionSpec]:
-    """Every deployed function that carries the component tag, by name."""
+def discover_functions(
+    lambda_client: Any, lambdas_root: Path, name_prefix: str = ""
+) -> dict[str, FunctionSpec]:
+    """Every deployed function (whose name starts with `name_prefix`) that carries the component tag."""
     specs: dict[str, FunctionSpec] = {}
     for page in lambda_client.get_paginator("list_functions").paginate():
         for config in page["Functions"]:
+            if not config["FunctionName"].startswith(name_prefix):
+                continue
             arn = config["FunctionArn"]
             tags = lambda_client.list_tags(Resource=arn).get("Tags", {})
             component = tags.get(COMPONENT_TAG)
@@ -569,7 +573,9 @@ class Runtime:
         concurrency_cap: int | None = None,
         retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
         poll_seconds: int = 1,
+        name_prefix: str = "",
     ) -> None:
+        self.name_prefix = name_prefix
         self.endpoint = endpoint
         self.region = region
         self.lambdas_root = lambdas_root
@@ -595,7 +601,7 @@ class Runtime:
     # -- setup
     def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.functions = discover_functions(self.client("lambda"), self.lambdas_root)
+        self.functions = discover_functions(self.client("lambda"), self.lambdas_root, self.name_prefix)
         for spec in self.functions.values():
             size = self.cap if spec.reserved is None else min(spec.reserved, self.cap)
             self.pools[spec.name] = FunctionPool(self, spec, size)
@@ -923,6 +929,7 @@ def main(argv: list[str] | None = None) -> None:
         "--lambdas", type=Path, default=REPO_ROOT / "lambdas", help="handler code by component"
     )
     parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / ".local" / "logs")
+    parser.add_argument("--name-prefix", default="", help="run only the functions whose names start with it")
     parser.add_argument(
         "--max-concurrency",
         type=int,
@@ -943,6 +950,7 @@ def main(argv: list[str] | None = None) -> None:
         log_dir=args.log_dir,
         concurrency_cap=args.max_concurrency,
         retry_delays=tuple(float(x) for x in args.retry_delays.split(",") if x.strip()),
+        name_prefix=args.name_prefix,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,0 +1,30 @@
+"""A test function for the local runtime: records every invocation, then does what the event asks."""
+
+import json
+import os
+import time
+from typing import Any
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    ask = json.loads(event["Records"][0]["Sns"]["Message"]) if "Records" in event else event
+    record = {
+        "request_id": context.aws_request_id,
+        "ask": ask,
+        "pid": os.getpid(),
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "function_name": context.function_name,
+        "memory": context.memory_limit_in_mb,
+        "env": {
+            k: os.environ.get(k)
+            for k in ("PROBE_SETTING", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_LAMBDA_FUNCTION_NAME")
+        },
+        "event_source": event.get("Records", [{}])[0].get("EventSource") if "Records" in event else None,
+    }
+    with open(os.environ["PROBE_LOG"], "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
+    if ask.get("sleep"):
+        time.sleep(float(ask["sleep"]))
+    if ask.get("fail"):
+        raise RuntimeError(f"asked to fail: {ask.get('tag')}")
+    return {"tag": ask.get("tag"), "pid": os.getpid()}

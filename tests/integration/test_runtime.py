@@ -1,0 +1,223 @@
+"""The local runtime against moto server: a function deployed the way Terraform deploys one (tag, environment,
+timeout, reserved concurrency, event invoke config with an SQS on-failure destination, SNS subscription),
+run by the runtime with the probe handler in tests/integration/runtime_lambdas/probe."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from azs3copy.local.emulators import MotoServer
+from azs3copy.local.runtime import Runtime, aws_client
+
+LAMBDAS = Path(__file__).parent / "runtime_lambdas"
+TIMEOUT = 2
+
+
+@dataclass
+class Deployed:
+    runtime: Runtime
+    function: str
+    topic: str
+    dlq: str
+    probe_log: Path
+    moto: MotoServer
+    invoke_url: str
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.moto.endpoint, "us-east-1")
+
+    def lambda_client(self) -> Any:
+        return aws_client("lambda", self.invoke_url, "us-east-1")
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.probe_log.exists():
+            return []
+        return [json.loads(line) for line in self.probe_log.read_text().splitlines() if line.strip()]
+
+    def calls_tagged(self, tag: str) -> list[dict[str, Any]]:
+        return [call for call in self.calls() if call["ask"].get("tag") == tag]
+
+    def publish(self, **ask: Any) -> None:
+        self.client("sns").publish(TopicArn=self.topic, Message=json.dumps(ask))
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        found = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.dlq, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.dlq, ReceiptHandle=message["ReceiptHandle"])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def deployed(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    prefix = f"rt{uuid.uuid4().hex[:6]}"
+    tmp = tmp_path_factory.mktemp("runtime")
+    endpoint = moto_server.endpoint
+
+    def client(service: str) -> Any:
+        return aws_client(service, endpoint, "us-east-1")
+
+    role = client("iam").create_role(RoleName=f"{prefix}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "# the runtime runs tests/integration/runtime_lambdas/probe\n")
+    name = f"{prefix}-probe"
+    function = client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.lambda_handler",
+        Code={"ZipFile": code.getvalue()},
+        Timeout=TIMEOUT,
+        MemorySize=256,
+        Environment={"Variables": {"PROBE_SETTING": "from-moto", "PROBE_LOG": str(tmp / "probe.jsonl")}},
+        Tags={"azs3copy:component": "probe"},
+    )
+    client("lambda").put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
+    sqs = client("sqs")
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client("lambda").put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=2, DestinationConfig={"OnFailure": {"Destination": dlq_arn}}
+    )
+    topic = client("sns").create_topic(Name=f"{prefix}-topic")["TopicArn"]
+    client("sns").subscribe(TopicArn=topic, Protocol="lambda", Endpoint=function["FunctionArn"])
+    runtime = Runtime(
+        endpoint, lambdas_root=LAMBDAS, log_dir=tmp / "logs", retry_delays=(0.1, 0.2), name_prefix=prefix
+    )
+    port = runtime.start()
+    try:
+        yield Deployed(
+            runtime, name, topic, dlq, tmp / "probe.jsonl", moto_server, f"http://127.0.0.1:{port}"
+        )
+    finally:
+        runtime.stop()
+
+
+def test_the_runtime_reads_what_was_deployed(deployed: Deployed) -> None:
+    spec = deployed.runtime.functions[deployed.function]
+    assert (spec.component, spec.handler, spec.timeout, spec.memory) == (
+        "probe",
+        "handler.lambda_handler",
+        2,
+        256,
+    )
+    assert spec.reserved == 2 and deployed.runtime.pools[deployed.function].size == 2
+    assert spec.max_retries == 2 and spec.on_failure and spec.on_failure.endswith("-probe-dlq")
+    assert len(deployed.runtime.subscriptions) == 1
+
+
+def test_an_sns_message_reaches_the_handler_as_lambdas_sns_event_with_the_functions_environment(
+    deployed: Deployed,
+) -> None:
+    deployed.publish(tag="hello")
+    call = wait_for(lambda: deployed.calls_tagged("hello"))[0]
+    assert call["event_source"] == "aws:sns"
+    assert call["env"] == {
+        "PROBE_SETTING": "from-moto",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": deployed.moto.endpoint,
+        "AWS_LAMBDA_FUNCTION_NAME": deployed.function,
+    }
+    assert call["function_name"] == deployed.function and call["memory"] == 256
+    assert 0 < call["remaining_ms"] <= TIMEOUT * 1000
+
+
+def test_a_failing_event_is_retried_with_one_request_id_then_lands_in_the_on_failure_queue(
+    deployed: Deployed,
+) -> None:
+    deployed.publish(tag="doomed", fail=True)
+    records = wait_for(deployed.dead_letters, timeout=30)
+    calls = deployed.calls_tagged("doomed")
+    assert len(calls) == 3  # the first attempt and maximum_retry_attempts = 2
+    assert len({call["request_id"] for call in calls}) == 1
+    assert len(records) == 1
+    record = records[0]
+    assert record["version"] == "1.0"
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["requestId"] == calls[0]["request_id"]
+    assert record["requestContext"]["functionArn"].endswith(f":function:{deployed.function}:$LATEST")
+    assert record["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+    assert "asked to fail: doomed" in record["responsePayload"]["errorMessage"]
+    sns = record["requestPayload"]["Records"][0]["Sns"]
+    assert json.loads(sns["Message"]) == {"tag": "doomed", "fail": True}
+    assert sns["TopicArn"] == deployed.topic and "SigningCertUrl" in sns and "UnsubscribeUrl" in sns
+
+
+def test_a_duplicate_delivery_is_a_new_event_with_a_fresh_request_id(deployed: Deployed) -> None:
+    deployed.publish(tag="twice")
+    deployed.publish(tag="twice")
+    calls = wait_for(lambda: len(deployed.calls_tagged("twice")) == 2 and deployed.calls_tagged("twice"))
+    assert calls[0]["request_id"] != calls[1]["request_id"]
+
+
+def test_an_invocation_past_the_timeout_is_killed_and_reported_as_task_timed_out(deployed: Deployed) -> None:
+    started = time.monotonic()
+    response = deployed.lambda_client().invoke(
+        FunctionName=deployed.function, Payload=b'{"tag": "slow", "sleep": 30}'
+    )
+    elapsed = time.monotonic() - started
+    payload = json.loads(response["Payload"].read())
+    assert response["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert f"Task timed out after {TIMEOUT:.2f} seconds" in payload["errorMessage"]
+    assert TIMEOUT <= elapsed < TIMEOUT + 5
+    pid = deployed.calls_tagged("slow")[0]["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    after = deployed.lambda_client().invoke(FunctionName=deployed.function, Payload=b'{"tag": "after"}')
+    assert "FunctionError" not in after and json.loads(after["Payload"].read())["tag"] == "after"
+
+
+def test_the_invoke_api_answers_like_lambda(deployed: Deployed) -> None:
+    client = deployed.lambda_client()
+    response = client.invoke(FunctionName=deployed.function, Payload=b'{"tag": "sync"}')
+    assert response["StatusCode"] == 200 and json.loads(response["Payload"].read())["tag"] == "sync"
+    response = client.invoke(
+        FunctionName=deployed.function, InvocationType="Event", Payload=b'{"tag": "async"}'
+    )
+    assert response["StatusCode"] == 202
+    wait_for(lambda: deployed.calls_tagged("async"))
+    with pytest.raises(ClientError) as missing:
+        client.invoke(FunctionName="no-such-function", Payload=b"{}")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_warm_workers_are_reused_within_the_reserved_concurrency(deployed: Deployed) -> None:
+    client = deployed.lambda_client()
+    for i in range(6):
+        client.invoke(FunctionName=deployed.function, Payload=json.dumps({"tag": f"warm{i}"}).encode())
+    pids = {deployed.calls_tagged(f"warm{i}")[0]["pid"] for i in range(6)}
+    assert len(pids) <= 2
