@@ -448,7 +448,11 @@ def invoke_launch(target: Target, force: bool) -> dict[str, Any]:
                 f"no function {name}: is azs3copy deployed here? (--prefix, --region, --local)"
             ) from None
         raise
-    body = json.loads(response["Payload"].read() or b"null")
+    raw = response["Payload"].read()
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        body = raw.decode(errors="replace")[:500]
     if response.get("FunctionError"):
         message = (
             f"{body.get('errorType')}: {body.get('errorMessage')}" if isinstance(body, dict) else str(body)

@@ -1,0 +1,387 @@
+"""The operator CLI against an account as Terraform leaves it (moto in-process), and its one-line errors.
+
+Lambda invocations go to a fake Lambda (moto would need Docker to run a function); `run --wait`, `verify`
+and the local environment end to end are in tests/e2e."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from azs3copy import cli
+from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.local.emulators import free_port
+from tests.support.aws import create_ledger_table
+
+REGION = "us-east-1"
+SECRET = "azs3copy"
+BUCKET = "azs3copy-bucket"
+TABLE = "azs3copy-ledger"
+CONNECTION = (
+    "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0a2V5;EndpointSuffix=core.windows.net"
+)
+
+
+class FakeLambda:
+    """Records invocations; answers launch-qualification with `reply` (or an error)."""
+
+    def __init__(self, real: Any = None) -> None:
+        self.real = real
+        self.calls: list[tuple[str, str, Any]] = []
+        self.reply: dict[str, Any] = {"started": False, "reason": "isactive is false in the secret"}
+        self.error: dict[str, Any] | None = None
+        self.on_invoke: Any = None
+
+    def __getattr__(self, name: str) -> Any:  # everything but invoke: moto's Lambda
+        return getattr(self.real, name)
+
+    def invoke(
+        self, FunctionName: str, Payload: bytes, InvocationType: str = "RequestResponse"
+    ) -> dict[str, Any]:
+        self.calls.append((FunctionName, InvocationType, json.loads(Payload)))
+        if self.on_invoke:
+            self.on_invoke()
+        if InvocationType == "Event":
+            return {"StatusCode": 202, "Payload": io.BytesIO(b"")}
+        if self.error:
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": io.BytesIO(json.dumps(self.error).encode()),
+            }
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(self.reply).encode())}
+
+
+@pytest.fixture
+def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambda]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in (*cli.AZURE_ENV, "AZS3COPY_LOCAL"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        role = session.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("handler.py", "")
+        lam = session.client("lambda")
+        env = {"AZS3COPY_SECRET_ID": SECRET, "AZS3COPY_BUCKET": BUCKET, "AZS3COPY_LEDGER_TABLE": TABLE}
+        sqs = session.client("sqs")
+        for component in cli.COMPONENTS:
+            name = f"azs3copy-{component}"
+            lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="handler.lambda_handler",
+                Code={"ZipFile": code.getvalue()},
+                Environment={"Variables": env},
+            )
+            url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            lam.put_function_event_invoke_config(
+                FunctionName=name,
+                MaximumRetryAttempts=2,
+                DestinationConfig={"OnFailure": {"Destination": arn}},
+            )
+        session.client("secretsmanager").create_secret(
+            Name=SECRET, SecretString=json.dumps({"isactive": False, "begindate": "2024-01-01T00:00:00Z"})
+        )
+        session.client("s3").create_bucket(Bucket=BUCKET)
+        create_ledger_table(session.client("dynamodb"), TABLE)
+        fake = FakeLambda(lam)
+        real_client = cli.Target.client
+
+        def client(self: cli.Target, service: str) -> Any:
+            return fake if service == "lambda" else real_client(self, service)
+
+        monkeypatch.setattr(cli.Target, "client", client)
+        yield fake
+
+
+def secret() -> dict[str, Any]:
+    text = boto3.client("secretsmanager", region_name=REGION).get_secret_value(SecretId=SECRET)[
+        "SecretString"
+    ]
+    return dict(json.loads(text))
+
+
+def run_cli(*args: str, stdin: str = "") -> tuple[int, str]:
+    out = io.StringIO()
+    code = cli.main(["--region", REGION, *args], stdin=io.StringIO(stdin), out=out)
+    return code, out.getvalue()
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("azs3copy: ") and "Traceback" not in err, err
+    return err
+
+
+# --- settings ---------------------------------------------------------------------------------------------
+
+
+def test_enable_is_refused_until_azure_credentials_are_set(
+    account: FakeLambda, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("enable")[0] == 1
+    assert "set-azure-credentials" in one_line_error(capsys)
+    assert secret()["isactive"] is False
+
+
+def test_credentials_from_the_environment_then_enable_and_disable(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", CONNECTION)
+    code, out = run_cli("set-azure-credentials")
+    assert code == 0 and "mode: connection-string" in out
+    assert "c2VjcmV0a2V5" not in out + capsys.readouterr().err
+    assert secret()["azure"] == {"connection_string": CONNECTION}
+    assert run_cli("enable")[0] == 0 and secret()["isactive"] is True
+    assert run_cli("disable")[0] == 0 and secret()["isactive"] is False
+
+
+def test_service_principal_from_the_environment(account: FakeLambda, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AZURE_TENANT_ID": "tenant",
+        "AZURE_CLIENT_ID": "client",
+        "AZURE_CLIENT_SECRET": "s3cr3t-value",
+        "AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
+        "AZURE_AUTHORITY": "public",
+    }.items():
+        monkeypatch.setenv(name, value)
+    code, out = run_cli("set-azure-credentials")
+    assert code == 0 and "service-principal" in out and "s3cr3t-value" not in out
+    assert secret()["azure"]["client_secret"] == "s3cr3t-value"
+    assert secret()["azure"]["account_url"] == "https://acct.blob.core.windows.net"
+
+
+def test_credentials_from_stdin(account: FakeLambda) -> None:
+    document = {
+        "azure": {"account_url": "https://acct.blob.core.windows.net", "sas_token": "?sv=2024&sig=abc"}
+    }
+    code, out = run_cli("set-azure-credentials", "--stdin", stdin=json.dumps(document))
+    assert code == 0 and "mode: sas" in out and "sig=abc" not in out
+    assert secret()["azure"]["sas_token"] == "?sv=2024&sig=abc"
+
+
+@pytest.mark.parametrize(
+    ("env", "stdin", "expected"),
+    [
+        ({}, None, "no Azure credentials in the environment"),
+        (
+            {"AZURE_STORAGE_CONNECTION_STRING": CONNECTION, "AZURE_STORAGE_SAS_TOKEN": "sv=1"},
+            None,
+            "more than one kind",
+        ),
+        ({}, "not json", "stdin is not a JSON object"),
+        (
+            {},
+            '{"tenant_id": "t", "client_id": "c", "account_url": "https://a.blob.core.windows.net"}',
+            "partial service principal",
+        ),
+    ],
+)
+def test_bad_credentials_are_one_line_and_nothing_is_written(
+    account: FakeLambda,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    stdin: str | None,
+    expected: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = ("set-azure-credentials", "--stdin") if stdin is not None else ("set-azure-credentials",)
+    assert run_cli(*args, stdin=stdin or "")[0] == 1
+    assert expected in one_line_error(capsys)
+    assert "azure" not in secret()
+
+
+def test_set_begindate_normalises_and_refuses_a_bad_date(
+    account: FakeLambda, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("set-begindate", "2024-03-05")[0] == 0
+    assert secret()["begindate"] == "2024-03-05T00:00:00Z"
+    assert run_cli("set-begindate", "2024-02-30")[0] == 1
+    assert "bad date '2024-02-30'" in one_line_error(capsys)
+    assert secret()["begindate"] == "2024-03-05T00:00:00Z"
+
+
+# --- runs -------------------------------------------------------------------------------------------------
+
+
+def finished_run(failed: bool = False) -> str:
+    ledger = DynamoLedger(boto3.client("dynamodb", region_name=REGION), TABLE)
+    run_id = f"20240101T000000Z-{int(time.time() * 1000) % 1000000:06d}"
+    ledger.start_run(run_id, containers=["c"], begindate="2024-01-01", force=True, stale_after=60)
+    ledger.register_page(run_id, "c", 0, [("c/a.txt", 3), ("c/b.txt", 4)], [])
+    ledger.finish_container(run_id, "c")
+    ledger.finish(run_id, "c/a.txt", "copied", None, 3)
+    ledger.finish(
+        run_id,
+        "c/b.txt",
+        "failed" if failed else "copied",
+        "AccessDeniedError: no" if failed else None,
+        0 if failed else 4,
+    )
+    key = f"_azs3copy/reports/{run_id}.json"
+    problems = [{"blob": "c/b.txt", "state": "failed", "reason": "AccessDeniedError: no"}] if failed else []
+    report = {"run_id": run_id, "failures": problems, "failures_total": len(problems)}
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=BUCKET, Key=key, Body=json.dumps(report).encode()
+    )
+    ledger.mark_reported(run_id, key, time.time())
+    return run_id
+
+
+def test_status_shows_counts_bytes_and_failures_with_reasons(account: FakeLambda) -> None:
+    code, out = run_cli("status")
+    assert code == 0 and "no run yet" in out
+    run_id = finished_run(failed=True)
+    code, out = run_cli("status")
+    assert code == 0
+    assert f"run {run_id}: finished" in out
+    assert "found     2: copied 1, failed 1" in out
+    assert "3 B copied" in out
+    assert "c/b.txt: AccessDeniedError: no" in out
+
+
+def test_run_invokes_launch_qualification_and_explains_a_refusal(
+    account: FakeLambda, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("run")[0] == 1
+    assert "no run started: isactive is false" in one_line_error(capsys)
+    assert account.calls == [("azs3copy-launch-qualification", "RequestResponse", {})]
+    account.error = {"errorType": "RunInProgressError", "errorMessage": "run X has not finished"}
+    assert run_cli("run")[0] == 1
+    assert "--force" in one_line_error(capsys)
+    account.error = None
+    account.reply = {"started": True, "run_id": "R1", "containers": ["c"]}
+    code, out = run_cli("run", "--force")
+    assert code == 0 and "run R1 started" in out
+    assert account.calls[-1][2] == {"force": True}
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_run_wait_follows_the_run_and_fails_if_a_blob_failed(account: FakeLambda, failed: bool) -> None:
+    def start() -> None:
+        account.reply = {"started": True, "run_id": finished_run(failed), "containers": ["c"]}
+
+    account.on_invoke = start
+    code, out = run_cli("run", "--wait")
+    assert code == (1 if failed else 0)
+    assert "report    s3://" in out
+
+
+# --- dead-letter queues -----------------------------------------------------------------------------------
+
+
+def failure_record(tag: str) -> str:
+    message = {"v": 1, "kind": "container", "run_id": "R1", "container": tag, "marker": None, "page": 0}
+    return json.dumps(
+        {
+            "version": "1.0",
+            "timestamp": "2024-01-01T00:00:00.000Z",
+            "requestContext": {
+                "requestId": "req",
+                "functionArn": f"arn:aws:lambda:{REGION}:123456789012:function:azs3copy-find-blobs:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 3,
+            },
+            "requestPayload": {"Records": [{"Sns": {"Message": json.dumps(message)}}]},
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "responsePayload": {"errorType": "TransientError", "errorMessage": f"listing {tag} throttled"},
+        }
+    )
+
+
+def test_dlq_show_lists_failed_events_without_consuming_them(account: FakeLambda) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName="azs3copy-find-blobs-dlq")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=failure_record("photos"))
+    code, out = run_cli("dlq", "show")
+    assert code == 0
+    assert "find-blobs: 1 failed event(s)" in out
+    assert "RetriesExhausted after 3 attempt(s)  container run R1 photos" in out
+    assert "TransientError: listing photos throttled" in out
+    code, again = run_cli("dlq", "show", "find-blobs")
+    assert "find-blobs: 1 failed event(s)" in again and "photos" in again
+
+
+def test_dlq_redrive_invokes_each_event_again_and_empties_the_queue(account: FakeLambda) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName="azs3copy-find-blobs-dlq")["QueueUrl"]
+    for tag in ("a", "b"):
+        sqs.send_message(QueueUrl=url, MessageBody=failure_record(tag))
+    code, out = run_cli("dlq", "redrive", "find-blobs")
+    assert code == 0 and "redrove 2 event(s) to azs3copy-find-blobs" in out
+    assert [(name, kind) for name, kind, _ in account.calls] == [
+        (f"arn:aws:lambda:{REGION}:123456789012:function:azs3copy-find-blobs", "Event")
+    ] * 2
+    assert account.calls[0][2]["Records"][0]["Sns"]["Message"]
+    assert "0 failed event(s)" in run_cli("dlq", "show", "find-blobs")[1]
+
+
+def test_dlq_of_an_unknown_function_is_one_line(
+    account: FakeLambda, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("dlq", "show", "nope")[0] == 1
+    assert "unknown function 'nope'" in one_line_error(capsys)
+
+
+# --- errors before anything runs --------------------------------------------------------------------------
+
+
+def test_missing_local_environment_says_make_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--deployment", str(tmp_path / "deployment.json"), "status"]) == 1
+    assert "make up" in one_line_error(capsys)
+
+
+def test_stopped_local_environment_says_make_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "deployment.json"
+    dead = f"http://127.0.0.1:{free_port()}"
+    file.write_text(json.dumps({"aws_endpoint": dead, "runtime_url": dead, "region": REGION}))
+    assert cli.main(["--deployment", str(file), "status"]) == 1
+    assert "not running" in one_line_error(capsys)
+
+
+def test_no_aws_credentials_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert cli.main(["--region", REGION, "status"]) == 1
+    assert "no AWS credentials" in one_line_error(capsys)
+
+
+def test_an_account_without_the_deployment_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        assert cli.main(["--region", REGION, "--prefix", "other", "status"]) == 1
+    assert "no function other-find-blobs in region us-east-1" in one_line_error(capsys)
