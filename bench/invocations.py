@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from azs3copy.azure_source import AzureBlobSource
@@ -193,6 +194,14 @@ def _summary(result: dict[str, Any], blob_size: int) -> dict[str, Any]:
     }
 
 
+PROFILES = WORK / "profiles"
+
+
+def _profile_env(env: dict[str, str], name: str) -> dict[str, str]:
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    return {**env, "BENCH_PROFILE": str(PROFILES / f"{name}.txt")}
+
+
 def measure_memory(base_mib: dict[str, int] | None = None) -> dict[str, Any]:
     """Peak RSS of one parter and one download invocation for a blob of 1×, 2× and 4× a base size."""
     bases = base_mib or {"parter": 64, "download": 24}
@@ -204,6 +213,7 @@ def measure_memory(base_mib: dict[str, int] | None = None) -> dict[str, Any]:
         specs = [
             BlobSpec(f"{kind}-{size // MiB}mib.bin", size) for kind, group in sizes.items() for size in group
         ]
+        specs += [BlobSpec(f"profile/small-{i:02d}.bin", 1 * MiB) for i in range(20)]
         say(f"memory: uploading {len(specs)} blobs to Azurite")
         upload_blobs(azure_service(st.azurite.connection_string), container, specs, threads=2)
         s3 = aws_client("s3", st.moto.endpoint)
@@ -244,7 +254,73 @@ def measure_memory(base_mib: dict[str, int] | None = None) -> dict[str, Any]:
             rows["download"].append(_summary(result, size))
             say(f"memory: download, blob {size // MiB} MiB: peak {rows['download'][-1]['peak_rss_mib']} MiB")
         out.update(rows)
+        out["profiles"] = _profiles(st, container, s3, ledger)
     return out
+
+
+def _profiles(st: Stage, container: str, s3: Any, ledger: DynamoLedger) -> dict[str, Any]:
+    """One parter invocation (a part of the largest blob) and one download of 20 × 1 MiB blobs under
+    cProfile; the text profiles land in bench/.work/profiles/."""
+    size = 256 * MiB
+    blob = _listed(st, container, f"parter-{size // MiB}mib.bin")
+    key = f"{container}/profiled-{blob.name}"
+    upload_id = s3.create_multipart_upload(Bucket=st.bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+    plan = plan_parts(size, PART_SIZE)
+    part = list(plan.parts())[2]
+    task = PartTask(
+        new_run_id(), blob, key, upload_id, part.number, part.offset, part.length, plan.count, plan.part_size
+    )
+    parter = invoke(st, "largefile-parter", encode(task), _profile_env(st.environment(), "largefile-parter"))
+    source = AzureBlobSource(azure_service(st.azurite.connection_string))
+    smalls = tuple(blob.ref for blob in source.list_page(container, "profile/", None, 100).blobs)
+    run_id = new_run_id()
+    ledger.start_run(
+        run_id, containers=[container], begindate="2000-01-01T00:00:00Z", force=True, stale_after=1
+    )
+    env = _profile_env(st.environment(), "download")  # the engine's pools run inline when profiled
+    download = invoke(st, "download", encode(SmallBatch(run_id, smalls)), env)
+    return {
+        "largefile-parter (one 16 MiB part)": {
+            "seconds": round(parter["seconds"], 3),
+            "split": profile_split(PROFILES / "largefile-parter.txt"),
+        },
+        "download (20 × 1 MiB, blobs one after the other)": {
+            "seconds": round(download["seconds"], 3),
+            "split": profile_split(PROFILES / "download.txt"),
+        },
+    }
+
+
+#: What the profile of one invocation is split into: (label, file, function names); cumulative seconds.
+SPLIT = (
+    ("Azure ranged reads", "azure_source.py", ("read_range",)),
+    ("S3 writes", "s3_sink.py", ("put", "upload_part", "create_upload", "complete")),
+    ("read-back verification", "engine.py", ("verify_object",)),
+    (
+        "ledger (DynamoDB)",
+        "dynamo_ledger.py",
+        ("claim", "finish", "record_part", "get_blob", "bump_attempt", "get_run"),
+    ),
+    ("SNS publish", "aws.py", ("publish",)),
+)
+
+
+def profile_split(path: Path) -> dict[str, float]:
+    """Cumulative seconds by activity, read from a pstats text dump (top-level functions only)."""
+    found: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 6 or "(" not in fields[-1]:
+            continue
+        where = fields[-1]
+        name = where.rsplit("(", 1)[1].rstrip(")")
+        for label, filename, names in SPLIT:
+            if f"/{filename}:" in where and name in names:
+                try:
+                    found[label] = round(found.get(label, 0.0) + float(fields[3]), 3)
+                except ValueError:
+                    pass
+    return found
 
 
 def _drain_sizes(sqs: Any, queue_url: str) -> list[int]:

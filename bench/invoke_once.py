@@ -4,12 +4,18 @@
 
 The process's environment is the function's. The handler module is imported and its clients are built first
 (what a warm container holds); then the kernel's peak-RSS mark is reset (`/proc/self/clear_refs`) so the
-peak read afterwards (VmHWM) is the peak during the invocation itself, init included in the baseline."""
+peak read afterwards (VmHWM) is the peak during the invocation itself, init included in the baseline.
+With BENCH_PROFILE=PATH in the environment the invocation runs under cProfile and the top of its cumulative
+profile is written to PATH (the engine's thread pools then run inline, so that the profile sees all work)."""
 
 from __future__ import annotations
 
+import cProfile
 import importlib.util
+import io
 import json
+import os
+import pstats
 import sys
 import time
 import uuid
@@ -43,6 +49,29 @@ class Context:
         return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
+class _InlinePool:
+    """A ThreadPoolExecutor stand-in that runs everything in the calling thread (cProfile follows one thread)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __enter__(self) -> _InlinePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def map(self, function: Any, *iterables: Any) -> Any:
+        return [function(*args) for args in zip(*iterables, strict=False)]
+
+
+def _run_engine_pools_inline() -> None:
+    """Profiling only: the engine's thread pools run inline, so the profile covers every blob's work."""
+    import azs3copy.engine
+
+    azs3copy.engine.ThreadPoolExecutor = _InlinePool  # type: ignore[misc,assignment]
+
+
 def main(argv: list[str]) -> None:
     directory, event_path, result_path = argv[0], Path(argv[1]), Path(argv[2])
     timeout = float(argv[3]) if len(argv) > 3 else 900.0
@@ -59,11 +88,20 @@ def main(argv: list[str]) -> None:
     started = time.monotonic()
     error = None
     result: Any = None
+    profiler = cProfile.Profile() if os.environ.get("BENCH_PROFILE") else None
+    if profiler:
+        _run_engine_pools_inline()
+        profiler.enable()
     try:
         result = module.lambda_handler(event, Context(directory, timeout))
     except Exception as exc:  # recorded, not raised: the parent decides
         error = f"{type(exc).__name__}: {exc}"
     elapsed = time.monotonic() - started
+    if profiler:
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(120)
+        Path(os.environ["BENCH_PROFILE"]).write_text(text.getvalue())
     result_path.write_text(
         json.dumps(
             {
