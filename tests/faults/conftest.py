@@ -1,0 +1,335 @@
+"""The fault suite's world: its own moto server and Azurite, a fault proxy in front of each, terraform/envs/local
+applied to that moto server, and the local runtime playing Lambda for what Terraform deployed.
+
+The functions reach the emulators through the proxies by their ordinary endpoint settings: S3 through
+`AWS_ENDPOINT_URL_S3` (SNS, SQS, DynamoDB and Secrets Manager go straight to moto), Azure through the
+BlobEndpoint of the connection string in the secret. The Azure account's key is a recognisable canary, so the
+suite can look for it everywhere a secret must never appear.
+
+At the end of the session the scenario table is written to docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from azs3copy.local.emulators import Azurite, MotoServer
+from azs3copy.local.faultproxy import FaultProxy
+from azs3copy.local.runtime import FunctionPool, Runtime
+
+REPO = Path(__file__).resolve().parents[2]
+TF_ROOT = REPO / "terraform" / "envs" / "local"
+TF_RC = REPO / ".local" / "terraformrc"
+REGION = "us-east-1"
+ACCOUNT = "canaryacct"
+#: A valid base64 account key that anyone can recognise in a log line, a message or a state file.
+CANARY = "AZS3COPYCANARY" + secrets.token_hex(25)
+WRONG_KEY = "AZS3COPYCANARYWRONG" + "A" * 45
+#: The parter's timeout in this deployment: short, so a stalled part upload is killed like on Lambda.
+PARTER_TIMEOUT = 20
+REPORT_PREFIX = "_azs3copy/reports/"
+
+ROWS: list[dict[str, Any]] = []
+
+
+class Terraform:
+    def __init__(self, work: Path, endpoint: str) -> None:
+        self.work = work
+        self.endpoint = endpoint
+        self.state = work / "local.tfstate"
+        self.env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        self.env.update(
+            TF_CLI_CONFIG_FILE=str(TF_RC),
+            TF_IN_AUTOMATION="1",
+            TF_DATA_DIR=str(work / "data"),
+            TF_INPUT="0",
+        )
+
+    def run(self, *args: str, timeout: float = 420) -> str:
+        result = subprocess.run(
+            ["terraform", f"-chdir={TF_ROOT}", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert result.returncode == 0, (
+            f"terraform {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr}"
+        )
+        return result.stdout
+
+    def vars(self) -> list[str]:
+        return [f"-var=aws_endpoint={self.endpoint}"]
+
+
+def aws(service: str, endpoint: str) -> Any:
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    return session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
+
+
+def connection_string(endpoint: str, key: str = CANARY) -> str:
+    return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={key};BlobEndpoint={endpoint}/{ACCOUNT};"
+
+
+@dataclass
+class Delivery:
+    """Every SNS message delivered twice, each copy after its own random delay (so out of order)."""
+
+    seed: int = 7
+    pending: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    saved: dict[str, Callable[..., str]] = field(default_factory=dict)
+
+    def on(self, pools: dict[str, FunctionPool]) -> None:
+        import random
+
+        rng = random.Random(self.seed)
+        for name, pool in pools.items():
+            if name.endswith("launch-qualification"):
+                continue
+            original = pool.submit
+            self.saved[name] = original
+
+            def twice(
+                event: Any, request_id: str | None = None, _submit: Callable[..., str] = original
+            ) -> str:
+                for _ in range(2):
+                    with self.lock:
+                        self.pending += 1
+                    timer = threading.Timer(rng.uniform(0.0, 1.5), self._later, args=(_submit, event))
+                    timer.daemon = True
+                    timer.start()
+                return "duplicated"
+
+            pool.submit = twice  # type: ignore[method-assign]
+
+    def _later(self, submit: Callable[..., str], event: Any) -> None:
+        try:
+            submit(event)
+        finally:
+            with self.lock:
+                self.pending -= 1
+
+    def off(self, pools: dict[str, FunctionPool]) -> None:
+        for name, original in self.saved.items():
+            pools[name].submit = original  # type: ignore[method-assign]
+        self.saved.clear()
+
+
+@dataclass
+class World:
+    moto: MotoServer
+    azurite: Azurite
+    s3_proxy: FaultProxy
+    azure_proxy: FaultProxy
+    terraform: Terraform
+    outputs: dict[str, Any]
+    runtime: Runtime
+    log_dir: Path
+    hygiene_queue: str
+    azure: BlobServiceClient = field(init=False)
+    delivery: Delivery = field(default_factory=Delivery)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.azure = BlobServiceClient.from_connection_string(
+            connection_string(f"http://127.0.0.1:{self.azurite.port}")
+        )
+
+    def client(self, service: str) -> Any:
+        return aws(service, self.moto.endpoint)
+
+    @property
+    def bucket(self) -> str:
+        return str(self.outputs["bucket"])
+
+    def name(self, directory: str) -> str:
+        return str(self.outputs["function_names"][directory])
+
+    def put_secret(self, document: dict[str, Any] | str) -> None:
+        text = document if isinstance(document, str) else json.dumps(document)
+        self.client("secretsmanager").put_secret_value(SecretId=self.outputs["secret_id"], SecretString=text)
+
+    def configure(self, containers: list[str] | None, *, key: str = CANARY, **extra: Any) -> None:
+        document: dict[str, Any] = {
+            "isactive": True,
+            "begindate": "2000-01-01",
+            "azure": {"connection_string": connection_string(self.azure_proxy.endpoint, key)},
+            **extra,
+        }
+        if containers is not None:
+            document["containers"] = containers
+        self.put_secret(document)
+
+    def invocations(self) -> dict[str, int]:
+        return {name: int(pool.stats["invocations"]) for name, pool in self.runtime.pools.items()}
+
+    def launch(self) -> dict[str, Any]:
+        """Invoke launch-qualification synchronously (like `aws lambda invoke`) with force."""
+        reply: dict[str, Any] = self.runtime.pool_for(self.name("launch-qualification")).invoke(
+            {"force": True}
+        )
+        return reply
+
+    def wait_idle(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 3:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still busy after {timeout:.0f} s: {self.runtime.stats()}")
+            busy = self.delivery.pending > 0 or not self.runtime.idle()
+            quiet = 0 if busy else quiet + 1
+            time.sleep(0.5)
+
+    def drain_dead_letters(self) -> list[dict[str, Any]]:
+        sqs, found = self.client("sqs"), []
+        for url in self.outputs["dlq_urls"].values():
+            while True:
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    found.append(json.loads(message["Body"]))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        self.dead_letters.extend(found)
+        return found
+
+    def report(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            body = self.client("s3").get_object(Bucket=self.bucket, Key=f"{REPORT_PREFIX}{run_id}.json")[
+                "Body"
+            ]
+        except self.client("s3").exceptions.NoSuchKey:
+            return None
+        return dict(json.loads(body.read()))
+
+
+def _apply_overrides(lambda_client: Any, s3: Any, bucket: str, s3_endpoint: str) -> None:
+    """What this deployment changes after `terraform apply`: S3 through the proxy, settings read on every
+    invocation (the scenarios rewrite the secret), and a short parter timeout.
+
+    And the bucket policy goes: moto evaluates its DenyInsecureTransport statement without any request
+    context (no `aws:SecureTransport` value), so on moto it denies every object read and write."""
+    s3.delete_bucket_policy(Bucket=bucket)
+    for function in lambda_client.list_functions()["Functions"]:
+        variables = dict((function.get("Environment") or {}).get("Variables") or {})
+        variables["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+        if "AZS3COPY_SETTINGS_TTL" in variables:
+            variables["AZS3COPY_SETTINGS_TTL"] = "0"
+        kwargs: dict[str, Any] = {"Environment": {"Variables": variables}}
+        if function["FunctionName"].endswith("largefile-parter"):
+            kwargs["Timeout"] = PARTER_TIMEOUT
+        lambda_client.update_function_configuration(FunctionName=function["FunctionName"], **kwargs)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    if not TF_RC.exists() or not (REPO / "build" / "functions").is_dir():
+        pytest.fail("run `make tf-config layers function-zips` first (make test-faults does)")
+    work = tmp_path_factory.mktemp("faults")
+    os.environ["AZURITE_ACCOUNTS"] = f"{ACCOUNT}:{CANARY}"
+    try:
+        azurite = Azurite.start(work)
+    finally:
+        del os.environ["AZURITE_ACCOUNTS"]
+    with azurite, MotoServer.start(work) as moto:
+        s3_proxy = FaultProxy(moto.endpoint, seed=11)
+        azure_proxy = FaultProxy(f"http://127.0.0.1:{azurite.port}", seed=13)
+        terraform = Terraform(work, moto.endpoint)
+        terraform.run("init", "-input=false", "-no-color", f"-backend-config=path={terraform.state}")
+        terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *terraform.vars())
+        outputs = {k: v["value"] for k, v in json.loads(terraform.run("output", "-json")).items()}
+        _apply_overrides(
+            aws("lambda", moto.endpoint), aws("s3", moto.endpoint), outputs["bucket"], s3_proxy.endpoint
+        )
+        sns, sqs = aws("sns", moto.endpoint), aws("sqs", moto.endpoint)
+        hygiene_queue = sqs.create_queue(QueueName="fault-suite-every-message")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=hygiene_queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        for topic in outputs["topic_arns"].values():
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        log_dir = work / "logs"
+        runtime = Runtime(
+            moto.endpoint,
+            region=REGION,
+            lambdas_root=REPO / "lambdas",
+            log_dir=log_dir,
+            concurrency_cap=2,
+            retry_delays=(0.5, 1.0),
+        )
+        runtime.start(0)
+        world = World(
+            moto, azurite, s3_proxy, azure_proxy, terraform, outputs, runtime, log_dir, hygiene_queue
+        )
+        try:
+            yield world
+        finally:
+            runtime.stop()
+            s3_proxy.close()
+            azure_proxy.close()
+            kept = REPO / ".local" / "faults-logs"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(log_dir, kept, dirs_exist_ok=True)
+
+
+# --- the table --------------------------------------------------------------------------------------------
+
+COLUMNS = [
+    ("scenario", "scenario"),
+    ("blobs", "blobs"),
+    ("copied", "copied"),
+    ("failed", "recorded not copied"),
+    ("lost", "lost"),
+    ("corrupt", "corrupt"),
+    ("dlq", "DLQ records"),
+    ("invocations", "invocations"),
+    ("rerun", "next run copied"),
+    ("seconds", "seconds"),
+    ("outcome", "outcome"),
+]
+
+
+def write_table(rows: list[dict[str, Any]], path: Path) -> None:
+    lines = [
+        "# Reliability: the fault and bad-input suite",
+        "",
+        "Written by `make test-faults` (tests/faults/); do not edit by hand. Each row is one scenario run through",
+        "the local runtime (terraform/envs/local on moto, handlers in warm worker processes with Lambda's timeout",
+        "and retry policy, SQS on-failure destinations) with the fault proxy between the functions and the",
+        "emulators. Columns: blobs in the scenario's container; copied byte-identical to S3 by the faulty run;",
+        "recorded not copied (failed, changed or vanished, with a reason, in the run report); lost (neither);",
+        "corrupt (an S3 object whose bytes differ from the blob's); records in the functions' dead-letter queues;",
+        "function invocations; blobs the next run, without the fault, copied (it must be exactly the missing ones).",
+        "",
+        "| " + " | ".join(title for _, title in COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(key, "")) for key, _ in COLUMNS) + " |")
+    lost = sum(int(row.get("lost") or 0) for row in rows)
+    corrupt = sum(int(row.get("corrupt") or 0) for row in rows)
+    lines += ["", f"{len(rows)} scenarios; {lost} blobs lost, {corrupt} corrupt.", ""]
+    path.write_text("\n".join(lines))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if ROWS:
+        write_table(ROWS, REPO / "docs" / "reliability.md")
