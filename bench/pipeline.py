@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +24,10 @@ from bench.common import ROOT, WORK, aws_client
 REPORT_LINE = re.compile(r"^REPORT RequestId: \S+\tDuration: ([0-9.]+) ms\tMemory Size: (\d+) MB")
 
 
-class BenchPaths(environment.LocalPaths):
-    @property
-    def state(self) -> Path:
-        return WORK / "local"
-
-
 @dataclass
 class PipelineEnv:
     deployment: dict[str, Any]
-    paths: BenchPaths
+    paths: environment.LocalPaths
 
     @property
     def bucket(self) -> str:
@@ -58,12 +51,8 @@ class PipelineEnv:
 
 def start(tuning: dict[str, int | str], concurrency: int) -> PipelineEnv:
     """`make up` in bench/.work/local with the tuning as Terraform variables; returns the deployment."""
-    paths = BenchPaths(ROOT)
+    paths = environment.LocalPaths(ROOT, WORK / "local")
     paths.state.mkdir(parents=True, exist_ok=True)
-    shared_rc = environment.LocalPaths(ROOT).terraformrc
-    if not shared_rc.exists():
-        raise RuntimeError(f"{shared_rc} is missing: run `make tf-config`")
-    shutil.copyfile(shared_rc, paths.terraformrc)
     for name, value in tuning.items():
         os.environ[f"TF_VAR_{name}"] = str(value)
     os.environ["AZS3COPY_LOCAL_CONCURRENCY"] = str(concurrency)

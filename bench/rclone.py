@@ -15,7 +15,7 @@ from pathlib import Path
 from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 
 from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY
-from bench.common import MiB, clean_env
+from bench.common import clean_env
 
 #: The flags tried (see `python -m bench.run --rclone-sweep`); the first is what the benchmark uses.
 SETTINGS: dict[str, list[str]] = {
@@ -30,8 +30,23 @@ SETTINGS: dict[str, list[str]] = {
         "16M",
         "--s3-upload-cutoff",
         "100M",
-        "--azureblob-chunk-size",
+        "--buffer-size",
         "16M",
+        "--no-check-dest",
+        "--s3-disable-checksum",
+        "--ignore-checksum",
+    ],
+    "tuned-16": [
+        "--transfers",
+        "16",
+        "--checkers",
+        "16",
+        "--s3-upload-concurrency",
+        "4",
+        "--s3-chunk-size",
+        "16M",
+        "--s3-upload-cutoff",
+        "100M",
         "--buffer-size",
         "16M",
         "--no-check-dest",
@@ -118,7 +133,3 @@ def run_rclone(
     if result.returncode != 0:
         raise RuntimeError(f"rclone failed ({result.returncode}): {result.stderr[-2000:]}")
     return elapsed
-
-
-def chunk_mib(value: int) -> str:
-    return f"{value // MiB}M"

@@ -133,6 +133,31 @@ def measure_copies(
     }
 
 
+def rclone_sweep(shape: DatasetShape, repeats: int, concurrency: int) -> dict[str, list[float]]:
+    """Every rclone setting on the same dataset, interleaved; how the benchmark's setting was chosen."""
+    env = pipeline.start(dict(TUNING), concurrency)
+    speeds: dict[str, list[float]] = {name: [] for name in rclone.SETTINGS}
+    try:
+        service = azure_service(env.azurite_connection_string)
+        upload_blobs(service, CONTAINER, shape.blobs())
+        s3 = s3_client(env.moto)
+        conf = rclone.write_config(WORK / "rclone.conf", env.azurite_endpoint, env.moto)
+        for _ in range(repeats):
+            for name in rclone.SETTINGS:
+                empty_bucket(s3, env.bucket, keep_prefix=REPORTS)
+                elapsed = rclone.run_rclone(
+                    conf, CONTAINER, env.bucket, "rclone/", concurrency=concurrency, setting=name
+                )
+                speeds[name].append(round(shape.total_bytes / MiB / elapsed, 1))
+                say(f"rclone {name}: {speeds[name][-1]} MiB/s")
+    finally:
+        pipeline.stop(env)
+    (WORK / "rclone-sweep.json").write_text(
+        json.dumps({"dataset": shape.describe(), "mib_s": speeds}, indent=2)
+    )
+    return speeds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -145,7 +170,27 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rclone-setting", default="tuned", choices=sorted(rclone.SETTINGS))
     parser.add_argument("--skip", action="append", default=[], choices=["copies", "memory", "listing"])
+    parser.add_argument(
+        "--tuning",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="override a Terraform variable of the local deployment, e.g. chunk_size_bytes=16777216",
+    )
+    parser.add_argument(
+        "--rclone-sweep",
+        action="store_true",
+        help="only compare rclone's settings (bench/.work/rclone-sweep.json)",
+    )
     args = parser.parse_args(argv)
+    for override in args.tuning:
+        name, _, value = override.partition("=")
+        if name not in TUNING:
+            parser.error(f"--tuning {override}: not one of {', '.join(TUNING)}")
+        TUNING[name] = int(value) if value.isdigit() else value
+    if args.rclone_sweep:
+        rclone_sweep(DatasetShape().scaled(args.scale), args.repeats, args.concurrency)
+        return
 
     load = os.getloadavg()[0]
     shape = DatasetShape().scaled(args.scale)
