@@ -6,10 +6,13 @@ who does a piece of work and record its outcome once.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
 
-from azs3copy.checksums import Digest, crc32_of, md5_b64
+from azs3copy.checksums import Digest, crc32_b64, crc32_of, md5_b64
 from azs3copy.errors import (
     Azs3copyError,
     BlobRejectedError,
@@ -414,39 +417,54 @@ def verify_object(
     deps: Deps, key: str, version_id: str | None, segments: list[Segment], md5: str | None
 ) -> None:
     """Check the object S3 holds: its size, and in readback mode the CRC32 of every segment and the MD5.
-    Raises ChecksumMismatchError naming what differs."""
+    Raises ChecksumMismatchError naming what differs.
+
+    In readback mode the GET itself checks the size (no HEAD first), and every byte is hashed once: CRC32
+    per segment, MD5 of the whole only when there is one to compare with."""
     sink = deps.need_sink()
     expected_size = sum(segment.length for segment in segments)
-    info = sink.head(key)
-    if info is None or info.size != expected_size:
-        found = "no object" if info is None else f"{info.size} bytes"
-        raise ChecksumMismatchError(f"s3 object {key}: expected {expected_size} bytes, found {found}")
     if deps.tuning.verify != "readback":
+        info = sink.head(key)
+        if info is None or info.size != expected_size:
+            found = "no object" if info is None else f"{info.size} bytes"
+            raise ChecksumMismatchError(f"s3 object {key}: expected {expected_size} bytes, found {found}")
         return
-    whole = Digest()
-    index, segment_digest = 0, Digest()
-    for chunk in sink.read(key, version_id):
-        view = memoryview(chunk)
-        whole.update(view)
-        while len(view):
-            room = segments[index].length - segment_digest.size if index < len(segments) else len(view)
-            piece, view = view[:room], view[room:]
-            segment_digest.update(piece)
-            if index < len(segments) and segment_digest.size == segments[index].length:
-                if segment_digest.crc32 != segments[index].crc32:
-                    raise ChecksumMismatchError(
-                        f"s3 object {key}: bytes of part {index + 1} differ from what was read from Azure "
-                        f"(CRC32 {segment_digest.crc32}, expected {segments[index].crc32})"
-                    )
-                index, segment_digest = index + 1, Digest()
-    if whole.size != expected_size:
-        raise ChecksumMismatchError(
-            f"s3 object {key}: read back {whole.size} bytes, expected {expected_size}"
-        )
-    if md5 and whole.md5 != md5:
-        raise ChecksumMismatchError(
-            f"s3 object {key}: MD5 {whole.md5} differs from the blob's Content-MD5 {md5}"
-        )
+    whole_md5 = hashlib.md5() if md5 else None
+    size = 0
+    index, crc, filled = 0, 0, 0
+    try:
+        for chunk in sink.read(key, version_id):
+            view = memoryview(chunk)
+            size += len(view)
+            if whole_md5 is not None:
+                whole_md5.update(view)
+            while len(view) and index < len(segments):
+                room = segments[index].length - filled
+                piece, view = view[:room], view[room:]
+                crc, filled = zlib.crc32(piece, crc), filled + len(piece)
+                if filled == segments[index].length:
+                    if crc32_b64(crc) != segments[index].crc32:
+                        raise ChecksumMismatchError(
+                            f"s3 object {key}: bytes of part {index + 1} differ from what was read from Azure "
+                            f"(CRC32 {crc32_b64(crc)}, expected {segments[index].crc32})"
+                        )
+                    index, crc, filled = index + 1, 0, 0
+    except ChecksumMismatchError:
+        raise
+    except Azs3copyError:
+        if sink.head(key) is None:
+            raise ChecksumMismatchError(
+                f"s3 object {key}: expected {expected_size} bytes, found no object"
+            ) from None
+        raise
+    if size != expected_size:
+        raise ChecksumMismatchError(f"s3 object {key}: read back {size} bytes, expected {expected_size}")
+    if md5 and whole_md5 is not None:
+        found_md5 = base64.b64encode(whole_md5.digest()).decode()
+        if found_md5 != md5:
+            raise ChecksumMismatchError(
+                f"s3 object {key}: MD5 {found_md5} differs from the blob's Content-MD5 {md5}"
+            )
 
 
 def _discard(deps: Deps, key: str, version_id: str | None) -> None:
