@@ -342,12 +342,18 @@ def _drain_sizes(sqs: Any, queue_url: str) -> list[int]:
     return sizes
 
 
+def listing_split(count: int) -> int:
+    """Blobs under `a/`: a tenth of the container, but at least two full listing pages (5,000 each) when the
+    container has room, so that both listings measured span several pages."""
+    return min(count // 2, max(count // 10, 10_000))
+
+
 def fill_listing_container(st: Stage, container: str, count: int, threads: int = 48) -> float:
-    """`count` tiny blobs: the first tenth under `a/`, the rest under `b/`."""
+    """`count` tiny blobs: listing_split(count) of them under `a/`, the rest under `b/`."""
     client = azure_service(st.azurite.connection_string).get_container_client(container)
     client.create_container()
-    tenth = max(1, count // 10)
-    names = [f"a/{i:07d}" for i in range(tenth)] + [f"b/{i:07d}" for i in range(count - tenth)]
+    first = listing_split(count)
+    names = [f"a/{i:07d}" for i in range(first)] + [f"b/{i:07d}" for i in range(count - first)]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(lambda name: client.upload_blob(name, b"x", overwrite=True), names, chunksize=64))
@@ -355,7 +361,7 @@ def fill_listing_container(st: Stage, container: str, count: int, threads: int =
 
 
 def measure_listing(count: int) -> dict[str, Any]:
-    """find-blobs over a container of `count` blobs (and over its first tenth, by prefix), alone, in a fresh
+    """find-blobs over a container of `count` blobs (and over a part of it, by prefix), alone, in a fresh
     process, publishing to moto's SNS; every message it publishes is captured through an SQS subscription."""
     with stage("listing") as st:
         container = "listing"
@@ -377,7 +383,7 @@ def measure_listing(count: int) -> dict[str, Any]:
             )
             queues[topic] = url
         runs = []
-        for prefix, blobs in (("a/", max(1, count // 10)), ("", count)):
+        for prefix, blobs in (("a/", listing_split(count)), ("", count)):
             st.set_secret(container, prefix)
             run_id = new_run_id()
             st.ledger().start_run(
