@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
         "memory": memory,
         "listing": listing,
         "copies": copies,
+        "rclone_sweep": json.loads(sweep.read_text())
+        if (sweep := WORK / "rclone-sweep.json").exists()
+        else None,
         "elapsed_seconds": round(time.monotonic() - started),
     }
     pipeline_ = results["pipeline_mib_s"]
