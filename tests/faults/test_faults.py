@@ -199,6 +199,17 @@ def corrupt_put_to_s3(world: World, container: str) -> None:
     )
 
 
+def corrupt_put_every_time(world: World, container: str) -> None:
+    world.s3_proxy.add(
+        Rule("flip-put-always", "corrupt-request", method="PUT", path=path_of(container, "mid.bin"))
+    )
+
+
+def gave_up_and_dead_lettered(world: World, container: str, report: dict[str, Any]) -> None:
+    (failure,) = report["failures"]
+    assert failure["blob"].endswith("/mid.bin") and "gave up after 3 attempts" in failure["reason"], failure
+
+
 def corrupt_part_to_s3(world: World, container: str) -> None:
     world.s3_proxy.add(
         Rule(
@@ -265,6 +276,12 @@ SCENARIOS = [
     ),
     Scenario("bytes corrupted in Azure's responses", corrupt_from_azure),
     Scenario("bytes corrupted on the way to S3 (PutObject)", corrupt_put_to_s3),
+    Scenario(
+        "bytes corrupted on the way to S3 on every attempt",
+        corrupt_put_every_time,
+        expect={"failed": 1},
+        check=gave_up_and_dead_lettered,
+    ),
     Scenario(
         "bytes corrupted on the way to S3 (UploadPart)",
         corrupt_part_to_s3,
@@ -439,7 +456,8 @@ def test_wrong_azure_credentials_stop_the_launch_with_one_clear_error(world: Wor
     current, before = ledger_current(world), world.invocations()
     reply = world.launch()
     world.wait_idle()
-    assert not reply["ok"] and reply["errorType"] == "AzureAuthError", reply
+    # Azure answers a wrong key with 403 AuthenticationFailed, Azurite with 403 AuthorizationFailure.
+    assert not reply["ok"] and reply["errorType"] in ("AzureAuthError", "AccessDeniedError"), reply
     assert "azure.connection_string" in reply["errorMessage"] and WRONG_KEY not in reply["errorMessage"]
     assert len(world.azure_proxy.log) <= 2, "the refused credentials were tried over and over"
     assert ledger_current(world) == current
@@ -457,6 +475,49 @@ def test_wrong_azure_credentials_stop_the_launch_with_one_clear_error(world: Wor
         spent,
         f"{reply['errorType']} at launch",
         len(SMALL),
+    )
+
+
+def test_wrong_azure_credentials_with_listed_containers_end_the_run_with_the_listing_failed(
+    world: World,
+) -> None:
+    container = new_container(world, SMALL)
+    world.configure([container], key=WRONG_KEY)  # launch needs no Azure call; find-blobs is refused
+    world.azure_proxy.reset_log()
+    world.drain_dead_letters()
+    before = world.invocations()
+    reply = world.launch()
+    world.wait_idle()
+    assert reply["ok"] and reply["result"]["started"], reply
+    finder = world.name("find-blobs")
+    attempts = world.invocations()[finder] - before[finder]
+    spent = sum(world.invocations().values()) - sum(before.values())
+    assert attempts == 1 and len(world.azure_proxy.log) == 1, "the refused credentials were tried again"
+    report = world.report(str(reply["result"]["run_id"]))
+    assert report is not None, "the run never ended"
+    (failure,) = report["failures"]
+    assert failure["blob"] == f"{container}/" and "azure.connection_string" in failure["reason"], failure
+    assert WRONG_KEY not in json.dumps(report)
+    assert not world.drain_dead_letters()
+    assert not world.client("s3").list_objects_v2(Bucket=world.bucket, Prefix=f"{container}/").get("Contents")
+
+    world.configure([container])
+    _, rerun = run_once(world)
+    assert rerun["counts"]["copied"] == len(SMALL)
+    ROWS.append(
+        {
+            "scenario": "wrong Azure credentials, containers listed in the secret",
+            "blobs": len(SMALL),
+            "copied": 0,
+            "failed": 0,
+            "lost": 0,
+            "corrupt": 0,
+            "dlq": 0,
+            "invocations": spent,
+            "rerun": len(SMALL),
+            "seconds": "",
+            "outcome": f"listing recorded failed after {attempts} attempt; report names the setting",
+        }
     )
 
 
