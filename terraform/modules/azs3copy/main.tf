@@ -32,6 +32,7 @@ module "storage" {
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
   abort_incomplete_multipart_days    = var.abort_incomplete_multipart_days
   force_destroy                      = var.bucket_force_destroy
+  deny_insecure_transport            = var.bucket_deny_insecure_transport
   tags                               = local.tags
 }
 

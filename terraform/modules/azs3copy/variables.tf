@@ -355,3 +355,9 @@ variable "tags" {
   default     = {}
   nullable    = false
 }
+
+variable "bucket_deny_insecure_transport" {
+  type        = bool
+  description = "Attach the TLS-only bucket policy (deny aws:SecureTransport = false). Only the local emulator environment turns it off."
+  default     = true
+}

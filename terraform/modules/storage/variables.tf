@@ -52,3 +52,9 @@ variable "tags" {
   description = "Tags for the bucket."
   default     = {}
 }
+
+variable "deny_insecure_transport" {
+  type        = bool
+  description = "Attach the bucket policy that denies every request not made over TLS. Leave it on; only the local emulator (which applies Deny statements without evaluating their conditions) turns it off."
+  default     = true
+}

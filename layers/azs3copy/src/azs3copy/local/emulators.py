@@ -106,7 +106,7 @@ class MotoServer(_Process):
         env = dict(os.environ)
         env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         log = state_dir / f"moto-{port}.log"
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        command = [sys.executable, "-m", "azs3copy.local.moto_main", "-H", "127.0.0.1", "-p", str(port)]
         process = _spawn(command, log, env)
         server = cls("moto", port, process, log)
         try:

@@ -41,7 +41,11 @@ from azs3copy.local.emulators import (
 
 REGION = "us-east-1"
 #: What each recorded process's command line contains, so a recycled pid is never signalled.
-PROCESS_MARKERS = {"moto": "moto.server", "azurite": "azurite", "runtime": "azs3copy.local.runtime"}
+PROCESS_MARKERS = {
+    "moto": "azs3copy.local.moto_main",
+    "azurite": "azurite",
+    "runtime": "azs3copy.local.runtime",
+}
 
 
 class LocalEnvironmentError(RuntimeError):
@@ -229,31 +233,6 @@ def _terraform(paths: LocalPaths, args: list[str], log: Path) -> str:
     return result.stdout
 
 
-def relax_bucket_policy(endpoint: str, region: str, bucket: str, say: Callable[[str], None]) -> None:
-    """moto applies a bucket policy's Deny statements without evaluating their conditions, so the
-    `aws:SecureTransport = false` Deny of the storage module refuses every object write on the local
-    bucket. Drop such statements locally (AWS evaluates them properly; the real bucket keeps them)."""
-    from azs3copy.local.runtime import aws_client
-
-    s3 = aws_client("s3", endpoint, region)
-    try:
-        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    except Exception:  # no policy: nothing to relax
-        return
-    statements = policy.get("Statement", [])
-    kept = [s for s in statements if not (s.get("Effect") == "Deny" and s.get("Condition"))]
-    if len(kept) == len(statements):
-        return
-    if kept:
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": kept}))
-    else:
-        s3.delete_bucket_policy(Bucket=bucket)
-    say(
-        f"removed {len(statements) - len(kept)} conditional Deny statement(s) from the local bucket's "
-        "policy (moto enforces Deny without its conditions)"
-    )
-
-
 def _port(variable: str) -> int:
     value = os.environ.get(variable)
     return int(value) if value else free_port()
@@ -301,7 +280,6 @@ def up(paths: LocalPaths | None = None, say: Callable[[str], None] = print) -> d
         outputs = {
             k: v["value"] for k, v in json.loads(_terraform(paths, ["output", "-json"], tf_log)).items()
         }
-        relax_bucket_policy(moto.endpoint, str(outputs.get("region", REGION)), outputs["bucket"], say)
 
         runtime_port = _port("AZS3COPY_RUNTIME_PORT")
         runtime_log = paths.logs / "runtime.log"
