@@ -381,3 +381,24 @@ def test_a_container_that_cannot_be_listed_is_recorded_failed_and_the_run_still_
     assert (
         h.deliveries == 1 + 1 + 1
     )  # alpha's listing, its batch, beta's listing: the fatal error is not retried
+
+
+def test_a_report_that_could_not_be_written_is_written_by_the_retry() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "only", b"one blob")
+    sink = MemoryObjectSink()
+    real_put_json = sink.put_json
+    failures = iter([TransientError("503 SlowDown")])
+
+    def flaky_put_json(key: str, body: bytes) -> None:
+        error = next(failures, None)
+        if error:
+            raise error
+        real_put_json(key, body)
+
+    sink.put_json = flaky_put_json  # type: ignore[method-assign]
+    h = harness(source, sink)
+    run_id = h.run()
+    assert run_id
+    assert f"_azs3copy/reports/{run_id}.json" in sink.objects
+    assert h.report(run_id).report_key and not h.dead_letters

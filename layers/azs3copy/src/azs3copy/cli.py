@@ -681,7 +681,7 @@ def _stream_hash(chunks: Iterator[bytes]) -> tuple[int, str]:
 
 
 def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
-    from azs3copy.engine import META_PREFIX, _selected
+    from azs3copy.engine import META_PREFIX, selected
     from azs3copy.keys import object_key
 
     container, _, prefix = args.location.partition("/")
@@ -701,7 +701,7 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         for blob in page.blobs:
             if blob.is_directory:
                 continue
-            if not args.all and not _selected(settings, blob):
+            if not args.all and not selected(settings, blob):
                 result.not_selected += 1
                 continue
             blobs.append(blob.ref)

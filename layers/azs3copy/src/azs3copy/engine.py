@@ -212,7 +212,9 @@ def launch(deps: Deps, *, force: bool = False, now: datetime | None = None) -> O
 # --- find-blobs -------------------------------------------------------------------------------------------
 
 
-def _selected(settings: Settings, blob: SourceBlob) -> bool:
+def selected(settings: Settings, blob: SourceBlob) -> bool:
+    """Whether the settings pick this listed blob: modified at or after begindate, a file (not a directory
+    marker), and matching include/exclude."""
     name = blob.ref.name
     if blob.is_directory or blob.ref.last_modified < settings.begindate:
         return False
@@ -293,7 +295,7 @@ def _list_container(deps: Deps, task: ContainerTask, invocation: Invocation, out
     marker, page = task.marker, task.page
     while True:
         listing = source.list_page(task.container, settings.prefix, marker, tuning.page_size)
-        candidates = [blob for blob in listing.blobs if _selected(settings, blob)]
+        candidates = [blob for blob in listing.blobs if selected(settings, blob)]
         pending, decided = _triage(deps, candidates)
         status = deps.ledger.register_page(
             task.run_id,
@@ -589,6 +591,7 @@ def init_large(deps: Deps, message: LargeBlob, invocation: Invocation) -> Outcom
     record = deps.ledger.get_blob(message.run_id, blob.blob_id)
     if record and record.state in TERMINAL_STATES:
         outcome.count("done-before")
+        maybe_report(deps, message.run_id)  # an earlier attempt may have failed writing it
         return outcome
     try:
         plan = plan_parts(blob.size, deps.tuning.part_size)
@@ -656,6 +659,7 @@ def copy_part(deps: Deps, task: PartTask, invocation: Invocation) -> Outcome:
     record = deps.ledger.get_blob(task.run_id, blob.blob_id)
     if record and record.state in TERMINAL_STATES:
         outcome.count("done-before")
+        maybe_report(deps, task.run_id)  # an earlier attempt may have failed writing it
         return outcome
     try:
         data = source.read_range(blob, task.offset, task.length)
@@ -710,6 +714,8 @@ def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcom
     )
     if claim.outcome != "claimed" or claim.record is None:
         outcome.count("done-before" if claim.outcome == "terminal" else "busy")
+        if claim.outcome == "terminal":
+            maybe_report(deps, task.run_id)  # an earlier attempt may have failed writing it
         return outcome
     record = claim.record
     try:
