@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,24 @@ def invocations_since(env: PipelineEnv, offsets: dict[str, int]) -> dict[str, li
     return found
 
 
-def run_once(env: PipelineEnv, timeout: float = 3600) -> dict[str, Any]:
+def _runtime_idle(env: PipelineEnv) -> bool:
+    with urllib.request.urlopen(env.deployment["runtime_url"] + "/local/stats", timeout=10) as response:
+        stats = json.loads(response.read())
+    return all(not f.get("pending") and not f.get("running") for f in stats["functions"].values())
+
+
+def _run_record(env: PipelineEnv, run_id: str) -> dict[str, Any]:
+    item = (
+        aws_client("dynamodb", env.moto)
+        .get_item(
+            TableName=env.deployment["ledger_table"], Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "META"}}
+        )
+        .get("Item", {})
+    )
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+def run_once(env: PipelineEnv, timeout: float = 3600, stall_seconds: float = 30) -> dict[str, Any]:
     """Invoke launch-qualification through the runtime's Invoke API and wait for the run report in S3.
     Returns the seconds from launch to report, the report and every invocation's duration."""
     lam = boto3.session.Session(
@@ -121,13 +139,21 @@ def run_once(env: PipelineEnv, timeout: float = 3600) -> dict[str, Any]:
         raise RuntimeError(f"launch did not start a run: {payload}")
     key = f"{env.deployment['report_prefix']}{payload['run_id']}.json"
     deadline = started + timeout
+    idle_since: float | None = None
     while True:
         try:
             body = s3.get_object(Bucket=env.bucket, Key=key)["Body"].read()
             break
         except ClientError:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"no run report {key} within {timeout:.0f} s") from None
+            idle_since = (idle_since or now) if _runtime_idle(env) else None
+            if idle_since is not None and now - idle_since > stall_seconds:
+                raise RuntimeError(
+                    f"run {payload['run_id']}: nothing running or queued for {stall_seconds:.0f} s and no "
+                    f"report; the run's ledger record: {_run_record(env, payload['run_id'])}"
+                ) from None
             time.sleep(0.25)
     elapsed = time.monotonic() - started
     time.sleep(1.0)  # let the last invocations write their REPORT lines
