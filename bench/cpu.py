@@ -13,25 +13,22 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _group(pid: int, cmdline: str) -> str:
+def _group(pid: int, ppid: int, cmdline: str, known: dict[int, str]) -> str:
+    """Which measured process this is; another engineer's moto or Azurite is one of "other processes"."""
     if pid == os.getpid():
         return "bench (in-process ceiling)"
-    if "moto.server" in cmdline:
-        return "moto"
-    if "azurite" in cmdline:
-        return "azurite"
-    if "azs3copy.local.runtime" in cmdline:
-        return "local runtime"
-    if "azs3copy.local.worker" in cmdline:
+    if pid in known:
+        return known[pid]
+    if known.get(ppid) == "local runtime" and "azs3copy.local.worker" in cmdline:
         parts = cmdline.split()
-        index = parts.index("azs3copy.local.worker") if "azs3copy.local.worker" in parts else -1
-        return f"fn {Path(parts[index + 1]).name}" if 0 <= index < len(parts) - 1 else "fn ?"
-    if "rclone" in cmdline:
+        index = parts.index("azs3copy.local.worker")
+        return f"fn {Path(parts[index + 1]).name}" if index < len(parts) - 1 else "fn ?"
+    if ppid == os.getpid() and "rclone" in cmdline:
         return "rclone"
     return "other processes"
 
 
-def _snapshot() -> dict[int, tuple[str, float]]:
+def _snapshot(known: dict[int, str]) -> dict[int, tuple[str, float]]:
     found: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -43,21 +40,25 @@ def _snapshot() -> dict[int, tuple[str, float]]:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         seconds = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-        found[int(entry.name)] = (_group(int(entry.name), cmdline), seconds)
+        pid = int(entry.name)
+        found[pid] = (_group(pid, int(fields[1]), cmdline, known), seconds)
     return found
 
 
 class CpuSampler:
     """CPU seconds by group between start() and stop(); children that exit in between (rclone) are counted
-    through this process's RUSAGE_CHILDREN."""
+    through this process's RUSAGE_CHILDREN. `known` names the emulators' and the runtime's process ids."""
+
+    def __init__(self, known: dict[int, str]) -> None:
+        self.known = known
 
     def start(self) -> None:
-        self.before = _snapshot()
+        self.before = _snapshot(self.known)
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.children_before = usage.ru_utime + usage.ru_stime
 
     def stop(self) -> dict[str, float]:
-        after = _snapshot()
+        after = _snapshot(self.known)
         groups: dict[str, float] = {}
         for pid, (group, seconds) in after.items():
             spent = seconds - self.before.get(pid, (group, 0.0))[1]

@@ -72,7 +72,10 @@ def measure_copies(
         for repeat in range(repeats):
             for name in order[repeat % 3 :] + order[: repeat % 3]:
                 empty_bucket(s3, env.bucket, keep_prefix=REPORTS)
-                sampler = CpuSampler()
+                pids = env.deployment["pids"]
+                sampler = CpuSampler(
+                    {pids["moto"]: "moto", pids["azurite"]: "azurite", pids["runtime"]: "local runtime"}
+                )
                 sampler.start()
                 if name == "ceiling":
                     elapsed = run_ceiling(
