@@ -221,13 +221,10 @@ class World:
         return dict(json.loads(body.read()))
 
 
-def _apply_overrides(lambda_client: Any, s3: Any, bucket: str, s3_endpoint: str) -> None:
+def _apply_overrides(lambda_client: Any, s3_endpoint: str) -> None:
     """What this deployment changes after `terraform apply`: S3 through the proxy, settings read on every
-    invocation (the scenarios rewrite the secret), and a short parter timeout.
-
-    And the bucket policy goes: moto evaluates its DenyInsecureTransport statement without any request
-    context (no `aws:SecureTransport` value), so on moto it denies every object read and write."""
-    s3.delete_bucket_policy(Bucket=bucket)
+    invocation (the scenarios rewrite the secret), and a short parter timeout. (envs/local applies no
+    TLS-only bucket policy: moto would deny every request with it, see terraform/envs/local/main.tf.)"""
     for function in lambda_client.list_functions()["Functions"]:
         variables = dict((function.get("Environment") or {}).get("Variables") or {})
         variables["AWS_ENDPOINT_URL_S3"] = s3_endpoint
@@ -256,9 +253,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         terraform.run("init", "-input=false", "-no-color", f"-backend-config=path={terraform.state}")
         terraform.run("apply", "-auto-approve", "-input=false", "-no-color", *terraform.vars())
         outputs = {k: v["value"] for k, v in json.loads(terraform.run("output", "-json")).items()}
-        _apply_overrides(
-            aws("lambda", moto.endpoint), aws("s3", moto.endpoint), outputs["bucket"], s3_proxy.endpoint
-        )
+        _apply_overrides(aws("lambda", moto.endpoint), s3_proxy.endpoint)
         sns, sqs = aws("sns", moto.endpoint), aws("sqs", moto.endpoint)
         hygiene_queue = sqs.create_queue(QueueName="fault-suite-every-message")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=hygiene_queue, AttributeNames=["QueueArn"])[

@@ -99,7 +99,6 @@ module "function" {
   policy_json               = local.policies[each.key]
   trigger_topic_arns        = each.value.triggers
   kms_key_arn               = module.key.arn
-  metrics_namespace         = var.metrics_namespace
   tracing_mode              = var.tracing_mode
   log_retention_days        = var.log_retention_days
   maximum_retry_attempts    = var.maximum_retry_attempts

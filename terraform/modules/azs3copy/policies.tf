@@ -6,7 +6,9 @@ locals {
   reports = "${module.storage.arn}/${var.report_prefix}*"
   ledger  = module.ledger.arn
 
-  ledger_read_write = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+  # Every SNS-driven step: attempts, claims and states (UpdateItem, also inside TransactWriteItems), the
+  # blob and run records (GetItem), and the failures listed in a run's report (Query).
+  ledger_step = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
 
   policies = {
     launch-qualification   = data.aws_iam_policy_document.launch_qualification.json
@@ -27,7 +29,7 @@ data "aws_iam_policy_document" "launch_qualification" {
 
   statement {
     sid       = "StartRun"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [local.ledger]
   }
 
@@ -67,7 +69,6 @@ data "aws_iam_policy_document" "find_blobs" {
     sid = "RegisterBlobs"
     actions = [
       "dynamodb:BatchWriteItem",
-      "dynamodb:ConditionCheckItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
@@ -95,7 +96,10 @@ data "aws_iam_policy_document" "download" {
     actions = [
       "s3:AbortMultipartUpload",
       "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
       "s3:GetObject",
+      "s3:GetObjectVersion",
+      "s3:ListMultipartUploadParts",
       "s3:PutObject",
     ]
     resources = [local.objects]
@@ -103,7 +107,7 @@ data "aws_iam_policy_document" "download" {
 
   statement {
     sid       = "RecordBlobStates"
-    actions   = local.ledger_read_write
+    actions   = local.ledger_step
     resources = [local.ledger]
   }
 }
@@ -117,7 +121,7 @@ data "aws_iam_policy_document" "largefile_initializer" {
 
   statement {
     sid       = "PlanParts"
-    actions   = local.ledger_read_write
+    actions   = local.ledger_step
     resources = [local.ledger]
   }
 
@@ -137,13 +141,13 @@ data "aws_iam_policy_document" "largefile_parter" {
 
   statement {
     sid       = "UploadParts"
-    actions   = ["s3:AbortMultipartUpload", "s3:PutObject"]
+    actions   = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"]
     resources = [local.objects]
   }
 
   statement {
     sid       = "RecordParts"
-    actions   = local.ledger_read_write
+    actions   = concat(local.ledger_step, ["dynamodb:PutItem"])
     resources = [local.ledger]
   }
 
@@ -160,7 +164,9 @@ data "aws_iam_policy_document" "largefile_recombinator" {
     actions = [
       "s3:AbortMultipartUpload",
       "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
       "s3:GetObject",
+      "s3:GetObjectVersion",
       "s3:ListMultipartUploadParts",
       "s3:PutObject",
     ]
@@ -169,7 +175,7 @@ data "aws_iam_policy_document" "largefile_recombinator" {
 
   statement {
     sid       = "RecordCompletion"
-    actions   = local.ledger_read_write
+    actions   = local.ledger_step
     resources = [local.ledger]
   }
 }

@@ -38,18 +38,6 @@ data "aws_iam_policy_document" "this" {
     resources = [var.kms_key_arn]
   }
 
-  statement {
-    sid       = "PutMetricsInOwnNamespace"
-    actions   = ["cloudwatch:PutMetricData"]
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "cloudwatch:namespace"
-      values   = [var.metrics_namespace]
-    }
-  }
-
   dynamic "statement" {
     for_each = var.tracing_mode == "Active" ? [1] : []
 

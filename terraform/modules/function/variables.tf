@@ -75,11 +75,6 @@ variable "kms_key_arn" {
   description = "ARN of the customer-managed key (environment, log group, dead-letter queue)."
 }
 
-variable "metrics_namespace" {
-  type        = string
-  description = "CloudWatch namespace the function may put metrics into."
-}
-
 variable "tracing_mode" {
   type        = string
   description = "X-Ray tracing mode: Active or PassThrough."
