@@ -342,6 +342,27 @@ def test_dlq_redrive_invokes_each_event_again_and_empties_the_queue(account: Fak
     assert "0 failed event(s)" in run_cli("dlq", "show", "find-blobs")[1]
 
 
+def test_dlq_recorded_failures_are_shown_with_their_blobs_and_cleared_not_resent_by_redrive(
+    account: FakeLambda,
+) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName="azs3copy-find-blobs-dlq")["QueueUrl"]
+    record = json.loads(failure_record("photos"))
+    record["requestContext"]["condition"] = "BlobFailed"
+    record["responsePayload"] = {
+        "errorType": "BlobFailed",
+        "errorMessage": "1 blob(s) failed for good: denied",
+    }
+    record["failures"] = [{"run_id": "R1", "blob": "photos/", "reason": "AccessDeniedError: denied"}]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+    code, out = run_cli("dlq", "show", "find-blobs")
+    assert code == 0 and "BlobFailed after 3 attempt(s)" in out and "failed: photos/" in out
+    code, out = run_cli("dlq", "redrive", "find-blobs")
+    assert code == 0 and "1 recorded failure(s) cleared" in out
+    assert account.calls == []  # nothing sent again: the next run copies the blob
+    assert "0 failed event(s)" in run_cli("dlq", "show", "find-blobs")[1]
+
+
 def test_dlq_of_an_unknown_function_is_one_line(
     account: FakeLambda, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -39,7 +39,8 @@ resource "aws_lambda_function" "this" {
   kms_key_arn                    = var.kms_key_arn
 
   environment {
-    variables = var.environment
+    # Blobs failed for good by an error no retry can fix are dead-lettered by the function itself.
+    variables = merge(var.environment, { AZS3COPY_DLQ_URL = aws_sqs_queue.dlq.url })
   }
 
   tracing_config {

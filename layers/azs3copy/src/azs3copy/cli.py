@@ -600,6 +600,10 @@ def describe_record(body: str) -> str:
         )
     except (KeyError, IndexError, TypeError, ValueError):
         pass
+    failures = record.get("failures") if isinstance(record, dict) else None
+    if failures:  # blobs the function failed for good and dead-lettered itself
+        names = ", ".join(str(f.get("blob")) for f in failures[:3])
+        what += f"; failed: {names}" + (f" and {len(failures) - 3} more" if len(failures) > 3 else "")
     error = f"{response.get('errorType', '?')}: {str(response.get('errorMessage', '')).splitlines()[0] if response.get('errorMessage') else ''}"
     condition = context.get("condition", "?")
     return f"{record.get('timestamp', '?')}  {condition} after {context.get('approximateInvokeCount', '?')} attempt(s)  {what}\n      {error}"
@@ -624,8 +628,8 @@ def cmd_dlq(target: Target, args: argparse.Namespace, out: TextIO) -> int:
                     print("    " + describe_record(message["Body"]), file=out)
                 _release(sqs, url, messages)
             continue
-        moved = skipped = 0
-        while moved + skipped < args.max:
+        moved = skipped = cleared = 0
+        while moved + skipped + cleared < args.max:
             messages = _peek(sqs, url, min(10, args.max - moved - skipped), 120)
             if not messages:
                 break
@@ -635,9 +639,16 @@ def cmd_dlq(target: Target, args: argparse.Namespace, out: TextIO) -> int:
                     record = json.loads(message["Body"])
                     payload = record["requestPayload"]
                     function = str(record["requestContext"]["functionArn"]).split(":$LATEST")[0]
+                    condition = record["requestContext"].get("condition")
                 except (ValueError, KeyError, TypeError):
                     keep.append(message)
                     skipped += 1
+                    continue
+                if condition == "BlobFailed":
+                    # The blob is recorded failed and is not in S3: the next run copies it once the cause
+                    # is fixed; sending the event again would find it already ended and change nothing.
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    cleared += 1
                     continue
                 target.client("lambda").invoke(
                     FunctionName=function, InvocationType="Event", Payload=json.dumps(payload).encode()
@@ -647,8 +658,12 @@ def cmd_dlq(target: Target, args: argparse.Namespace, out: TextIO) -> int:
             if keep:
                 _release(sqs, url, keep)
                 break
-        if moved or skipped or count:
+        if moved or skipped or cleared or count:
             note = f", {skipped} left in the queue (not on-failure records)" if skipped else ""
+            if cleared:
+                note += (
+                    f", {cleared} recorded failure(s) cleared (the next `azs3copy run` copies those blobs)"
+                )
             print(f"{component}: redrove {moved} event(s) to {target.function(component)}{note}", file=out)
     if args.dlq_action == "show" and total == 0:
         print("no failed events", file=out)

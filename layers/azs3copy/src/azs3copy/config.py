@@ -64,6 +64,11 @@ class RuntimeConfig:
         return self.optional("KMS_KEY_ID")
 
     @property
+    def dlq_url(self) -> str | None:
+        """The function's own dead-letter queue, for blobs failed by errors no retry can fix."""
+        return self.optional("DLQ_URL")
+
+    @property
     def settings_ttl(self) -> int:
         return _int(self.env, "SETTINGS_TTL", 60, 0)
 

@@ -117,6 +117,9 @@ class Deps:
     settings: Settings | None = None
     #: Credential values to blank out of every recorded reason and log line.
     secrets: tuple[str, ...] = ()
+    #: Told of every blob failed for good by an error no retry can fix, as (run id, blob id, reason); the
+    #: handler puts them in the function's dead-letter queue, where exhausted retries land too.
+    on_fatal: Callable[[str, str, str], None] | None = None
 
     def need_sink(self) -> ObjectSink:
         if self.sink is None:
@@ -280,6 +283,8 @@ def find_blobs(deps: Deps, task: ContainerTask, invocation: Invocation) -> Outco
             [(f"{task.container}/", 0, "failed", reason)],
         )
         deps.ledger.finish_container(task.run_id, task.container)
+        if not error.retryable and deps.on_fatal:
+            deps.on_fatal(task.run_id, f"{task.container}/", reason)
         logger.error(
             "listing failed", extra={"run_id": task.run_id, "container": task.container, "reason": reason}
         )
@@ -538,7 +543,9 @@ def _settle(
         return None
     if error.retryable:
         reason = f"{reason} (gave up after {deps.tuning.max_attempts} attempts)"
-    deps.ledger.finish(run_id, blob_id, error.state, reason, 0)
+    recorded = deps.ledger.finish(run_id, blob_id, error.state, reason, 0)
+    if recorded and error.state == "failed" and not error.retryable and deps.on_fatal:
+        deps.on_fatal(run_id, blob_id, reason)
     log = logger.error if error.state == "failed" else logger.warning
     log("blob not copied", extra={"run_id": run_id, "blob": blob_id, "state": error.state, "reason": reason})
     return error.state

@@ -3,11 +3,14 @@ counting attempts, and turning an Outcome into logs, metrics and a response."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from azs3copy import aws
 from azs3copy.config import RuntimeConfig
@@ -25,6 +28,7 @@ M = TypeVar("M", bound=Message)
 
 class LambdaContextLike(Protocol):
     aws_request_id: str
+    invoked_function_arn: str
 
     def get_remaining_time_in_millis(self) -> int: ...
 
@@ -57,6 +61,7 @@ class Function:
         self._base: Deps | None = None
         self._loader: aws.SettingsLoader | None = None
         self._source: tuple[Settings, BlobSource] | None = None
+        self._sqs: Any = None
         self.metrics = Metrics()
 
     def deps(self) -> Deps:
@@ -118,6 +123,10 @@ class Function:
             remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000.0,
         )
         logger.append_keys(run_id=message.run_id, attempt=attempt)
+        fatal: list[dict[str, str]] = []
+        deps.on_fatal = lambda run_id, blob_id, reason: fatal.append(
+            {"run_id": run_id, "blob": blob_id, "reason": reason}
+        )
         try:
             outcome = step(deps, message, invocation)  # type: ignore[arg-type]
         except Azs3copyError as error:
@@ -131,8 +140,47 @@ class Function:
             )
             self.metrics.add_metric(name="InvocationErrors", unit=MetricUnit.Count, value=1)
             raise
+        finally:
+            if fatal:
+                self._dead_letter(event, context, attempt, fatal)
         self._record_metrics(outcome)
         return {"function": self.name, "run_id": message.run_id, **outcome.to_dict()}
+
+    def _dead_letter(
+        self, event: dict[str, Any], context: LambdaContextLike, attempt: int, failures: list[dict[str, str]]
+    ) -> None:
+        """Put blobs failed for good into the function's dead-letter queue, shaped like the record Lambda
+        sends there when retries run out, so operators find every failure in one place."""
+        queue = RuntimeConfig.from_env().dlq_url
+        if queue is None:
+            logger.warning(
+                "no dead-letter queue configured for recorded failures", extra={"failed": len(failures)}
+            )
+            return
+        record = {
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "requestContext": {
+                "requestId": context.aws_request_id,
+                "functionArn": context.invoked_function_arn,
+                "condition": "BlobFailed",
+                "approximateInvokeCount": attempt,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+            "responsePayload": {
+                "errorType": "BlobFailed",
+                "errorMessage": f"{len(failures)} blob(s) failed for good: {failures[0]['reason']}",
+            },
+            "failures": failures,
+        }
+        try:
+            if self._sqs is None:
+                self._sqs = aws.client("sqs")
+            self._sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(record))
+        except (ClientError, BotoCoreError) as error:  # the ledger and the report still hold the failure
+            logger.error("could not dead-letter recorded failures", extra={"error": str(error)})
+        self.metrics.add_metric(name="BlobsDeadLettered", unit=MetricUnit.Count, value=len(failures))
 
     def handle_launch(self, event: dict[str, Any], context: LambdaContextLike) -> dict[str, Any]:
         force = bool(isinstance(event, dict) and event.get("force") is True)
