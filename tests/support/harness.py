@@ -44,6 +44,8 @@ class Harness:
     shuffle: random.Random | None = None
     publisher: QueuePublisher = field(default_factory=QueuePublisher)
     dead_letters: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Blobs failed for good, as the handlers would dead-letter them: (run id, blob id, reason).
+    fatal: list[tuple[str, str, str]] = field(default_factory=list)
     deliveries: int = 0
 
     def deps(self) -> Deps:
@@ -56,6 +58,7 @@ class Harness:
             source=self.source,
             settings=self.settings,
             secrets=tuple(self.settings.azure.secret_values()) if self.settings.azure else (),
+            on_fatal=lambda run_id, blob_id, reason: self.fatal.append((run_id, blob_id, reason)),
         )
 
     def run(self, *, force: bool = False) -> str | None:

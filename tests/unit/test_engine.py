@@ -218,6 +218,7 @@ def test_key_over_1024_bytes_fails_that_blob_with_a_reason() -> None:
     assert report["counts"]["failed"] == 1 and report["counts"]["copied"] == 1
     assert "1024" in report["failures"][0]["reason"]
     assert report["ok"] is False
+    assert [(blob, "1024" in why) for _, blob, why in h.fatal] == [(f"alpha/{'é' * 600}", True)]
 
 
 def test_bytes_corrupted_on_the_way_to_s3_are_caught_and_leave_nothing_behind() -> None:
@@ -275,6 +276,7 @@ def test_errors_that_never_clear_fail_the_blob_and_reach_the_dead_letters_withou
     assert len(h.dead_letters) == 1
     report = h.sink.objects[f"_azs3copy/reports/{run_id}.json"].data.decode()  # type: ignore[attr-defined]
     assert "TOPSECRET" not in report and "attempts" in report
+    assert not h.fatal  # retries ran out: Lambda dead-letters the event itself, not the handler
 
 
 def test_inactive_secret_starts_no_run() -> None:
@@ -378,6 +380,7 @@ def test_a_container_that_cannot_be_listed_is_recorded_failed_and_the_run_still_
         {"blob": "beta/", "state": "failed", "reason": report["failures"][0]["reason"]}
     ]
     assert "azure.client_secret" in report["failures"][0]["reason"]
+    assert [blob for _, blob, _ in h.fatal] == ["beta/"]  # dead-lettered by the handler
     assert (
         h.deliveries == 1 + 1 + 1
     )  # alpha's listing, its batch, beta's listing: the fatal error is not retried

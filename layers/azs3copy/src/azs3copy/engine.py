@@ -309,8 +309,10 @@ def _list_container(deps: Deps, task: ContainerTask, invocation: Invocation, out
             [(blob.blob_id, blob.size) for blob, _ in pending],
             [(blob.blob_id, blob.size, state, reason) for blob, state, reason in decided],
         )
-        for _, state, _ in decided:
+        for blob, state, reason in decided:
             outcome.count(state)
+            if state == "failed" and status == "new" and deps.on_fatal:  # refused as listed (key, size)
+                deps.on_fatal(task.run_id, blob.blob_id, reason)
         if status != "published":
             small = [blob for blob, _ in pending if blob.size < tuning.large_threshold]
             large = [(blob, key) for blob, key in pending if blob.size >= tuning.large_threshold]
