@@ -6,7 +6,9 @@ The process's environment is the function's. The handler module is imported and 
 (what a warm container holds); then the kernel's peak-RSS mark is reset (`/proc/self/clear_refs`) so the
 peak read afterwards (VmHWM) is the peak during the invocation itself, init included in the baseline.
 With BENCH_PROFILE=PATH in the environment the invocation runs under cProfile and the top of its cumulative
-profile is written to PATH (the engine's thread pools then run inline, so that the profile sees all work)."""
+profile is written to PATH (the engine's thread pools then run inline, so that the profile sees all work).
+With BENCH_MESSAGE_SIZES=PATH the size of every SNS message the function publishes (through its real
+publisher, to the real topic) is appended to PATH, one a line."""
 
 from __future__ import annotations
 
@@ -72,6 +74,20 @@ def _run_engine_pools_inline() -> None:
     azs3copy.engine.ThreadPoolExecutor = _InlinePool  # type: ignore[misc,assignment]
 
 
+def _record_message_sizes(path: Path) -> None:
+    """Wrap the real SNS publisher so every message it sends also has its size appended to `path`."""
+    from azs3copy.aws import SnsPublisher
+
+    send = SnsPublisher._send
+
+    def recording(self: SnsPublisher, topic: str, bodies: list[str]) -> None:
+        send(self, topic, bodies)
+        with path.open("a") as out:
+            out.writelines(f"{len(body.encode())}\n" for body in bodies)
+
+    SnsPublisher._send = recording  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     directory, event_path, result_path = argv[0], Path(argv[1]), Path(argv[2])
     timeout = float(argv[3]) if len(argv) > 3 else 900.0
@@ -81,6 +97,8 @@ def main(argv: list[str]) -> None:
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if os.environ.get("BENCH_MESSAGE_SIZES"):
+        _record_message_sizes(Path(os.environ["BENCH_MESSAGE_SIZES"]))
     module.function.deps()  # clients, secret and Azure source: what a warm container already holds
     baseline = _status("VmRSS")
     peak_init = _status("VmHWM")

@@ -46,9 +46,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
 
-def measure_copies(
-    shape: DatasetShape, repeats: int, concurrency: int, rclone_setting: str
-) -> dict[str, Any]:
+def measure_copies(scale: float, repeats: int, concurrency: int, rclone_setting: str) -> dict[str, Any]:
+    load = round(os.getloadavg()[0], 2)
+    shape = DatasetShape().scaled(scale)
     blobs = shape.blobs()
     total = shape.total_bytes
     say(
@@ -127,6 +127,12 @@ def measure_copies(
     finally:
         pipeline.stop(env)
     return {
+        "scale": scale,
+        "dataset": {"description": shape.describe(), "blobs": len(blobs), "gib": total / 1024**3},
+        "repeats": repeats,
+        "concurrency": concurrency,
+        "machine": {"cores": os.cpu_count(), "load_at_start": load, "quiet": load < 1.5},
+        "tuning": {**TUNING, "copy_threads": 4, "runtime_workers": concurrency},
         "runs": speeds,
         "cpu": cpu,
         "reports": reports,
@@ -195,24 +201,35 @@ def main(argv: list[str] | None = None) -> None:
         rclone_sweep(DatasetShape().scaled(args.scale), args.repeats, args.concurrency)
         return
 
-    load = os.getloadavg()[0]
-    shape = DatasetShape().scaled(args.scale)
     listing_blobs = args.listing_blobs or max(2000, round(100_000 * min(1.0, args.scale)))
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    previous = json.loads(report.RESULTS.read_text()) if report.RESULTS.exists() else {}
-
-    copies = previous.get("copies") if "copies" in args.skip else None
-    if copies is None:
-        copies = measure_copies(shape, args.repeats, args.concurrency, args.rclone_setting)
-    memory = previous.get("memory") if "memory" in args.skip else None
-    if memory is None:
-        say("memory of one parter and one download invocation as the blob grows")
-        memory = invocations.measure_memory()
-    listing = previous.get("listing") if "listing" in args.skip else None
-    if listing is None:
-        say(f"listing {listing_blobs} blobs with find-blobs")
-        listing = invocations.measure_listing(listing_blobs)
+    # Each stage is kept in bench/.work/stages.json as soon as it is measured; `--skip STAGE` reuses it.
+    stages_file = WORK / "stages.json"
+    stages: dict[str, Any] = json.loads(stages_file.read_text()) if stages_file.exists() else {}
+    if report.RESULTS.exists():  # a results.json from before stages were kept: its stages, with its context
+        earlier = json.loads(report.RESULTS.read_text())
+        context = {k: earlier[k] for k in ("scale", "dataset", "repeats", "concurrency", "machine", "tuning")}
+        for name in ("copies", "memory", "listing"):
+            if name not in stages and name in earlier:
+                extra = context if name == "copies" else {}
+                stages[name] = {**extra, **earlier[name], "measured_at": earlier["date"]}
+    for name in ("copies", "memory", "listing"):
+        if name in args.skip and name not in stages:
+            parser.error(f"--skip {name}: no earlier measurement in {stages_file}")
+    measures = {
+        "copies": lambda: measure_copies(args.scale, args.repeats, args.concurrency, args.rclone_setting),
+        "memory": invocations.measure_memory,
+        "listing": lambda: invocations.measure_listing(listing_blobs),
+    }
+    for name, measure in measures.items():
+        if name in args.skip:
+            say(f"{name}: reusing the measurement of {stages[name]['measured_at']} from {stages_file}")
+            continue
+        say(f"measuring {name}")
+        stages[name] = {**measure(), "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+        stages_file.write_text(json.dumps(stages, indent=2))
+    copies, memory, listing = stages["copies"], stages["memory"], stages["listing"]
 
     runs = copies["runs"]
     medians = {name: median(values) for name, values in runs.items()}
@@ -220,21 +237,14 @@ def main(argv: list[str] | None = None) -> None:
     listing_runs = listing["runs"]
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "scale": args.scale,
-        "repeats": args.repeats,
-        "concurrency": args.concurrency,
+        "scale": copies["scale"],
+        "repeats": copies["repeats"],
+        "concurrency": copies["concurrency"],
         "pipeline_mode": "through the local runtime (terraform apply of envs/local on moto), launch → run report",
-        "dataset": {
-            "description": shape.describe(),
-            "blobs": len(shape.blobs()),
-            "gib": shape.total_bytes / 1024**3,
-        },
-        "machine": {"cores": os.cpu_count(), "load_at_start": round(load, 2), "quiet": load < 1.5},
-        "tuning": {
-            **{k: v for k, v in TUNING.items()},
-            "copy_threads": 4,
-            "runtime_workers": args.concurrency,
-        },
+        "dataset": copies["dataset"],
+        "machine": copies["machine"],
+        "tuning": copies["tuning"],
+        "measured_at": {name: stages[name]["measured_at"] for name in measures},
         "pipeline_mib_s": medians["pipeline"],
         "rclone_mib_s": medians["rclone"],
         "ceiling_mib_s": medians["ceiling"],
