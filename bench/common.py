@@ -133,18 +133,19 @@ def upload_blobs(
 
 
 def empty_bucket(s3: Any, bucket: str, prefix: str = "", keep_prefix: str | None = None) -> int:
-    """Delete every object under `prefix` (except under `keep_prefix`) and abort open multipart uploads.
-    Returns how many objects were deleted (moto frees the memory of deleted objects)."""
+    """Delete every object version and delete marker under `prefix` (except under `keep_prefix`) and abort
+    open multipart uploads. Returns how many versions were deleted. The bucket is versioned: deleting only
+    the current objects would leave moto holding every byte (it was OOM-killed at 12 GB that way)."""
     deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [
-            {"Key": item["Key"]}
-            for item in page.get("Contents", [])
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        entries = [
+            {"Key": item["Key"], "VersionId": item["VersionId"]}
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
             if not (keep_prefix and item["Key"].startswith(keep_prefix))
         ]
-        for start in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
-        deleted += len(keys)
+        for start in range(0, len(entries), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": entries[start : start + 1000], "Quiet": True})
+        deleted += len(entries)
     for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
         for upload in page.get("Uploads", []):
             s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
