@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("copies", "memory", "listing"):
         if name in args.skip and name not in stages:
             parser.error(f"--skip {name}: no earlier measurement in {stages_file}")
-    measures = {
+    measures: dict[str, Callable[[], dict[str, Any]]] = {
         "copies": lambda: measure_copies(args.scale, args.repeats, args.concurrency, args.rclone_setting),
         "memory": invocations.measure_memory,
         "listing": lambda: invocations.measure_listing(listing_blobs),
