@@ -20,10 +20,10 @@ import os
 import pstats
 import sys
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from azs3copy.local.worker import LocalLambdaContext
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,22 +33,6 @@ def _status(field_name: str) -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-@dataclass
-class Context:
-    function_name: str
-    timeout_seconds: float
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    memory_limit_in_mb: int = 1024
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
 class _InlinePool:
@@ -111,7 +95,7 @@ def main(argv: list[str]) -> None:
         _run_engine_pools_inline()
         profiler.enable()
     try:
-        result = module.lambda_handler(event, Context(directory, timeout))
+        result = module.lambda_handler(event, LocalLambdaContext.starting_now(directory, timeout))
     except Exception as exc:  # recorded, not raised: the parent decides
         error = f"{type(exc).__name__}: {exc}"
     elapsed = time.monotonic() - started

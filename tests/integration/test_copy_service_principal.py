@@ -19,7 +19,7 @@ from azs3copy.local.emulators import MotoServer
 from tests.integration.test_pipeline import FUNCTIONS, PART, THRESHOLD, Stack
 from tests.support.aws import create_ledger_table
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, STORAGE_SCOPE, OAuthWorld, oauth_world
-from tests.support.pump import FakeContext, load_handler
+from tests.support.pump import lambda_context, load_handler
 
 WRONG_SECRET = "Wr0ng~secret.value_for-the-test"
 
@@ -166,7 +166,7 @@ def test_a_wrong_secret_stops_the_launch_when_it_has_to_list_the_containers(
     configure(stack, world, None, client_secret=WRONG_SECRET)
     with pytest.raises(AzureAuthError, match=r"azure\.client_secret") as raised:
         load_handler("launch-qualification").lambda_handler(
-            {"force": True}, FakeContext("launch-qualification")
+            {"force": True}, lambda_context("launch-qualification")
         )
     assert WRONG_SECRET not in str(raised.value)
     assert len(world.token_server.token_requests) == 1

@@ -16,7 +16,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from azs3copy.local.emulators import Azurite, MotoServer
 from tests.support.aws import create_ledger_table
-from tests.support.pump import FakeContext, SnsPump, load_handler
+from tests.support.pump import SnsPump, lambda_context, load_handler
 
 MiB = 1 << 20
 THRESHOLD = 12 * MiB
@@ -62,7 +62,7 @@ class Stack:
 
     def launch(self) -> str:
         response = load_handler("launch-qualification").lambda_handler(
-            {"force": True}, FakeContext("launch-qualification")
+            {"force": True}, lambda_context("launch-qualification")
         )
         assert response["started"] is True, response
         return str(response["run_id"])

@@ -9,10 +9,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from azs3copy.local.runtime import sns_event
+from azs3copy.local.worker import LocalLambdaContext
 
 REPO = Path(__file__).resolve().parents[2]
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -30,45 +33,9 @@ def load_handler(directory: str) -> ModuleType:
     return module
 
 
-@dataclass
-class FakeContext:
-    function_name: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    memory_limit_in_mb: int = 1024
-    timeout_seconds: float = 900.0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
-
-
-def lambda_sns_event(envelope: dict[str, Any], subscription_arn: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": subscription_arn,
-                "Sns": {
-                    "Type": envelope.get("Type", "Notification"),
-                    "MessageId": envelope["MessageId"],
-                    "TopicArn": envelope["TopicArn"],
-                    "Subject": envelope.get("Subject"),
-                    "Message": envelope["Message"],
-                    "Timestamp": envelope.get("Timestamp"),
-                    "SignatureVersion": envelope.get("SignatureVersion", "1"),
-                    "Signature": envelope.get("Signature", ""),
-                    "SigningCertUrl": envelope.get("SigningCertURL", ""),
-                    "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
-                    "MessageAttributes": envelope.get("MessageAttributes", {}),
-                },
-            }
-        ]
-    }
+def lambda_context(function: str, request_id: str | None = None) -> LocalLambdaContext:
+    """The context of one invocation of `function` starting now, with Lambda's 15 minutes."""
+    return LocalLambdaContext.starting_now(function, request_id=request_id)
 
 
 @dataclass
@@ -102,10 +69,10 @@ class SnsPump:
         self.routes.append(Route(topic_arn, queue_url, subscription, function, handler))
 
     def invoke(self, route: Route, event: dict[str, Any]) -> None:
-        context = FakeContext(route.function)  # one request id for every retry of this event
+        request_id = str(uuid.uuid4())  # one request id for every retry of this event, as Lambda keeps
         for attempt in range(1, self.max_attempts + 1):
             self.invocations[route.function] = self.invocations.get(route.function, 0) + 1
-            context.started = time.monotonic()
+            context = lambda_context(route.function, request_id)
             try:
                 route.handler(event, context)
                 return
@@ -127,7 +94,7 @@ class SnsPump:
                 for message in response.get("Messages", []):
                     envelope = json.loads(message["Body"])
                     self.envelopes.append(envelope)
-                    event = lambda_sns_event(envelope, route.subscription_arn)
+                    event = sns_event(envelope, route.subscription_arn)
                     for _ in range(2 if self.duplicate else 1):
                         self.invoke(route, event)
                     self.sqs.delete_message(QueueUrl=route.queue_url, ReceiptHandle=message["ReceiptHandle"])

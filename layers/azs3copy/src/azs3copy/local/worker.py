@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,29 @@ class LocalLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+    @classmethod
+    def starting_now(
+        cls,
+        function_name: str,
+        timeout_seconds: float = 900.0,
+        *,
+        request_id: str | None = None,
+        memory_mb: int = 1024,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+    ) -> LocalLambdaContext:
+        """A context for one invocation that starts now (for driving a handler directly)."""
+        return cls(
+            aws_request_id=request_id or str(uuid.uuid4()),
+            function_name=function_name,
+            function_version="$LATEST",
+            invoked_function_arn=f"arn:aws:lambda:{region}:{account}:function:{function_name}",
+            memory_limit_in_mb=memory_mb,
+            log_group_name=f"/aws/lambda/{function_name}",
+            log_stream_name="local",
+            deadline=time.monotonic() + timeout_seconds,
+        )
 
 
 def load_handler(code_dir: str, handler: str) -> Callable[[Any, Any], Any]:
