@@ -10,16 +10,14 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from azs3copy.azure_auth import clear_client_cache
 from azs3copy.errors import AzureAuthError
 from azs3copy.local.emulators import MotoServer
-from tests.integration.test_pipeline import FUNCTIONS, PART, THRESHOLD, Stack
-from tests.support.aws import create_ledger_table
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, STORAGE_SCOPE, OAuthWorld, oauth_world
 from tests.support.pump import lambda_context, load_handler
+from tests.support.stack import PART, THRESHOLD, Stack, handler_stack
 
 WRONG_SECRET = "Wr0ng~secret.value_for-the-test"
 
@@ -32,67 +30,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthWorld]:
 
 @pytest.fixture(scope="module")
 def stack(moto_server: MotoServer, world: OAuthWorld) -> Iterator[Stack]:
-    region = "us-east-1"
-    session = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name=region
-    )
-    clients = {
-        name: session.client(name, endpoint_url=moto_server.endpoint)
-        for name in ("s3", "secretsmanager", "sns", "sqs", "dynamodb")
-    }
-    suffix = uuid.uuid4().hex[:8]
-    bucket = f"sp-dest-{suffix}"
-    clients["s3"].create_bucket(Bucket=bucket)
-    create_ledger_table(clients["dynamodb"], f"sp-ledger-{suffix}")
-    secret_id = clients["secretsmanager"].create_secret(Name=f"azs3copy-sp-{suffix}", SecretString="{}")[
-        "ARN"
-    ]
-    topics = {name: clients["sns"].create_topic(Name=f"sp-{name}-{suffix}")["TopicArn"] for name in FUNCTIONS}
-    env = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        "AWS_ENDPOINT_URL": moto_server.endpoint,
-        "AZS3COPY_SECRET_ID": secret_id,
-        "AZS3COPY_BUCKET": bucket,
-        "AZS3COPY_LEDGER_TABLE": f"sp-ledger-{suffix}",
-        "AZS3COPY_TOPIC_CONTAINERS": topics["containers"],
-        "AZS3COPY_TOPIC_SMALL": topics["small"],
-        "AZS3COPY_TOPIC_LARGE": topics["large"],
-        "AZS3COPY_TOPIC_PARTS": topics["parts"],
-        "AZS3COPY_TOPIC_RECOMBINE": topics["recombine"],
-        "AZS3COPY_LARGE_THRESHOLD": str(THRESHOLD),
-        "AZS3COPY_PART_SIZE": str(PART),
-        "AZS3COPY_CHUNK_SIZE": str(PART),
-        "AZS3COPY_SETTINGS_TTL": "0",
-        "POWERTOOLS_SERVICE_NAME": "azs3copy",
-        "POWERTOOLS_METRICS_NAMESPACE": "azs3copy",
-        # What the local runtime gives a function that signs in to the stand-in: the system CAs plus the test CA.
-        "REQUESTS_CA_BUNDLE": world.verify,
-    }
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        yield Stack(
-            moto=moto_server,
-            azure=world.key_client(),
-            s3=clients["s3"],
-            secrets=clients["secretsmanager"],
-            secret_id=secret_id,
-            bucket=bucket,
-            sns=clients["sns"],
-            sqs=clients["sqs"],
-            topics=topics,
-            connection_string=world.azurite.connection_string,
-        )
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        clear_client_cache()
+    # What the local runtime gives a function that signs in to the stand-in: the system CAs plus the test CA.
+    with handler_stack(
+        moto_server,
+        world.key_client(),
+        world.azurite.connection_string,
+        name="sp",
+        extra_env={"REQUESTS_CA_BUNDLE": world.verify},
+    ) as built:
+        yield built
+    clear_client_cache()
 
 
 @pytest.fixture(autouse=True)
