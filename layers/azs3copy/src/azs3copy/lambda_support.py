@@ -96,6 +96,7 @@ class Function:
         return self._source[1]
 
     def _record_metrics(self, outcome: Outcome) -> None:
+        self.metrics.add_metric(name="Invocations", unit=MetricUnit.Count, value=1)
         for state, count in outcome.states.items():
             self.metrics.add_metric(name=f"Blobs_{state}", unit=MetricUnit.Count, value=count)
         if outcome.bytes_copied:
