@@ -17,42 +17,31 @@ from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_ac
 from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY
 from bench.common import clean_env
 
+
+def _tuned(transfers: str) -> list[str]:
+    return [
+        "--transfers",
+        transfers,
+        "--checkers",
+        "16",
+        "--s3-upload-concurrency",
+        "4",
+        "--s3-chunk-size",
+        "16M",
+        "--s3-upload-cutoff",
+        "100M",
+        "--buffer-size",
+        "16M",
+        "--no-check-dest",
+        "--s3-disable-checksum",
+        "--ignore-checksum",
+    ]
+
+
 #: The flags tried (see `python -m bench.run --rclone-sweep`); the first is what the benchmark uses.
 SETTINGS: dict[str, list[str]] = {
-    "tuned": [
-        "--transfers",
-        "{concurrency}",
-        "--checkers",
-        "16",
-        "--s3-upload-concurrency",
-        "4",
-        "--s3-chunk-size",
-        "16M",
-        "--s3-upload-cutoff",
-        "100M",
-        "--buffer-size",
-        "16M",
-        "--no-check-dest",
-        "--s3-disable-checksum",
-        "--ignore-checksum",
-    ],
-    "tuned-16": [
-        "--transfers",
-        "16",
-        "--checkers",
-        "16",
-        "--s3-upload-concurrency",
-        "4",
-        "--s3-chunk-size",
-        "16M",
-        "--s3-upload-cutoff",
-        "100M",
-        "--buffer-size",
-        "16M",
-        "--no-check-dest",
-        "--s3-disable-checksum",
-        "--ignore-checksum",
-    ],
+    "tuned": _tuned("{concurrency}"),
+    "tuned-16": _tuned("16"),
     "defaults": [],
     "wide": [
         "--transfers",
