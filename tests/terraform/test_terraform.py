@@ -150,7 +150,7 @@ def applied(
     terraform = Terraform(LOCAL_ROOT, tmp_path_factory.mktemp("tf-local"))
     terraform.init()
     try:
-        terraform.ok(
+        result = terraform.run(
             "apply",
             "-input=false",
             "-no-color",
@@ -158,12 +158,22 @@ def applied(
             *local_vars(moto.endpoint, built),
             timeout=420,
         )
+        assert result.returncode == 0, (
+            f"terraform apply:\n{result.stdout[-8000:]}\n{result.stderr}\n{moto_failures(moto)}"
+        )
         outputs = json.loads(terraform.ok("output", "-json", "-no-color"))
         yield terraform, {name: value["value"] for name, value in outputs.items()}
     finally:
         terraform.run(
             "destroy", "-input=false", "-no-color", "-auto-approve", *local_vars(moto.endpoint, built)
         )
+
+
+def moto_failures(moto: MotoServer, limit: int = 60) -> str:
+    """The requests moto answered with an error, and any traceback it logged: what a failed apply asked."""
+    lines = moto.log.read_text(errors="replace").splitlines() if moto.log.exists() else []
+    failed = [line for line in lines if '" 2' not in line and '" 3' not in line]
+    return f"moto log ({moto.log}), lines other than 2xx/3xx answers:\n" + "\n".join(failed[-limit:])
 
 
 def client(service: str, moto: MotoServer) -> Any:
