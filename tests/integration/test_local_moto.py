@@ -36,7 +36,9 @@ def role(moto_server: MotoServer) -> str:
             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
         ],
     }
-    created = iam.create_role(RoleName=f"idem-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust))
+    created = iam.create_role(
+        RoleName=f"idem-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust)
+    )
     return str(created["Role"]["Arn"])
 
 
