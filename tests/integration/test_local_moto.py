@@ -1,8 +1,11 @@
-"""The local moto server's one deviation from moto for Lambda: a resent CreateFunction is idempotent.
+"""The local moto server's fixes (azs3copy.local.moto_main), each against the behaviour it must keep.
 
-The AWS SDK resends a request whose response it lost; if the first attempt created the function, real moto
-answers the resend with 409 and the Terraform provider retries that for five minutes before failing the
-apply. The local server returns the existing function when the request asks for exactly it.
+- A resent CreateFunction is idempotent: the AWS SDK resends a request whose response it lost; if the first
+  attempt created the function, moto answers the resend with 409 and the Terraform provider retries that
+  for five minutes before failing the apply. The local server returns the existing function when the
+  request asks for exactly it, and still refuses a different function of the same name.
+- TransactWriteItems backs up only the items it writes, not the whole table: a cancelled transaction must
+  still leave every item as it was.
 """
 
 from __future__ import annotations
@@ -81,3 +84,82 @@ def test_a_create_of_a_different_function_with_the_same_name_is_refused(
         lam.create_function(**spec(name, role, asked["source"], asked["memory"]))
     assert refused.value.response["Error"]["Code"] == "ResourceConflictException"
     assert lam.get_function(FunctionName=name)["Configuration"]["MemorySize"] == 256
+
+
+@pytest.fixture(scope="module")
+def table(moto_server: MotoServer) -> tuple[Any, str]:
+    dynamodb = aws_client("dynamodb", moto_server.endpoint, "us-east-1")
+    name = f"tx-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return dynamodb, name
+
+
+def key(sk: str) -> dict[str, Any]:
+    return {"pk": {"S": "run"}, "sk": {"S": sk}}
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(table: tuple[Any, str]) -> None:
+    dynamodb, name = table
+    dynamodb.put_item(TableName=name, Item={**key("RUN"), "copied": {"N": "7"}})
+    dynamodb.put_item(TableName=name, Item={**key("BLOB#a"), "state": {"S": "copied"}, "size": {"N": "5"}})
+    dynamodb.put_item(TableName=name, Item={**key("BLOB#b"), "state": {"S": "copied"}})
+    before = {sk: dynamodb.get_item(TableName=name, Key=key(sk)).get("Item") for sk in ("RUN", "BLOB#a")}
+
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": name,
+                        "Key": key("RUN"),
+                        "UpdateExpression": "ADD copied :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {"Put": {"TableName": name, "Item": {**key("BLOB#a"), "state": {"S": "failed"}}}},
+                {"Put": {"TableName": name, "Item": {**key("BLOB#new"), "state": {"S": "pending"}}}},
+                {
+                    "Update": {
+                        "TableName": name,
+                        "Key": key("BLOB#b"),
+                        "UpdateExpression": "SET #s = :x",
+                        "ConditionExpression": "#s = :pending",
+                        "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": {":x": {"S": "x"}, ":pending": {"S": "pending"}},
+                    }
+                },
+            ]
+        )
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    after = {sk: dynamodb.get_item(TableName=name, Key=key(sk)).get("Item") for sk in ("RUN", "BLOB#a")}
+    assert after == before
+    assert "Item" not in dynamodb.get_item(TableName=name, Key=key("BLOB#new"))
+    assert dynamodb.get_item(TableName=name, Key=key("BLOB#b"))["Item"]["state"] == {"S": "copied"}
+
+
+def test_a_transaction_that_succeeds_writes_every_item(table: tuple[Any, str]) -> None:
+    dynamodb, name = table
+    dynamodb.put_item(TableName=name, Item={**key("RUN2"), "copied": {"N": "1"}})
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": key("RUN2"),
+                    "UpdateExpression": "ADD copied :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+            {"Put": {"TableName": name, "Item": {**key("BLOB#c"), "state": {"S": "copied"}}}},
+        ]
+    )
+    assert dynamodb.get_item(TableName=name, Key=key("RUN2"))["Item"]["copied"] == {"N": "2"}
+    assert dynamodb.get_item(TableName=name, Key=key("BLOB#c"))["Item"]["state"] == {"S": "copied"}
