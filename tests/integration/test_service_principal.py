@@ -23,8 +23,8 @@ from azure.storage.blob import (
 )
 
 from azs3copy.azure_auth import azure_errors, blob_service_client, clear_client_cache
-from azs3copy.errors import AccessDeniedError, AzureAuthError, ConfigError
-from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite
+from azs3copy.errors import AccessDeniedError, AzureAuthError, ConfigError, TransientError
+from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, free_port
 from azs3copy.settings import parse_azure
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, STORAGE_SCOPE, TENANT_ID, OAuthWorld, oauth_world
 
@@ -130,6 +130,20 @@ def test_wrong_service_principal_fails_at_once_with_an_error_naming_the_setting(
         assert value not in message
     asked = world.token_server.seen
     assert len([r for r in asked if r.is_token or r.status != 200]) == 1, "asked Entra exactly once"
+
+
+def test_a_token_endpoint_that_cannot_be_reached_is_retryable_and_blames_no_setting(
+    world: OAuthWorld, blobs: tuple[str, dict[str, bytes]]
+) -> None:
+    container, _ = blobs
+    creds = world.creds(authority=f"https://127.0.0.1:{free_port()}")  # nothing listens there
+    client = blob_service_client(creds, connection_verify=world.verify)
+    with pytest.raises(TransientError) as raised, azure_errors(creds, what=f"read {container}/small.txt"):
+        read_all(client, container, "small.txt")
+    message = str(raised.value)
+    assert raised.value.retryable
+    assert "could not be reached" in message and "a retry can help" in message
+    assert "check azure." not in message and CLIENT_SECRET not in message
 
 
 class StaticToken:

@@ -216,6 +216,38 @@ def test_sign_in_failure_names_the_setting_to_check_and_is_not_retryable(
     assert SECRET not in str(result)
 
 
+def unavailable(message: str, cause: BaseException | None = None) -> ClientAuthenticationError:
+    try:
+        raise ClientAuthenticationError(message=message) from cause
+    except ClientAuthenticationError as error:
+        return error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        unavailable(
+            "Authentication failed: HTTPSConnection(host='login.microsoftonline.com', port=443): Failed to "
+            "establish a new connection: [Errno 111] Connection refused",
+            ServiceRequestError("Connection refused"),
+        ),
+        unavailable("Authentication failed: read timed out", ServiceResponseError("timed out")),
+        unavailable("Authentication failed: HTTP Error: 503"),
+        unavailable("Authentication failed: HTTP Error: 429"),
+        entra_error(90033, "A transient error has occurred. Please try again."),
+        unavailable("Authentication failed: JSON is invalid: Expecting value\nContent: <html>Bad gateway"),
+    ],
+    ids=["unreachable", "timeout", "503", "429", "transient-AADSTS90033", "not-json"],
+)
+def test_a_token_endpoint_that_is_down_or_busy_is_retryable_not_a_settings_error(
+    error: ClientAuthenticationError,
+) -> None:
+    result = classify_azure_error(error, sp())
+    assert isinstance(result, TransientError) and result.retryable
+    assert "a retry can help" in str(result) and SECRET not in str(result)
+    assert "check azure." not in str(result)
+
+
 def test_expired_secret_says_so() -> None:
     result = sign_in_error(entra_error(7000222, "The provided client secret keys for app are expired."), sp())
     assert "expired" in str(result) and "azure.client_secret" in str(result)

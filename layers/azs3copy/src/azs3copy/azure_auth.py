@@ -81,7 +81,8 @@ class ServicePrincipalCredential:
 
     The storage SDK retries any Azure error several times with back-off, which for a wrong secret only
     delays the answer (and can lock the app out). Raising an error that is not an `AzureError` from inside
-    the pipeline stops it at the first refusal; a token endpoint that cannot be reached is still retried.
+    the pipeline stops it at the first refusal. A token endpoint that cannot be reached or is busy (after
+    azure-identity's own retries) raises a `TransientError`, so Lambda retries the event later.
     """
 
     def __init__(self, creds: AzureCredentials, *, connection_verify: ConnectionVerify = True) -> None:
@@ -166,7 +167,7 @@ def _build_client(creds: AzureCredentials, connection_verify: ConnectionVerify) 
     if creds.mode == "service-principal" and not (creds.account_url or "").startswith("https://"):
         raise ConfigError(
             f"azure.account_url must be an https:// URL for a service principal (Azure sends its tokens over "
-            f"HTTPS only), found {creds.account_url!r}"
+            f"HTTPS only), found {redact(str(creds.account_url), creds)!r}"
         )
     if creds.account_url is None:
         raise AzureAuthError(
@@ -233,6 +234,9 @@ _CLIENT_CODES = {700016, 7000112, 900144, 700038}
 _SECRET_CODES = {7000215, 7000222, 7000218, 7000216}
 _CLOUD_CODES = {500011, 900382, 50049}
 _POLICY_CODES = {53003, 53000, 530003, 530032}
+#: Entra's "try again" answers: a transient service error, a request throttled.
+_BUSY_CODES = {90033, 50196, 90006}
+_BUSY_STATUS = re.compile(r"HTTP Error: (429|5\d\d)\b")
 
 
 def redact(text: str, creds: AzureCredentials | None) -> str:
@@ -257,13 +261,37 @@ def _entra_detail(text: str) -> str:
     return f" (Entra: {first})"
 
 
-def sign_in_error(error: BaseException, creds: AzureCredentials) -> AzureAuthError:
-    """The `AzureAuthError` for a failed service-principal sign-in, naming the setting to check."""
+def _sign_in_unavailable(error: BaseException, text: str, code: int | None) -> str | None:
+    """Why the token endpoint did not answer the sign-in, when the fault is its and not the settings':
+    unreachable, timed out, busy (429, 5xx) or answering with something that is not Entra's JSON."""
+    causes = [item for item in (error.__cause__, error.__context__) if item is not None]
+    if any(isinstance(item, (ServiceRequestError, ServiceResponseError)) for item in causes):
+        return "the token endpoint could not be reached"
+    if any(isinstance(item, DecodeError) for item in causes) or "JSON is invalid" in text:
+        return "the token endpoint answered with something other than Entra's JSON (a proxy or outage page)"
+    busy = _BUSY_STATUS.search(text)
+    if busy:
+        return f"the token endpoint answered HTTP {busy.group(1)}"
+    if code in _BUSY_CODES or "temporarily_unavailable" in text:
+        return "Entra reported a transient error"
+    return None
+
+
+def sign_in_error(error: BaseException, creds: AzureCredentials) -> AzureAuthError | TransientError:
+    """The error for a failed service-principal sign-in: `AzureAuthError` naming the setting to check when
+    Entra refused the settings, `TransientError` when the token endpoint was unreachable or busy (a retry
+    can help; the settings may well be right)."""
     text = redact(" ".join(str(item) for item in (error, error.__cause__) if item), creds)
     match = _AADSTS.search(text)
     code = int(match.group(1)) if match else None
     detail = _entra_detail(text)
     who = f"tenant {creds.tenant_id!r} at {creds.authority}"
+    unavailable = _sign_in_unavailable(error, text, code)
+    if unavailable:
+        return TransientError(
+            f"Azure sign-in did not complete: {unavailable} ({creds.authority}); a retry can help"
+            f"{detail or ': ' + _first_line(text)}"
+        )
     if code in _TENANT_CODES or "Unable to get authority configuration" in text or "invalid_tenant" in text:
         message = (
             f"Azure sign-in failed: the tenant was not found at the authority; check azure.tenant_id "
