@@ -165,3 +165,44 @@ def test_client_secret_is_never_in_errors_or_repr() -> None:
 def test_service_principal_needs_an_https_account_url() -> None:
     with pytest.raises(ConfigError, match=r"azure\.account_url.*https://"):
         parse_settings(secret(azure={**SP, "account_url": "http://127.0.0.1:10000/devstoreaccount1"}))
+
+
+@pytest.mark.parametrize(
+    "authority",
+    [
+        "https://LOGIN.MicrosoftOnline.US",
+        "HTTPS://login.microsoftonline.us/",
+        " https://login.microsoftonline.us ",
+    ],
+)
+def test_a_known_authority_url_is_recognised_whatever_its_case(authority: str) -> None:
+    azure = {**SP, "account_name": "acct", "authority": authority}
+    creds = parse_settings(secret(azure=azure)).require_azure()
+    assert creds.authority == "https://login.microsoftonline.us"
+    assert creds.account_url == "https://acct.blob.core.usgovcloudapi.net"
+
+
+@pytest.mark.parametrize(
+    "authority",
+    [
+        "https://login.microsoftonline.com/my-tenant-id",
+        "https://login.microsoftonline.us/x/v2.0",
+        "https://h/?a=1",
+    ],
+)
+def test_an_authority_url_with_a_tenant_or_path_is_refused_naming_the_key(authority: str) -> None:
+    with pytest.raises(ConfigError, match=r"azure\.authority.*without a tenant or path"):
+        parse_settings(secret(azure={**SP, "account_name": "acct", "authority": authority}))
+
+
+def test_a_sas_url_pasted_as_the_account_url_does_not_show_its_signature_in_the_error() -> None:
+    pasted = "https://acct.blob.core.chinacloudapi.cn/?sv=2024-01-01&sp=rl&sig=PASTEDSIGNATURE"
+    with pytest.raises(ConfigError) as raised:
+        parse_settings(secret(azure={**SP, "account_url": pasted, "authority": "public"}))
+    assert "azure.account_url" in str(raised.value)
+    assert "PASTEDSIGNATURE" not in str(raised.value) and "sig=" not in str(raised.value)
+
+
+def test_a_container_named_twice_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"containers.*'logs' more than once"):
+        parse_settings(secret(containers=["logs", "data", "logs"]))

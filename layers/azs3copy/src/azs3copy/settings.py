@@ -167,8 +167,15 @@ def resolve_cloud(name_or_url: str | None) -> tuple[str, str]:
     key = _CLOUD_ALIASES.get(key, key)
     if key in CLOUDS:
         return CLOUDS[key]
-    if name_or_url.startswith("https://"):
-        host = name_or_url.rstrip("/")
+    if name_or_url.strip().lower().startswith("https://"):
+        parts = urlsplit(name_or_url.strip())
+        if parts.path.strip("/") or parts.query or parts.fragment or not parts.hostname:
+            raise ConfigError(
+                "secret key 'azure.authority' must be a cloud name or the authority's host URL alone "
+                f"(like https://login.microsoftonline.us, without a tenant or path), found "
+                f"{json.dumps(_shown_url(name_or_url))}"
+            )
+        host = f"https://{parts.hostname.lower()}" + (f":{parts.port}" if parts.port else "")
         for authority, suffix in CLOUDS.values():
             if authority == host:
                 return authority, suffix
@@ -180,6 +187,12 @@ def resolve_cloud(name_or_url: str | None) -> tuple[str, str]:
 
 
 _AUTHORITIES = {authority: name for name, (authority, _suffix) in CLOUDS.items()}
+
+
+def _shown_url(url: str) -> str:
+    """A URL as an error message may show it: without its query, where a pasted SAS signature would be."""
+    base, _, query = url.partition("?")
+    return f"{base}?…" if query else base
 
 
 def cloud_of_account_url(account_url: str) -> str | None:
@@ -202,13 +215,15 @@ def parse_azure(value: Any) -> AzureCredentials | None:
     get = {key: _string(value, key, "azure.") for key in _AZURE_KEYS}
     account_url = get["account_url"]
     if account_url is not None and not re.match(r"^https?://", account_url):
-        raise ConfigError(f"secret key 'azure.account_url' must be an http(s) URL, found {account_url!r}")
+        raise ConfigError(
+            f"secret key 'azure.account_url' must be an http(s) URL, found {_shown_url(account_url)!r}"
+        )
     url_cloud = cloud_of_account_url(account_url) if account_url else None
     authority, suffix = resolve_cloud(get["authority"] or get["cloud"] or url_cloud)
     if url_cloud is not None and authority in _AUTHORITIES and CLOUDS[url_cloud][0] != authority:
         raise ConfigError(
             f"secret key 'azure.authority' signs in to the {_AUTHORITIES[authority]} cloud ({authority}), but "
-            f"'azure.account_url' {account_url!r} is a storage account of the {url_cloud} cloud: "
+            f"'azure.account_url' {_shown_url(account_url or '')!r} is a storage account of the {url_cloud} cloud: "
             f"set 'azure.authority' to {url_cloud!r} or leave it out"
         )
     account_name = get["account_name"]
@@ -247,7 +262,7 @@ def parse_azure(value: Any) -> AzureCredentials | None:
     if mode == "service-principal" and account_url is not None and not account_url.startswith("https://"):
         raise ConfigError(
             f"secret key 'azure.account_url' must be an https:// URL for a service principal "
-            f"(Azure accepts its tokens over HTTPS only), found {account_url!r}"
+            f"(Azure accepts its tokens over HTTPS only), found {_shown_url(account_url)!r}"
         )
     return AzureCredentials(
         mode=mode,
@@ -286,6 +301,9 @@ def parse_settings(text: str | bytes) -> Settings:
                 f"secret key 'containers' has {name!r}, which is not an Azure container name "
                 "(3-63 lowercase letters, digits and single hyphens)"
             )
+    repeated = sorted({name for name in containers or () if (containers or ()).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"secret key 'containers' names {', '.join(map(repr, repeated))} more than once")
     destination_prefix = _string(document, "destination_prefix", "") or ""
     if destination_prefix.startswith(RESERVED_KEY_PREFIX):
         raise ConfigError(
