@@ -12,7 +12,14 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from azs3copy.errors import AccessDeniedError, Azs3copyError, FatalError, TransientError, UploadGoneError
+from azs3copy.errors import (
+    AccessDeniedError,
+    Azs3copyError,
+    ChecksumMismatchError,
+    FatalError,
+    TransientError,
+    UploadGoneError,
+)
 
 _DENIED = {
     "AccessDenied",
@@ -35,6 +42,8 @@ _TRANSIENT = {
     "Throttling",
     "KMS.ThrottlingException",
 }
+#: S3 refused the bytes because they did not match the checksum sent with them: corrupted on the way.
+_BAD_CHECKSUM = {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
 
 
 def classify_client_error(error: BaseException | None, action: str) -> Azs3copyError:
@@ -48,6 +57,8 @@ def classify_client_error(error: BaseException | None, action: str) -> Azs3copyE
         message = f"{action}: {code or status}: {details.get('Message', '')}".rstrip(": ")
         if code == "NoSuchUpload":
             return UploadGoneError(message)
+        if code in _BAD_CHECKSUM:
+            return ChecksumMismatchError(f"{message} (the bytes were corrupted on the way to S3)")
         if code in _DENIED or (code.startswith("KMS.") and "Denied" in code) or status == 403:
             return AccessDeniedError(f"{message} (check the function's IAM role and the KMS key policy)")
         if code in _TRANSIENT or status >= 500 or status == 429:
