@@ -33,6 +33,7 @@ from azs3copy.errors import (
     AccessDeniedError,
     AzureAuthError,
     ChecksumMismatchError,
+    ConfigError,
     FatalError,
     NeedsRehydrationError,
     SourceChangedError,
@@ -322,6 +323,7 @@ def http_error(status: int, code: str, cls: type[HttpResponseError] = HttpRespon
         (http_error(403, "AuthenticationFailed"), AzureAuthError, False),
         (http_error(401, "InvalidAuthenticationInfo", ClientAuthenticationError), AzureAuthError, False),
         (http_error(404, "BlobNotFound", ResourceNotFoundError), SourceVanishedError, False),
+        (http_error(404, "ContainerNotFound", ResourceNotFoundError), ConfigError, False),
         (http_error(404, "ResourceNotFound"), SourceVanishedError, False),
         (http_error(412, "ConditionNotMet", ResourceModifiedError), SourceChangedError, False),
         (http_error(409, "BlobArchived"), NeedsRehydrationError, False),
@@ -380,3 +382,11 @@ def test_azure_errors_block_raises_the_classified_error_without_the_sdk_text_att
     with pytest.raises(SourceVanishedError) as raised, azure_errors(what="read c/b"):
         raise http_error(404, "BlobNotFound", ResourceNotFoundError)
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_a_container_that_does_not_exist_names_the_containers_setting() -> None:
+    result = classify_azure_error(
+        http_error(404, "ContainerNotFound", ResourceNotFoundError), what="list logz"
+    )
+    assert isinstance(result, ConfigError)
+    assert "secret key 'containers'" in str(result) and "list logz" in str(result)

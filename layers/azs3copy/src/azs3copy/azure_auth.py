@@ -392,6 +392,11 @@ def classify_azure_error(
         return NeedsRehydrationError(
             f"the blob is in the archive tier{where}; rehydrate it to the hot or cool tier in Azure and run again"
         )
+    if code == "ContainerNotFound":
+        return ConfigError(
+            f"the container does not exist in the storage account{where}; check the secret key 'containers' "
+            "(a container deleted since the run started reads the same)"
+        )
     if isinstance(exc, ResourceNotFoundError) or status == 404:
         return SourceVanishedError(
             f"not found in Azure{where} ({short or 'not found'}): deleted after listing"
