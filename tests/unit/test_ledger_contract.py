@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.errors import FatalError, TransientError
 from azs3copy.ledger import Ledger, MemoryLedger, RunInProgressError
 from tests.support.aws import create_ledger_table
 
@@ -150,3 +153,94 @@ def test_blobs_lists_every_state_with_reasons(ledger: Ledger) -> None:
         "c0/b": ("pending", None),
         "c0/c": ("needs-rehydration", "archive"),
     }
+
+
+# --- DynamoDB only: transactions cancelled for reasons other than a failed condition -------------------------
+
+
+class CancellingClient:
+    """moto's DynamoDB client, except that the next transactions are cancelled with the given reasons, the way
+    DynamoDB cancels one that meets another transaction on the same item (TransactionConflict) or throttling."""
+
+    def __init__(self, real: Any, cancellations: list[list[str]], *, in_message_only: bool = False) -> None:
+        self.real = real
+        self.cancellations = cancellations
+        self.in_message_only = in_message_only
+        self.transactions = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        self.transactions += 1
+        if self.cancellations:
+            codes = self.cancellations.pop(0)
+            message = f"Transaction cancelled, please refer cancellation reasons for specific reasons [{', '.join(codes)}]"
+            response: dict[str, Any] = {"Error": {"Code": "TransactionCanceledException", "Message": message}}
+            if not self.in_message_only:
+                response["CancellationReasons"] = [{"Code": code} for code in codes]
+            raise ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+        return self.real.transact_write_items(**kwargs)
+
+
+@pytest.fixture
+def moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr("azs3copy.dynamo_ledger._backoff", lambda attempt: None)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_ledger_table(client, "ledger")
+        yield client
+
+
+@pytest.mark.parametrize("in_message_only", [False, True])
+def test_a_finish_that_meets_a_transaction_conflict_is_sent_again_and_counted(
+    moto_dynamodb: Any, in_message_only: bool
+) -> None:
+    client = CancellingClient(moto_dynamodb, [], in_message_only=in_message_only)
+    ledger = DynamoLedger(client, "ledger")
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/a", 10)], [])
+    ledger.finish_container(run, "c0")
+    client.cancellations = [["None", "TransactionConflict"], ["ThrottlingError", "None"]]
+    assert ledger.finish(run, "c0/a", "copied", None, 10) is True
+    record = ledger.get_run(run)
+    assert record is not None and record.counts["copied"] == 1 and record.bytes_copied == 10
+    assert record.complete
+    blob = ledger.get_blob(run, "c0/a")
+    assert blob is not None and blob.state == "copied"
+
+
+def test_listing_writes_that_meet_a_conflict_are_counted_once(moto_dynamodb: Any) -> None:
+    client = CancellingClient(moto_dynamodb, [])
+    ledger = DynamoLedger(client, "ledger")
+    run = start(ledger)
+    client.cancellations = [["None", "TransactionConflict"]] * 3
+    assert ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/b", 2)], []) == "new"
+    client.cancellations = [["None", "ProvisionedThroughputExceeded"]]
+    ledger.finish_container(run, "c0")
+    record = ledger.get_run(run)
+    assert record is not None and record.found == 2 and record.listing_pending == 0
+
+
+def test_a_conflict_that_does_not_clear_is_a_retryable_error_not_done_before(moto_dynamodb: Any) -> None:
+    client = CancellingClient(moto_dynamodb, [])
+    ledger = DynamoLedger(client, "ledger")
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/a", 10)], [])
+    client.cancellations = [["None", "TransactionConflict"]] * 100
+    with pytest.raises(TransientError, match="TransactionConflict") as raised:
+        ledger.finish(run, "c0/a", "copied", None, 10)
+    assert raised.value.retryable
+    blob = ledger.get_blob(run, "c0/a")
+    assert blob is not None and blob.state == "pending"  # nothing recorded: the retry will record it
+    client.cancellations = []
+    assert ledger.finish(run, "c0/a", "copied", None, 10) is True
+
+
+def test_a_cancellation_no_retry_can_clear_is_a_fatal_error(moto_dynamodb: Any) -> None:
+    client = CancellingClient(moto_dynamodb, [["ValidationError", "None"]])
+    ledger = DynamoLedger(client, "ledger")
+    run = start(ledger)
+    with pytest.raises(FatalError, match="ValidationError"):
+        ledger.finish(run, "c0/a", "copied", None, 10)

@@ -4,6 +4,8 @@ retried invocations change nothing twice."""
 
 from __future__ import annotations
 
+import random
+import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -13,6 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from azs3copy.aws_errors import classify_client_error
+from azs3copy.errors import FatalError, TransientError
 from azs3copy.ledger import (
     COUNTER,
     TERMINAL_STATES,
@@ -48,9 +51,45 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {key: convert(_de.deserialize(value)) for key, value in item.items()}
 
 
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def _conditional_failed(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
-    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+    return _code(error) == "ConditionalCheckFailedException"
+
+
+#: Why DynamoDB cancels a transaction that may go through when sent again: another transaction on one of its
+#: items at the same moment (every finish and listing write touches the run's META item), or throttling.
+_RETRY_REASONS = frozenset(
+    {
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "None",
+    }
+)
+#: Sends of one write before a conflict or throttling is reported as a TransientError (Lambda retries the event).
+WRITE_ATTEMPTS = 8
+
+
+def _backoff(attempt: int) -> None:
+    """Full jitter: writers that collided on an item do not collide again in step."""
+    time.sleep(random.uniform(0.0, min(1.0, 0.02 * 2**attempt)))
+
+
+def _cancellation_reasons(error: ClientError) -> list[str]:
+    """The code of each item of a cancelled transaction, in the order the items were sent."""
+    listed = error.response.get("CancellationReasons")
+    if isinstance(listed, list) and listed:
+        return [str((reason or {}).get("Code") or "None") for reason in listed]
+    # Only in the message otherwise: "Transaction cancelled, please refer cancellation reasons for specific
+    # reasons [None, ConditionalCheckFailed]"
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    match = re.search(r"\[([^\[\]]*)\]\s*$", message)
+    return [code.strip() or "None" for code in match.group(1).split(",")] if match else []
 
 
 class DynamoLedger:
@@ -63,12 +102,54 @@ class DynamoLedger:
         return _item(pk=f"RUN#{run_id}", sk=sk)
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, operation)(TableName=self.table, **kwargs)
-        except ClientError as error:
-            if _conditional_failed(error):
-                raise
-            raise classify_client_error(error, f"ledger {operation}") from error
+        """One request. A failed condition is re-raised as the ClientError for the caller to read; a write
+        that met a transaction on the same item is sent again; anything else is an azs3copy error."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return getattr(self.client, operation)(TableName=self.table, **kwargs)
+            except ClientError as error:
+                if _conditional_failed(error):
+                    raise
+                if _code(error) != "TransactionConflictException" or attempt == WRITE_ATTEMPTS - 1:
+                    raise classify_client_error(error, f"ledger {operation}") from error
+            _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def _transact(self, items: list[dict[str, Any]], action: str) -> set[int]:
+        """Write the items in one transaction. Returns the indexes of the items whose condition failed (the
+        transaction then wrote nothing), or an empty set when it was written.
+
+        DynamoDB cancels a transaction for other reasons too: a conflict with another transaction on one of the
+        items, throttling. Those are sent again after a jittered pause, and are a TransientError (a retry of the
+        invocation can help) when they do not clear; they never pass for a failed condition."""
+        last = "no reason given"
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+                return set()
+            except ClientError as error:
+                code = _code(error)
+                if code == "TransactionConflictException":
+                    last = code
+                elif code != "TransactionCanceledException":
+                    raise classify_client_error(error, f"ledger {action}") from error
+                else:
+                    reasons = _cancellation_reasons(error)
+                    failed = {
+                        index for index, reason in enumerate(reasons) if reason == "ConditionalCheckFailed"
+                    }
+                    if failed:
+                        return failed
+                    refused = sorted(set(reasons) - _RETRY_REASONS)
+                    if refused:
+                        raise FatalError(
+                            f"ledger {action}: transaction refused ({', '.join(refused)})"
+                        ) from error
+                    last = ", ".join(sorted(set(reasons) - {"None"})) or last
+            _backoff(attempt)
+        raise TransientError(
+            f"ledger {action}: transaction still cancelled after {WRITE_ATTEMPTS} attempts ({last})"
+        )
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         response = self._call("get_item", Key=_item(pk=pk, sk=sk), ConsistentRead=True)
@@ -157,31 +238,29 @@ class DynamoLedger:
             increments[COUNTER[state]] = increments.get(COUNTER[state], 0) + 1
         names = {f"#c{i}": name for i, name in enumerate(increments)}
         values = {f":c{i}": count for i, count in enumerate(increments.values())}
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {**page_key, **_item(status="registering", expires_at=self._expires())},
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": self._key(run_id, "META"),
-                            "UpdateExpression": "ADD "
-                            + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
-                            "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": _item(**values),
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if not _conditional_failed(error):
-                raise classify_client_error(error, "ledger register_page") from error
+        failed = self._transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {**page_key, **_item(status="registering", expires_at=self._expires())},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._key(run_id, "META"),
+                        "UpdateExpression": "ADD "
+                        + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": _item(**values),
+                    }
+                },
+            ],
+            "register_page",
+        )
+        if failed:
             existing = self._get(f"RUN#{run_id}", f"PAGE#{container}#{page:08d}") or {}
             status = existing.get("status", "registering")
             if status in ("registered", "published"):
@@ -238,32 +317,29 @@ class DynamoLedger:
         )
 
     def finish_container(self, run_id: str, container: str) -> None:
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {
-                                **self._key(run_id, f"LISTED#{container}"),
-                                **_item(expires_at=self._expires()),
-                            },
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": self._key(run_id, "META"),
-                            "UpdateExpression": "ADD listing_pending :minus",
-                            "ExpressionAttributeValues": _item(**{":minus": -1}),
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if not _conditional_failed(error):
-                raise classify_client_error(error, "ledger finish_container") from error
+        self._transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._key(run_id, f"LISTED#{container}"),
+                            **_item(expires_at=self._expires()),
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._key(run_id, "META"),
+                        "UpdateExpression": "ADD listing_pending :minus",
+                        "ExpressionAttributeValues": _item(**{":minus": -1}),
+                    }
+                },
+            ],
+            "finish_container",
+        )  # a failed condition: this container's listing was counted as done before
 
     # -- blobs
     def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim:
@@ -320,35 +396,31 @@ class DynamoLedger:
         if reason:
             update = "SET #s = :state, finished_at = :now, reason = :reason REMOVE #o"
             values[":reason"] = reason[:2000]
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": self._key(run_id, f"BLOB#{blob_id}"),
-                            "UpdateExpression": update,
-                            "ConditionExpression": f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(terminal)})",
-                            "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
-                            "ExpressionAttributeValues": _item(**values),
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": self._key(run_id, "META"),
-                            "UpdateExpression": "ADD #n :one, bytes_copied :bytes",
-                            "ExpressionAttributeNames": {"#n": COUNTER[state]},
-                            "ExpressionAttributeValues": _item(**{":one": 1, ":bytes": nbytes}),
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise classify_client_error(error, "ledger finish") from error
-        return True
+        failed = self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._key(run_id, f"BLOB#{blob_id}"),
+                        "UpdateExpression": update,
+                        "ConditionExpression": f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(terminal)})",
+                        "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
+                        "ExpressionAttributeValues": _item(**values),
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._key(run_id, "META"),
+                        "UpdateExpression": "ADD #n :one, bytes_copied :bytes",
+                        "ExpressionAttributeNames": {"#n": COUNTER[state]},
+                        "ExpressionAttributeValues": _item(**{":one": 1, ":bytes": nbytes}),
+                    }
+                },
+            ],
+            "finish",
+        )
+        return not failed  # a failed condition: the blob reached a terminal state before
 
     def set_upload(
         self, run_id: str, blob_id: str, upload_id: str, key: str, part_size: int, parts: int
