@@ -1,7 +1,7 @@
 """The operator CLI against an account as Terraform leaves it (moto in-process), and its one-line errors.
 
-Lambda invocations go to a fake Lambda (moto would need Docker to run a function); `run --wait`, `verify`
-and the local environment end to end are in tests/e2e."""
+Lambda invocations go to a fake Lambda (moto would need Docker to run a function) and `verify` reads a fake
+Azure; the real pipeline, Azurite and the local environment end to end are in tests/e2e."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ import json
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from moto import mock_aws
 
 from azs3copy import cli
 from azs3copy.dynamo_ledger import DynamoLedger
 from azs3copy.local.emulators import free_port
+from azs3copy.model import BlobRef, SourceBlob
+from azs3copy.transports import ListPage
 from tests.support.aws import create_ledger_table
 
 REGION = "us-east-1"
@@ -406,3 +410,100 @@ def test_an_account_without_the_deployment_is_one_line(
     with mock_aws():
         assert cli.main(["--region", REGION, "--prefix", "other", "status"]) == 1
     assert "no function other-find-blobs in region us-east-1" in one_line_error(capsys)
+
+
+# --- verify -----------------------------------------------------------------------------------------------
+
+
+class FakeAzure:
+    """The AzureBlobSource surface `verify` uses: one listing page and a download of each blob's bytes."""
+
+    def __init__(self, blobs: dict[str, tuple[bytes, datetime]], read_error: Exception | None = None) -> None:
+        self.blobs = blobs
+        self.read_error = read_error
+        self.service = self
+
+    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+        return ListPage(
+            [
+                SourceBlob(BlobRef(container, name, len(data), f'"{name}"', modified))
+                for name, (data, modified) in sorted(self.blobs.items())
+                if name.startswith(prefix)
+            ],
+            None,
+        )
+
+    def get_blob_client(self, container: str, name: str) -> Any:
+        data, error = self.blobs[name][0], self.read_error
+
+        class Download:
+            def chunks(self) -> Iterator[bytes]:
+                yield data[:1]
+                if error is not None:
+                    raise error
+                yield data[1:]
+
+        class Client:
+            def download_blob(self, max_concurrency: int = 1) -> Download:
+                return Download()
+
+        return Client()
+
+
+NEW = datetime(2024, 6, 1, tzinfo=UTC)
+OLD = datetime(2020, 1, 1, tzinfo=UTC)  # before the secret's begindate (2024-01-01)
+
+
+def with_azure(monkeypatch: pytest.MonkeyPatch, azure: FakeAzure, objects: dict[str, bytes]) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    document = {**secret(), "azure": {"connection_string": CONNECTION}}
+    client.put_secret_value(SecretId=SECRET, SecretString=json.dumps(document))
+    for key, data in objects.items():
+        boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=data)
+    monkeypatch.setattr(cli, "_azure_source", lambda creds: azure)
+
+
+def test_verify_tells_an_object_of_an_unselected_blob_from_one_with_no_blob_in_azure(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    azure = FakeAzure({"new.txt": (b"new bytes", NEW), "old.txt": (b"old bytes", OLD)})
+    objects = {"c/new.txt": b"new bytes", "c/old.txt": b"old bytes", "c/gone.txt": b"deleted in Azure"}
+    with_azure(monkeypatch, azure, objects)
+    code, out = run_cli("verify", "c")
+    assert code == 0, out
+    assert "1 identical, 0 missing, 0 different, 1 extra in S3" in out
+    assert (
+        "(1 blob(s) not selected by the settings, not compared, 1 of them in S3; --all compares them)" in out
+    )
+    assert f"extra      s3://{BUCKET}/c/gone.txt (no such blob in Azure)" in out
+    assert f"unselected s3://{BUCKET}/c/old.txt (the blob is in Azure" in out
+    assert "c/old.txt (no such blob" not in out
+    code, out = run_cli("verify", "c", "--all")
+    assert code == 0 and "2 identical, 0 missing, 0 different, 1 extra in S3" in out, out
+
+
+def test_verify_an_azure_error_mid_read_is_one_line_without_the_sas_signature(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = HttpResponseError(
+        message="Value for one of the query parameters specified in the request URI is invalid: "
+        "https://acct.blob.core.windows.net/c/new.txt?sv=2024-08-04&sig=SECRET&se=2030\nRequestId:1"
+    )
+    error.status_code = 400
+    with_azure(monkeypatch, FakeAzure({"new.txt": (b"new bytes", NEW)}, error), {"c/new.txt": b"new bytes"})
+    assert run_cli("verify", "c")[0] == 1
+    err = one_line_error(capsys)
+    assert "SECRET" not in err
+    assert "Azure Storage refused the request (read c/new.txt)" in err
+
+
+def test_an_unclassified_azure_error_is_one_line_without_the_sas_signature(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(target: cli.Target, args: Any, out: Any) -> int:
+        raise ServiceRequestError("connection reset\nGET https://acct.blob.core.windows.net/c?sig=SECRET")
+
+    monkeypatch.setitem(cli.COMMANDS, "status", boom)
+    assert run_cli("status")[0] == 1
+    err = one_line_error(capsys)
+    assert "SECRET" not in err and "the connection to Azure failed" in err

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
+from azure.core.exceptions import AzureError
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -30,7 +31,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from azs3copy.errors import Azs3copyError, ConfigError
+from azs3copy.errors import Azs3copyError, BlobRejectedError, ConfigError
 from azs3copy.settings import parse_begindate, parse_settings
 
 COMPONENTS = (
@@ -678,8 +679,9 @@ class Comparison:
     identical: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     different: list[tuple[str, str]] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    not_selected: int = 0
+    extra: list[str] = field(default_factory=list)  # in S3, and no blob of that name in Azure
+    not_selected: int = 0  # blobs listed in Azure that the settings do not select
+    not_selected_in_s3: list[str] = field(default_factory=list)  # objects of such blobs
 
 
 def _s3_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
@@ -696,6 +698,7 @@ def _stream_hash(chunks: Iterator[bytes]) -> tuple[int, str]:
 
 
 def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
+    from azs3copy.azure_auth import azure_errors
     from azs3copy.engine import META_PREFIX, selected
     from azs3copy.keys import object_key
 
@@ -710,10 +713,15 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     objects = {item["Key"]: item for item in _s3_objects(s3, bucket, key_prefix)}
     result = Comparison()
     blobs = []
+    listed: set[str] = set()  # the key of every blob in Azure, selected or not
     marker: str | None = None
     while True:
         page = source.list_page(container, prefix, marker, 5000)
         for blob in page.blobs:
+            try:
+                listed.add(object_key(settings.destination_prefix, blob.ref.container, blob.ref.name))
+            except BlobRejectedError:
+                pass  # a key S3 would refuse: no object can be named after this blob
             if blob.is_directory:
                 continue
             if not args.all and not selected(settings, blob):
@@ -740,8 +748,10 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
             return key, None
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
         s3_size, s3_hash = _stream_hash(body.iter_chunks(1 << 20))
-        downloader = source.service.get_blob_client(ref.container, ref.name).download_blob(max_concurrency=4)
-        az_size, az_hash = _stream_hash(downloader.chunks())
+        # The SDK's errors can hold the request URL and with it a SAS signature: classified and redacted.
+        with azure_errors(creds, what=f"read {ref.blob_id}"):
+            blob_client = source.service.get_blob_client(ref.container, ref.name)
+            az_size, az_hash = _stream_hash(blob_client.download_blob(max_concurrency=4).chunks())
         if (s3_size, s3_hash) != (az_size, az_hash):
             return key, f"bytes differ (SHA-256 {s3_hash[:12]}… in S3, {az_hash[:12]}… in Azure)"
         return key, None
@@ -754,7 +764,10 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
                 result.missing.append(key)
             else:
                 result.different.append((key, problem))
-    result.extra = sorted(key for key in objects if key not in expected and not key.startswith("_azs3copy/"))
+    ours = ("_azs3copy/", target.report_prefix)
+    unexpected = sorted(key for key in objects if key not in expected and not key.startswith(ours))
+    result.extra = [key for key in unexpected if key not in listed]
+    result.not_selected_in_s3 = [key for key in unexpected if key in listed]
     method = (
         "size and the source ETag recorded in the object's metadata"
         if args.quick
@@ -764,7 +777,9 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         f"verify {args.location}: {len(expected)} blob(s) compared by {method}: {len(result.identical)} identical, "
         f"{len(result.missing)} missing, {len(result.different)} different, {len(result.extra)} extra in S3"
         + (
-            f" ({result.not_selected} not selected by the settings, ignored; --all compares them)"
+            f" ({result.not_selected} blob(s) not selected by the settings, not compared"
+            + (f", {len(result.not_selected_in_s3)} of them in S3" if result.not_selected_in_s3 else "")
+            + "; --all compares them)"
             if result.not_selected
             else ""
         ),
@@ -776,6 +791,11 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         print(f"  different  s3://{bucket}/{key}: {why}", file=out)
     for key in result.extra[:50]:
         print(f"  extra      s3://{bucket}/{key} (no such blob in Azure)", file=out)
+    for key in result.not_selected_in_s3[:50]:
+        print(
+            f"  unselected s3://{bucket}/{key} (the blob is in Azure; the settings do not select it)",
+            file=out,
+        )
     return 1 if result.missing or result.different else 0
 
 
@@ -869,6 +889,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, out:
         message = f"invalid settings: {error}"
     except Azs3copyError as error:
         message = str(error)
+    except AzureError as error:  # one the commands did not classify: still one line, signatures redacted
+        from azs3copy.azure_auth import classify_azure_error
+
+        message = str(classify_azure_error(error))
     except NoCredentialsError:
         message = "no AWS credentials found: configure a profile (--profile) or the AWS_* variables"
     except NoRegionError:
