@@ -57,6 +57,36 @@ def test_a_page_registered_twice_counts_its_blobs_once(ledger: Ledger) -> None:
     assert record.found == 3 and record.counts["skipped"] == 1
 
 
+def test_a_blob_listed_again_on_another_page_keeps_its_state_and_is_counted_once(ledger: Ledger) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/b", 2)], [])
+    assert ledger.finish(run, "c0/a", "copied", None, 1) is True
+    # the retried listing's pages are cut elsewhere: page 1 lists a and b again, and b is now decided
+    ledger.register_page(run, "c0", 1, [("c0/a", 1), ("c0/c", 3)], [("c0/b", 2, "skipped", "same")])
+    states = {record.blob_id: record.state for record in ledger.blobs(run)}
+    assert states == {"c0/a": "copied", "c0/b": "pending", "c0/c": "pending"}
+    assert ledger.claim(run, "c0/a", "w1", 60).outcome == "terminal"  # not copied a second time
+    record = ledger.get_run(run)
+    assert record is not None and record.found == 3
+    assert record.counts["copied"] == 1 and record.counts["skipped"] == 0
+
+
+def test_a_duplicate_delivery_of_a_large_page_counts_each_blob_once(ledger: Ledger) -> None:
+    run = start(ledger)
+    first = [(f"c0/{i:04d}", i) for i in range(150)]
+    ledger.register_page(run, "c0", 0, first, [("c0/rejected", 9, "failed", "key too long")])
+    ledger.finish(run, "c0/0007", "copied", None, 7)
+    # the same blobs and 100 more, under another page number (a duplicate message, boundaries shifted)
+    again = [(f"c0/{i:04d}", i) for i in range(250)]
+    ledger.register_page(run, "c0", 5, again, [("c0/rejected", 9, "failed", "key too long")])
+    record = ledger.get_run(run)
+    assert record is not None and record.found == 251 and record.counts["failed"] == 1
+    assert record.counts["copied"] == 1
+    blob = ledger.get_blob(run, "c0/0007")
+    assert blob is not None and blob.state == "copied"
+    assert sum(1 for _ in ledger.blobs(run)) == 251
+
+
 def test_a_blob_reaches_one_terminal_state_once(ledger: Ledger) -> None:
     run = start(ledger)
     ledger.register_page(run, "c0", 0, [("c0/a", 10)], [])

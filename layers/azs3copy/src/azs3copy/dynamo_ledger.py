@@ -21,17 +21,20 @@ from azs3copy.ledger import (
     TERMINAL_STATES,
     BlobRecord,
     Claim,
+    PageEntry,
     PageStatus,
     RunInProgressError,
     RunRecord,
     _blob_record,
     _run_record,
+    page_entries,
 )
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 RETENTION_SECONDS = 90 * 24 * 3600
-_BATCH = 25
+#: Blob items created per transaction: DynamoDB's 100 items, less the run's counters.
+_CREATE_CHUNK = 99
 
 
 def _item(**values: Any) -> dict[str, Any]:
@@ -233,61 +236,20 @@ class DynamoLedger:
     ) -> PageStatus:
         page_key = self._key(run_id, f"PAGE#{container}#{page:08d}")
         status: PageStatus = "new"
-        increments = {"found": len(pending) + len(decided)}
-        for _, _, state, _ in decided:
-            increments[COUNTER[state]] = increments.get(COUNTER[state], 0) + 1
-        names = {f"#c{i}": name for i, name in enumerate(increments)}
-        values = {f":c{i}": count for i, count in enumerate(increments.values())}
-        failed = self._transact(
-            [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {**page_key, **_item(status="registering", expires_at=self._expires())},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": self._key(run_id, "META"),
-                        "UpdateExpression": "ADD "
-                        + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
-                        "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": _item(**values),
-                    }
-                },
-            ],
-            "register_page",
-        )
-        if failed:
+        try:
+            self._call(
+                "put_item",
+                Item={**page_key, **_item(status="registering", expires_at=self._expires())},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError:
             existing = self._get(f"RUN#{run_id}", f"PAGE#{container}#{page:08d}") or {}
             status = existing.get("status", "registering")
             if status in ("registered", "published"):
                 return status
-        requests = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        **self._key(run_id, f"BLOB#{blob_id}"),
-                        **_item(state="pending", size=size, expires_at=self._expires()),
-                    }
-                }
-            }
-            for blob_id, size in pending
-        ] + [
-            {
-                "PutRequest": {
-                    "Item": {
-                        **self._key(run_id, f"BLOB#{blob_id}"),
-                        **_item(state=state, size=size, reason=reason, expires_at=self._expires()),
-                    }
-                }
-            }
-            for blob_id, size, state, reason in decided
-        ]
-        for start in range(0, len(requests), _BATCH):
-            self._batch_write(requests[start : start + _BATCH])
+        entries = page_entries(pending, decided)
+        for start in range(0, len(entries), _CREATE_CHUNK):
+            self._create_blobs(run_id, entries[start : start + _CREATE_CHUNK])
         self._call(
             "update_item",
             Key=page_key,
@@ -297,15 +259,42 @@ class DynamoLedger:
         )
         return status
 
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        pending = {self.table: requests}
-        for attempt in range(12):
-            response = self.client.batch_write_item(RequestItems=pending)
-            pending = response.get("UnprocessedItems") or {}
-            if not pending:
-                return
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-        raise classify_client_error(None, "ledger batch write left unprocessed items")
+    def _create_blobs(self, run_id: str, entries: list[PageEntry]) -> None:
+        """Create the items of the blobs the run does not hold yet and count them, in one transaction: an item
+        and its count are written together or not at all. Blobs whose item exists already are dropped and the
+        transaction is sent again with the rest."""
+        while entries:
+            increments = {"found": len(entries)}
+            for _, _, state, _ in entries:
+                if state != "pending":
+                    increments[COUNTER[state]] = increments.get(COUNTER[state], 0) + 1
+            names = {f"#c{i}": name for i, name in enumerate(increments)}
+            values = {f":c{i}": count for i, count in enumerate(increments.values())}
+            puts = [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._key(run_id, f"BLOB#{blob_id}"),
+                            **_item(state=state, size=size, reason=reason, expires_at=self._expires()),
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for blob_id, size, state, reason in entries
+            ]
+            count = {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": self._key(run_id, "META"),
+                    "UpdateExpression": "ADD "
+                    + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": _item(**values),
+                }
+            }
+            exist = self._transact([*puts, count], "register_page")
+            entries = [entry for index, entry in enumerate(entries) if index not in exist] if exist else []
 
     def mark_page_published(self, run_id: str, container: str, page: int) -> None:
         self._call(

@@ -71,6 +71,20 @@ class Claim:
     record: BlobRecord | None = None
 
 
+#: One blob of a listing page as the ledger records it: (blob id, size, state, reason).
+PageEntry = tuple[str, int, str, str | None]
+
+
+def page_entries(pending: list[tuple[str, int]], decided: list[tuple[str, int, str, str]]) -> list[PageEntry]:
+    """The blobs of a page to register, each id once (the first mention wins)."""
+    entries: dict[str, PageEntry] = {}
+    for blob_id, size in pending:
+        entries.setdefault(blob_id, (blob_id, size, "pending", None))
+    for blob_id, size, state, reason in decided:
+        entries.setdefault(blob_id, (blob_id, size, state, reason))
+    return list(entries.values())
+
+
 class Ledger(Protocol):
     def start_run(
         self, run_id: str, *, containers: list[str], begindate: str, force: bool, stale_after: float
@@ -85,7 +99,15 @@ class Ledger(Protocol):
         page: int,
         pending: list[tuple[str, int]],
         decided: list[tuple[str, int, str, str]],
-    ) -> PageStatus: ...
+    ) -> PageStatus:
+        """Record a listing page and create an item for each of its blobs that the run does not hold yet.
+
+        Only blobs new to the run are counted (`found`, and the counter of a decided state); a blob the run
+        already holds keeps its state, whichever page listed it first (page boundaries can shift between a
+        listing and its retry, and a message can be delivered twice). Returns the page's status before this
+        call: "new", "registering" (an earlier attempt stopped half way), "registered" or "published"."""
+        ...
+
     def mark_page_published(self, run_id: str, container: str, page: int) -> None: ...
     def finish_container(self, run_id: str, container: str) -> None: ...
     def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim: ...
@@ -203,14 +225,13 @@ class MemoryLedger:
             status = run.pages.get((container, page))
             if status in ("registered", "published"):
                 return status  # type: ignore[return-value]
-            if status is None:
-                run.record["found"] = run.record.get("found", 0) + len(pending) + len(decided)
-                for _, _, state, _ in decided:
-                    run.record[COUNTER[state]] = run.record.get(COUNTER[state], 0) + 1
-            for blob_id, size in pending:
-                run.blobs.setdefault(blob_id, {"state": "pending", "size": size})
-            for blob_id, size, state, reason in decided:
+            for blob_id, size, state, reason in page_entries(pending, decided):
+                if blob_id in run.blobs:
+                    continue  # listed before, by this page's earlier attempt or another page
                 run.blobs[blob_id] = {"state": state, "size": size, "reason": reason}
+                run.record["found"] = run.record.get("found", 0) + 1
+                if state != "pending":
+                    run.record[COUNTER[state]] = run.record.get(COUNTER[state], 0) + 1
             run.pages[(container, page)] = "registered"
             return "new" if status is None else "registering"
 
