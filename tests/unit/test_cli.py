@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -230,7 +231,9 @@ def test_set_begindate_normalises_and_refuses_a_bad_date(
 # --- runs -------------------------------------------------------------------------------------------------
 
 
-def finished_run(failed: bool = False) -> str:
+def finished_run(state: str = "copied") -> str:
+    """A finished run of two blobs: c/a.txt copied, c/b.txt ended in `state`."""
+    failed = state != "copied"
     ledger = DynamoLedger(boto3.client("dynamodb", region_name=REGION), TABLE)
     run_id = f"20240101T000000Z-{int(time.time() * 1000) % 1000000:06d}"
     ledger.start_run(run_id, containers=["c"], begindate="2024-01-01", force=True, stale_after=60)
@@ -240,12 +243,12 @@ def finished_run(failed: bool = False) -> str:
     ledger.finish(
         run_id,
         "c/b.txt",
-        "failed" if failed else "copied",
+        state,
         "AccessDeniedError: no" if failed else None,
         0 if failed else 4,
     )
     key = f"_azs3copy/reports/{run_id}.json"
-    problems = [{"blob": "c/b.txt", "state": "failed", "reason": "AccessDeniedError: no"}] if failed else []
+    problems = [{"blob": "c/b.txt", "state": state, "reason": "AccessDeniedError: no"}] if failed else []
     report = {"run_id": run_id, "failures": problems, "failures_total": len(problems)}
     boto3.client("s3", region_name=REGION).put_object(
         Bucket=BUCKET, Key=key, Body=json.dumps(report).encode()
@@ -257,7 +260,7 @@ def finished_run(failed: bool = False) -> str:
 def test_status_shows_counts_bytes_and_failures_with_reasons(account: FakeLambda) -> None:
     code, out = run_cli("status")
     assert code == 0 and "no run yet" in out
-    run_id = finished_run(failed=True)
+    run_id = finished_run("failed")
     code, out = run_cli("status")
     assert code == 0
     assert f"run {run_id}: finished" in out
@@ -282,15 +285,49 @@ def test_run_invokes_launch_qualification_and_explains_a_refusal(
     assert account.calls[-1][2] == {"force": True}
 
 
-@pytest.mark.parametrize("failed", [False, True])
-def test_run_wait_follows_the_run_and_fails_if_a_blob_failed(account: FakeLambda, failed: bool) -> None:
+@pytest.mark.parametrize(
+    ("state", "status", "result"),
+    [
+        ("copied", 0, None),
+        ("failed", 1, "result: 1 blob(s) failed (exit 1)"),
+        ("vanished", 3, "result: no blob failed, but 1 not copied: vanished 1 (exit 3;"),
+        ("changed", 3, "result: no blob failed, but 1 not copied: changed 1 (exit 3;"),
+        ("needs-rehydration", 3, "result: no blob failed, but 1 not copied: needs-rehydration 1 (exit 3;"),
+    ],
+)
+def test_run_wait_exits_1_if_a_blob_failed_and_3_if_one_was_not_copied_without_failing(
+    account: FakeLambda, state: str, status: int, result: str | None
+) -> None:
     def start() -> None:
-        account.reply = {"started": True, "run_id": finished_run(failed), "containers": ["c"]}
+        account.reply = {"started": True, "run_id": finished_run(state), "containers": ["c"]}
 
     account.on_invoke = start
     code, out = run_cli("run", "--wait")
-    assert code == (1 if failed else 0)
+    assert code == status, out
     assert "report    s3://" in out
+    if result is None:
+        assert "result:" not in out
+    else:
+        assert out.rstrip().splitlines()[-1].startswith(result), out
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_run_wait_on_a_terminal_without_rich_shows_the_plain_progress(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("rich", "rich.console", "rich.progress"):
+        monkeypatch.setitem(sys.modules, module, None)  # as installed without the [cli] extra
+    account.on_invoke = lambda: setattr(
+        account, "reply", {"started": True, "run_id": finished_run(), "containers": ["c"]}
+    )
+    out = Terminal()
+    code = cli.main(["--region", REGION, "run", "--wait"], out=out)
+    assert code == 0
+    assert "  2/2  found 2  copied 2  skipped 0  failed 0" in out.getvalue()
 
 
 # --- dead-letter queues -----------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Against AWS it uses the normal boto3 credentials and finds every name from the deployed functions
 (`--prefix`, default `azs3copy`). With `--local` it reads `.local/deployment.json`, written by `make up`.
-Every error is one line on stderr; the exit status is 1 for a failure, 2 for a usage error.
+Every error is one line on stderr; the exit status is 1 for a failure, 2 for a usage error, and for
+`run --wait` 3 when the run finished with no blob failed but some not copied (changed, vanished,
+needs-rehydration).
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ AZURE_ENV = (
     "AZURE_STORAGE_CONNECTION_STRING",
 )
 OK_STATES = ("copied", "skipped")
+#: Terminal states that leave a blob uncopied without being a failure: overwritten or deleted in Azure
+#: during the run, or in the archive tier.
+NOT_COPIED_STATES = ("changed", "vanished", "needs-rehydration")
+EXIT_NOT_COPIED = 3
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=900)
 
 
@@ -476,8 +482,29 @@ def cmd_run(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         return 0
     run = follow(target, run_id, args.timeout, out)
     print_run(target, run, out)
-    failed = sum(count for state, count in run.counts.items() if state not in OK_STATES)
-    return 1 if run.counts.get("failed") or failed else 0
+    return run_outcome(run, out)
+
+
+def run_outcome(run: Any, out: TextIO) -> int:
+    """The exit status of `run --wait` for a finished run, with one line saying why when it is not 0:
+    1 if any blob failed, EXIT_NOT_COPIED if none failed but some were not copied, 0 otherwise."""
+    failed = sum(n for state, n in run.counts.items() if state not in OK_STATES + NOT_COPIED_STATES)
+    not_copied = {state: run.counts.get(state, 0) for state in NOT_COPIED_STATES if run.counts.get(state)}
+    detail = ", ".join(f"{state} {n}" for state, n in not_copied.items())
+    if failed:
+        print(
+            f"result: {failed} blob(s) failed" + (f"; not copied: {detail}" if detail else "") + " (exit 1)",
+            file=out,
+        )
+        return 1
+    if not_copied:
+        print(
+            f"result: no blob failed, but {sum(not_copied.values())} not copied: {detail} "
+            f"(exit {EXIT_NOT_COPIED}; the next run takes changed blobs, rehydrate archived ones first)",
+            file=out,
+        )
+        return EXIT_NOT_COPIED
+    return 0
 
 
 def follow(target: Target, run_id: str, timeout: float, out: TextIO) -> Any:
@@ -504,9 +531,12 @@ def follow(target: Target, run_id: str, timeout: float, out: TextIO) -> Any:
         )
 
     if interactive:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+        try:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        except ImportError:  # the package without its [cli] extra: the plain progress lines below
+            interactive = False
+    if interactive:
         console = Console(file=out)
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -806,7 +836,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="azs3copy",
         description="Operate azs3copy: settings, runs, failures and verification.",
-        epilog="Against AWS: normal boto3 credentials (--profile, --region). Locally: --local after `make up`.",
+        epilog="Against AWS: normal boto3 credentials (--profile, --region). Locally: --local after `make up`. "
+        "Exit status: 0 success, 1 failure, 2 usage error; `run --wait` 3 when no blob failed but some were "
+        "not copied.",
     )
     parser.add_argument(
         "--local",
@@ -841,7 +873,12 @@ def build_parser() -> argparse.ArgumentParser:
     creds.add_argument("--stdin", action="store_true", help="read a JSON object from stdin instead")
     creds.add_argument("--check", action="store_true", help="list the account's containers before writing")
     run = commands.add_parser("run", help="start a run now (the manual invocation of launch-qualification)")
-    run.add_argument("--wait", action="store_true", help="follow it to its end; exit 1 if any blob failed")
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow it to its end; exit 1 if any blob failed, 3 if none failed but some were not copied "
+        "(changed, vanished, needs-rehydration), 0 if every blob was copied or skipped",
+    )
     run.add_argument("--force", action="store_true", help="start even if the last run has not finished")
     run.add_argument("--timeout", type=float, default=6 * 3600, help="seconds --wait waits (default 6 h)")
     dlq = commands.add_parser("dlq", help="failed events in the functions' on-failure queues")
