@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 
 from azs3copy import cli
 from azs3copy.keys import object_key
-from azs3copy.local.demo import Dataset, latest_report, put_dataset
+from azs3copy.local.demo import Dataset, azurite_environment, latest_report, put_dataset
 from azs3copy.local.emulators import REPO_ROOT
 from azs3copy.local.environment import LocalPaths, down, process_alive, up
 from azs3copy.local.runtime import aws_client
@@ -32,11 +33,15 @@ class Local:
     deployment: dict[str, Any]
     dataset: Dataset
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    def cli(self, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:
+        """The CLI in this process, in `env` in place of the environment (default: left as it is)."""
         out = io.StringIO()
         with pytest.MonkeyPatch.context() as patch:
-            for name, value in (env or {}).items():
-                patch.setenv(name, value)
+            if env is not None:
+                for name in set(os.environ) - set(env):
+                    patch.delenv(name)
+                for name, value in env.items():
+                    patch.setenv(name, value)
             code = cli.main(["--deployment", str(self.paths.deployment), *args], out=out)
         return code, out.getvalue()
 
@@ -61,7 +66,9 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
 
 
 def test_first_run_copies_every_blob_byte_for_byte(local: Local) -> None:
-    azurite = {"AZURE_STORAGE_CONNECTION_STRING": local.deployment["azure"]["connection_string"]}
+    # A shell that exports a service principal of its own, as many developers' do: the demo's credential wins.
+    shell = {**os.environ, "AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s"}
+    azurite = azurite_environment(local.deployment["azure"]["connection_string"], shell)
     assert local.cli("set-azure-credentials", "--check", env=azurite)[0] == 0
     assert local.cli("set-begindate", "2000-01-01")[0] == 0
     assert local.cli("enable")[0] == 0

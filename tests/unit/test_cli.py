@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from azs3copy import cli
 from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.local.demo import azurite_environment
 from azs3copy.local.emulators import free_port
 from azs3copy.model import BlobRef, SourceBlob
 from azs3copy.transports import ListPage
@@ -544,3 +545,21 @@ def test_an_unclassified_azure_error_is_one_line_without_the_sas_signature(
     assert run_cli("status")[0] == 1
     err = one_line_error(capsys)
     assert "SECRET" not in err and "the connection to Azure failed" in err
+
+
+# --- the demo's environment -------------------------------------------------------------------------------
+
+
+def test_the_demo_environment_holds_only_azurites_credential_whatever_the_shell_exports() -> None:
+    shell = {
+        "PATH": "/usr/bin",
+        "AZURE_TENANT_ID": "tenant",
+        "AZURE_CLIENT_ID": "client",
+        "AZURE_CLIENT_SECRET": "s3cr3t",
+        "AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
+        "AZURE_STORAGE_SAS_TOKEN": "sv=1",
+    }
+    env = azurite_environment(CONNECTION, shell)
+    assert env["PATH"] == "/usr/bin"
+    assert cli.azure_from_environment(env) == {"connection_string": CONNECTION}
+    assert shell["AZURE_CLIENT_SECRET"] == "s3cr3t"  # the caller's mapping is left alone

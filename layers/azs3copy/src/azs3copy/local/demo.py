@@ -17,7 +17,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
+from azs3copy.cli import AZURE_ENV
 from azs3copy.local.environment import LocalPaths, load_deployment
 from azs3copy.local.runtime import aws_client
 
@@ -131,14 +132,25 @@ def latest_report(deployment: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def cli(*args: str, env: dict[str, str] | None = None, deployment_file: Path | None = None) -> int:
-    """Run the `azs3copy` console script (as an operator would) against the local environment."""
+def azurite_environment(connection_string: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` with Azurite's connection string as the only Azure credential the CLI reads: the shell's
+    own AZURE_* variables (a service principal, often) would make `set-azure-credentials` refuse them all
+    as more than one kind of credential."""
+    env = {name: value for name, value in environ.items() if name not in AZURE_ENV}
+    env["AZURE_STORAGE_CONNECTION_STRING"] = connection_string
+    return env
+
+
+def cli(*args: str, env: Mapping[str, str] | None = None, deployment_file: Path | None = None) -> int:
+    """Run the `azs3copy` console script (as an operator would) against the local environment, in `env`
+    (default: this process's environment)."""
     script = Path(sys.executable).with_name("azs3copy")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "azs3copy.cli"]
     command += ["--deployment", str(deployment_file)] if deployment_file else ["--local"]
     shown = " ".join(["azs3copy", "--local", *args])
     print(f"\n$ {shown}", flush=True)
-    return subprocess.run([*command, *args], env={**os.environ, **(env or {})}, check=False).returncode
+    environment = dict(os.environ if env is None else env)
+    return subprocess.run([*command, *args], env=environment, check=False).returncode
 
 
 def step(title: str) -> None:
@@ -176,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     step("2. Settings: Azure credentials (from the environment, never the command line), start date, enable")
-    azurite = {"AZURE_STORAGE_CONNECTION_STRING": deployment["azure"]["connection_string"]}
+    azurite = azurite_environment(deployment["azure"]["connection_string"], os.environ)
     for command in (("set-azure-credentials", "--check"), ("set-begindate", "2000-01-01"), ("enable",)):
         if cli(*command, env=azurite, deployment_file=file) != 0:
             return 1
