@@ -171,6 +171,25 @@ def test_second_run_waits_for_the_first_unless_forced(ledger: Ledger) -> None:
     assert run != ledger.latest_run_id()
 
 
+def test_a_retried_launch_gets_the_run_it_started_and_no_second_one(ledger: Ledger) -> None:
+    def launch(run_id: str, launch_id: str, force: bool = False) -> str:
+        return ledger.start_run(
+            run_id, containers=["c0"], begindate="", force=force, stale_after=3600, launch_id=launch_id
+        )
+
+    assert launch("20240101T000000Z-aaaaaa", "request-1") == "20240101T000000Z-aaaaaa"
+    assert launch("20240101T000001Z-bbbbbb", "request-1") == "20240101T000000Z-aaaaaa"
+    assert launch("20240101T000002Z-cccccc", "request-1", force=True) == "20240101T000000Z-aaaaaa"
+    with pytest.raises(RunInProgressError) as refused:
+        launch("20240101T000003Z-dddddd", "request-2")
+    assert refused.value.run_id == "20240101T000000Z-aaaaaa"
+    assert ledger.latest_run_id() == "20240101T000000Z-aaaaaa"
+    ledger.mark_reported("20240101T000000Z-aaaaaa", "k", 1.0)
+    # finished before Lambda's retry came: still that run, not a second one
+    assert launch("20240101T000004Z-eeeeee", "request-1") == "20240101T000000Z-aaaaaa"
+    assert launch("20240101T000005Z-ffffff", "request-3") == "20240101T000005Z-ffffff"
+
+
 def test_blobs_lists_every_state_with_reasons(ledger: Ledger) -> None:
     run = start(ledger)
     ledger.register_page(
@@ -269,8 +288,9 @@ def test_a_conflict_that_does_not_clear_is_a_retryable_error_not_done_before(mot
 
 
 def test_a_cancellation_no_retry_can_clear_is_a_fatal_error(moto_dynamodb: Any) -> None:
-    client = CancellingClient(moto_dynamodb, [["ValidationError", "None"]])
+    client = CancellingClient(moto_dynamodb, [])
     ledger = DynamoLedger(client, "ledger")
     run = start(ledger)
+    client.cancellations = [["ValidationError", "None"]]
     with pytest.raises(FatalError, match="ValidationError"):
         ledger.finish(run, "c0/a", "copied", None, 10)

@@ -163,47 +163,80 @@ class DynamoLedger:
 
     # -- runs
     def start_run(
-        self, run_id: str, *, containers: list[str], begindate: str, force: bool, stale_after: float
-    ) -> None:
-        now = time.time()
-        condition = (
-            None if force else "attribute_not_exists(run_id) OR finished = :yes OR started_at < :stale"
-        )
-        values = None if force else _item(**{":yes": True, ":stale": Decimal(str(now - stale_after))})
-        kwargs: dict[str, Any] = {
-            "Item": _item(
-                pk="CURRENT", sk="CURRENT", run_id=run_id, started_at=Decimal(str(now)), finished=False
-            )
-        }
-        if condition:
-            kwargs.update(ConditionExpression=condition, ExpressionAttributeValues=values)
-        try:
-            self._call("put_item", **kwargs)
-        except ClientError:
+        self,
+        run_id: str,
+        *,
+        containers: list[str],
+        begindate: str,
+        force: bool,
+        stale_after: float,
+        launch_id: str | None = None,
+    ) -> str:
+        if launch_id:
             current = self._get("CURRENT", "CURRENT") or {}
-            raise RunInProgressError(
-                f"run {current.get('run_id')} has not finished; wait for it, or start anyway with force"
-            ) from None
-        self._call(
-            "put_item",
-            Item=_item(
-                pk=f"RUN#{run_id}",
-                sk="META",
+            if current.get("launched_by") == launch_id:
+                return str(current["run_id"])  # this launch started it: a retry of the invocation
+        now = time.time()
+        put_current: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": _item(
+                pk="CURRENT",
+                sk="CURRENT",
                 run_id=run_id,
                 started_at=Decimal(str(now)),
-                containers=list(containers),
-                begindate=begindate,
-                listing_pending=len(containers),
-                found=0,
-                bytes_copied=0,
-                expires_at=self._expires(),
-                **{COUNTER[state]: 0 for state in TERMINAL_STATES},
+                finished=False,
+                launched_by=launch_id,
             ),
+        }
+        if not force:
+            put_current.update(
+                ConditionExpression="attribute_not_exists(run_id) OR finished = :yes OR started_at < :stale",
+                ExpressionAttributeValues=_item(**{":yes": True, ":stale": Decimal(str(now - stale_after))}),
+            )
+        meta = _item(
+            pk=f"RUN#{run_id}",
+            sk="META",
+            run_id=run_id,
+            started_at=Decimal(str(now)),
+            containers=list(containers),
+            begindate=begindate,
+            listing_pending=len(containers),
+            found=0,
+            bytes_copied=0,
+            expires_at=self._expires(),
+            launched_by=launch_id,
+            **{COUNTER[state]: 0 for state in TERMINAL_STATES},
         )
-        self._call(
-            "put_item",
-            Item=_item(pk="RUNS", sk=run_id, started_at=Decimal(str(now)), expires_at=self._expires()),
+        failed = self._transact(
+            [
+                {"Put": put_current},
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": meta,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _item(
+                            pk="RUNS", sk=run_id, started_at=Decimal(str(now)), expires_at=self._expires()
+                        ),
+                    }
+                },
+            ],
+            "start_run",
         )
+        if 0 in failed:
+            current = self._get("CURRENT", "CURRENT") or {}
+            running = str(current["run_id"]) if current.get("run_id") else None
+            raise RunInProgressError(
+                f"run {running} has not finished; wait for it, or start anyway with force", run_id=running
+            )
+        if failed:
+            raise FatalError(f"run {run_id} is in the ledger already")
+        return run_id
 
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(f"RUN#{run_id}", "META")

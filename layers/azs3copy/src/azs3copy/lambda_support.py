@@ -186,7 +186,11 @@ class Function:
     def handle_launch(self, event: dict[str, Any], context: LambdaContextLike) -> dict[str, Any]:
         force = bool(isinstance(event, dict) and event.get("force") is True)
         deps = self.deps()
-        outcome = launch(deps, force=force)
+        invocation = Invocation(
+            request_id=context.aws_request_id,
+            remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000.0,
+        )
+        outcome = launch(deps, force=force, invocation=invocation)
         self._record_metrics(outcome)
         if outcome.detail.get("started"):
             self.metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)

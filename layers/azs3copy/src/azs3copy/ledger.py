@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from azs3copy.errors import Azs3copyError
+from azs3copy.errors import Azs3copyError, FatalError
 
 TERMINAL_STATES = ("copied", "skipped", "failed", "changed", "vanished", "needs-rehydration")
 COUNTER = {state: state.replace("needs-", "") for state in TERMINAL_STATES}  # attribute names
@@ -28,6 +28,10 @@ ClaimOutcome = Literal["claimed", "busy", "terminal"]
 
 class RunInProgressError(Azs3copyError):
     """Another run has not finished yet; starting a second one would copy the same blobs twice."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,24 @@ def page_entries(pending: list[tuple[str, int]], decided: list[tuple[str, int, s
 
 class Ledger(Protocol):
     def start_run(
-        self, run_id: str, *, containers: list[str], begindate: str, force: bool, stale_after: float
-    ) -> None: ...
+        self,
+        run_id: str,
+        *,
+        containers: list[str],
+        begindate: str,
+        force: bool,
+        stale_after: float,
+        launch_id: str | None = None,
+    ) -> str:
+        """Make `run_id` the current run and return it. Raises RunInProgressError while another run has not
+        finished (unless forced, or that run is older than stale_after seconds).
+
+        `launch_id` names the launch (the Lambda request id, which a retry of the invocation keeps): when the
+        current run was started by the same launch, nothing is written and that run's id is returned, so a
+        launch that died after starting its run publishes that run's containers again instead of being
+        refused by its own run."""
+        ...
+
     def get_run(self, run_id: str) -> RunRecord | None: ...
     def current_run_id(self) -> str | None: ...
     def latest_run_id(self) -> str | None: ...
@@ -137,6 +157,14 @@ class _MemRun:
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
+@dataclass
+class _Current:
+    run_id: str
+    started_at: float
+    launched_by: str | None
+    finished: bool = False
+
+
 def _run_record(data: dict[str, Any]) -> RunRecord:
     return RunRecord(
         run_id=data["run_id"],
@@ -169,7 +197,7 @@ def _blob_record(blob_id: str, data: dict[str, Any]) -> BlobRecord:
 class MemoryLedger:
     def __init__(self) -> None:
         self.runs: dict[str, _MemRun] = {}
-        self.current: tuple[str, float] | None = None
+        self.current: _Current | None = None
         self._lock = threading.RLock()
 
     def _run(self, run_id: str) -> _MemRun:
@@ -179,15 +207,24 @@ class MemoryLedger:
         return run
 
     def start_run(
-        self, run_id: str, *, containers: list[str], begindate: str, force: bool, stale_after: float
-    ) -> None:
+        self,
+        run_id: str,
+        *,
+        containers: list[str],
+        begindate: str,
+        force: bool,
+        stale_after: float,
+        launch_id: str | None = None,
+    ) -> str:
         with self._lock:
-            if self.current and not force:
-                current_id, started = self.current
-                record = self.get_run(current_id)
-                unfinished = record is not None and record.finished_at is None
-                if unfinished and time.time() - started < stale_after:
-                    raise RunInProgressError(f"run {current_id} has not finished")
+            current = self.current
+            if current and launch_id and current.launched_by == launch_id:
+                return current.run_id
+            fresh = current is not None and time.time() - current.started_at < stale_after
+            if current and not force and not current.finished and fresh:
+                raise RunInProgressError(f"run {current.run_id} has not finished", run_id=current.run_id)
+            if run_id in self.runs:
+                raise FatalError(f"run {run_id} is in the ledger already")
             self.runs[run_id] = _MemRun(
                 {
                     "run_id": run_id,
@@ -197,7 +234,8 @@ class MemoryLedger:
                     "listing_pending": len(containers),
                 }
             )
-            self.current = (run_id, time.time())
+            self.current = _Current(run_id, time.time(), launch_id)
+            return run_id
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:
@@ -206,7 +244,7 @@ class MemoryLedger:
 
     def current_run_id(self) -> str | None:
         with self._lock:
-            return self.current[0] if self.current else None
+            return self.current.run_id if self.current and not self.current.finished else None
 
     def latest_run_id(self) -> str | None:
         with self._lock:
@@ -323,5 +361,5 @@ class MemoryLedger:
             run = self._run(run_id)
             run.record.setdefault("finished_at", finished_at)
             run.record["report_key"] = report_key
-            if self.current and self.current[0] == run_id:
-                self.current = None
+            if self.current and self.current.run_id == run_id:
+                self.current.finished = True
