@@ -351,6 +351,23 @@ def test_a_container_named_twice_in_the_secret_is_listed_once_and_the_run_comple
     assert run.complete and run.listing_pending == 0 and run.counts["copied"] == 2 and run.report_key
 
 
+def test_a_destination_prefix_changed_mid_run_does_not_split_the_run() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "small", b"s" * 1000)
+    source.put("alpha", "large", os.urandom(13 * MiB))
+    h = harness(source, settings=settings(destination_prefix="before/"))
+    launch(h.deps())
+    listing = [(topic, body) for topic, body in h.publisher.queue]
+    h.publisher.queue.clear()
+    for topic, body in listing:
+        h.deliver(topic, body)  # listed (and skip-checked) under before/
+    h.settings = settings(destination_prefix="after/")  # the operator edits the secret now
+    h.drain()
+    keys = sorted(k for k in h.sink.objects if not k.startswith("_"))  # type: ignore[attr-defined]
+    assert keys == ["before/alpha/large", "before/alpha/small"]
+    assert_copied(source, h.sink, "before/")  # type: ignore[arg-type]
+
+
 def test_listing_hands_over_to_a_fresh_invocation_before_the_time_limit() -> None:
     source = MemoryBlobSource()
     for i in range(25):

@@ -11,6 +11,7 @@ from azs3copy.model import (
     ContentSettings,
     LargeBlob,
     PartTask,
+    SmallBatch,
     batch_small_blobs,
     decode,
     encode,
@@ -35,6 +36,23 @@ def test_messages_round_trip_with_identity_and_content_settings() -> None:
     assert decode(encode(message)) == message
     large = LargeBlob("run-1", blob("ünïcode name ?#%+.bin"), "alpha/ünïcode name ?#%+.bin")
     assert decode(encode(large)) == large
+    batch = SmallBatch("run-1", (blob("x"), blob("y")), ("mig/alpha/x", "mig/alpha/y"))
+    assert decode(encode(batch)) == batch
+
+
+def test_a_small_batch_written_before_keys_were_carried_still_decodes() -> None:
+    older = encode(SmallBatch("run-1", (blob("x"),))).replace(',"keys":[]', "")
+    assert '"keys"' not in older
+    decoded = decode(older)
+    assert isinstance(decoded, SmallBatch) and decoded.keys == () and decoded.blobs == (blob("x"),)
+
+
+def test_a_small_batch_whose_keys_do_not_match_its_blobs_is_refused() -> None:
+    text = encode(SmallBatch("run-1", (blob("x"), blob("y")), ("alpha/x", "alpha/y"))).replace(
+        '"alpha/x",', ""
+    )
+    with pytest.raises(MessageError, match="2 blobs but 1 keys"):
+        decode(text)
 
 
 @pytest.mark.parametrize(
@@ -61,8 +79,9 @@ def test_messages_carry_nothing_secret() -> None:
 @given(st.lists(st.tuples(st.text(min_size=1, max_size=300), st.integers(0, 90 << 20)), max_size=400))
 def test_batches_stay_under_the_sns_limit_and_keep_every_blob_once(entries: list[tuple[str, int]]) -> None:
     blobs = [blob(f"{i}-{name}", size, note="x" * (i % 50)) for i, (name, size) in enumerate(entries)]
-    batches = batch_small_blobs("run-1", blobs, max_blobs=25, max_bytes=64 << 20)
-    assert [b for batch in batches for b in batch.blobs] == blobs
+    pairs = [(b, f"destination/prefix/{b.container}/{b.name}") for b in blobs]
+    batches = batch_small_blobs("run-1", pairs, max_blobs=25, max_bytes=64 << 20)
+    assert [pair for batch in batches for pair in zip(batch.blobs, batch.keys, strict=True)] == pairs
     for batch in batches:
         assert len(encode(batch).encode()) <= MESSAGE_BUDGET
         assert 1 <= len(batch.blobs) <= 25

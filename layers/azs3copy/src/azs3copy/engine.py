@@ -339,7 +339,7 @@ def _list_container(deps: Deps, task: ContainerTask, invocation: Invocation, out
             if state == "failed" and status == "new" and deps.on_fatal:  # refused as listed (key, size)
                 deps.on_fatal(task.run_id, blob.blob_id, reason)
         if status != "published":
-            small = [blob for blob, _ in pending if blob.size < tuning.large_threshold]
+            small = [(blob, key) for blob, key in pending if blob.size < tuning.large_threshold]
             large = [(blob, key) for blob, key in pending if blob.size >= tuning.large_threshold]
             batches = batch_small_blobs(
                 task.run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes
@@ -579,18 +579,17 @@ def _settle(
 
 
 def copy_small(deps: Deps, batch: SmallBatch, invocation: Invocation) -> Outcome:
-    """Copy each blob of a batch into one S3 object, a few at a time."""
-    settings = deps.need_settings()
+    """Copy each blob of a batch into one S3 object, a few at a time, at the key it was listed for."""
     outcome = Outcome()
 
-    def one(blob: BlobRef) -> tuple[str, int, str | None]:
+    def one(blob: BlobRef, listed_key: str | None) -> tuple[str, int, str | None]:
         claim = deps.ledger.claim(
             batch.run_id, blob.blob_id, invocation.request_id, invocation.remaining_seconds()
         )
         if claim.outcome != "claimed":
             return ("done-before" if claim.outcome == "terminal" else "busy"), 0, None
         try:
-            key = object_key(settings.destination_prefix, blob.container, blob.name)
+            key = listed_key or object_key(deps.need_settings().destination_prefix, blob.container, blob.name)
             _copy_small_blob(deps, batch.run_id, blob, key)
         except Azs3copyError as error:
             state = _settle(deps, batch.run_id, blob.blob_id, error, invocation)
@@ -607,7 +606,8 @@ def copy_small(deps: Deps, batch: SmallBatch, invocation: Invocation) -> Outcome
         return "copied", blob.size, None
 
     with ThreadPoolExecutor(max_workers=max(1, min(deps.tuning.copy_threads, len(batch.blobs)))) as pool:
-        for state, nbytes, why in pool.map(one, batch.blobs):
+        keys: list[str | None] = list(batch.keys) if batch.keys else [None] * len(batch.blobs)
+        for state, nbytes, why in pool.map(one, batch.blobs, keys):
             outcome.count(state, nbytes)
             if why:
                 outcome.retry.append(why)

@@ -123,9 +123,20 @@ class SmallBatch:
     kind: ClassVar[str] = "small-batch"
     run_id: str
     blobs: tuple[BlobRef, ...]
+    #: The destination key of each blob, decided when it was listed (the key the skip check looked at), so
+    #: a destination_prefix changed mid-run does not split the run. Empty in messages written before keys
+    #: were carried; the key is then computed from the settings.
+    keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.keys and len(self.keys) != len(self.blobs):
+            raise MessageError(f"small batch has {len(self.blobs)} blobs but {len(self.keys)} keys")
 
     def body(self) -> dict[str, Any]:
-        return {"blobs": [blob.to_dict() for blob in self.blobs]}
+        body: dict[str, Any] = {"blobs": [blob.to_dict() for blob in self.blobs]}
+        if self.keys:
+            body["keys"] = list(self.keys)
+        return body
 
 
 @dataclass(frozen=True)
@@ -207,7 +218,11 @@ def decode(text: str) -> Message:
         if kind == "container":
             return ContainerTask(run_id, str(data["container"]), data.get("marker"), int(data.get("page", 0)))
         if kind == "small-batch":
-            return SmallBatch(run_id, tuple(BlobRef.from_dict(blob) for blob in data["blobs"]))
+            return SmallBatch(
+                run_id,
+                tuple(BlobRef.from_dict(blob) for blob in data["blobs"]),
+                tuple(str(key) for key in data.get("keys") or ()),
+            )
         if kind == "large":
             return LargeBlob(run_id, BlobRef.from_dict(data["blob"]), str(data["key"]))
         if kind == "part":
@@ -232,26 +247,35 @@ def decode(text: str) -> Message:
 
 
 def batch_small_blobs(
-    run_id: str, blobs: list[BlobRef], *, max_blobs: int = 25, max_bytes: int = 64 * 1024 * 1024
+    run_id: str, blobs: list[tuple[BlobRef, str]], *, max_blobs: int = 25, max_bytes: int = 64 * 1024 * 1024
 ) -> list[SmallBatch]:
-    """Group small blobs into messages of at most max_blobs blobs, max_bytes of data and 240 KiB of JSON."""
-    overhead = len(encode(SmallBatch(run_id, ()))) + 2
+    """Group (blob, destination key) pairs into messages of at most max_blobs blobs, max_bytes of data and
+    240 KiB of JSON."""
+    overhead = len(encode(SmallBatch(run_id, ()))) + len(',"keys":[]') + 2
+
+    def json_size(value: Any) -> int:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) + 1
+
     batches: list[SmallBatch] = []
-    current: list[BlobRef] = []
+    current: list[tuple[BlobRef, str]] = []
     current_json = overhead
     current_bytes = 0
-    for blob in blobs:
-        size = len(json.dumps(blob.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()) + 1
+
+    def close() -> None:
+        batches.append(SmallBatch(run_id, tuple(b for b, _ in current), tuple(k for _, k in current)))
+
+    for blob, key in blobs:
+        size = json_size(blob.to_dict()) + json_size(key)
         if current and (
             len(current) >= max_blobs
             or current_json + size > MESSAGE_BUDGET
             or current_bytes + blob.size > max_bytes
         ):
-            batches.append(SmallBatch(run_id, tuple(current)))
+            close()
             current, current_json, current_bytes = [], overhead, 0
-        current.append(blob)
+        current.append((blob, key))
         current_json += size
         current_bytes += blob.size
     if current:
-        batches.append(SmallBatch(run_id, tuple(current)))
+        close()
     return batches
