@@ -1,6 +1,7 @@
 """The local runtime against moto server: a function deployed the way Terraform deploys one (tag, environment,
-timeout, reserved concurrency, event invoke config with an SQS on-failure destination, SNS subscription),
-run by the runtime with the probe handler in tests/integration/runtime_lambdas/probe."""
+timeout, reserved concurrency, event invoke config with an SQS on-failure destination, SNS subscription,
+EventBridge Scheduler schedules), run by the runtime with the probe handler in
+tests/integration/runtime_lambdas/probe."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import io
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from azs3copy.local.emulators import MotoServer
@@ -23,6 +29,8 @@ from azs3copy.local.runtime import Runtime, aws_client
 
 LAMBDAS = Path(__file__).parent / "runtime_lambdas"
 TIMEOUT = 2
+EVENT_AGE = 1  # the aged function's maximum_event_age (Lambda's least is 60 s: too long to wait for here)
+NIGHTLY_INPUT = {"tag": "scheduled", "source": "schedule"}
 
 
 @dataclass
@@ -34,9 +42,20 @@ class Deployed:
     probe_log: Path
     moto: MotoServer
     invoke_url: str
+    aged_function: str = ""
+    aged_dlq: str = ""
+    schedules: dict[str, str] = field(default_factory=dict)  # role ("nightly", "soon", "off") → name
 
     def client(self, service: str) -> Any:
         return aws_client(service, self.moto.endpoint, "us-east-1")
+
+    def post(self, path: str) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(f"{self.invoke_url}{path}", data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
 
     def lambda_client(self) -> Any:
         return aws_client("lambda", self.invoke_url, "us-east-1")
@@ -52,16 +71,18 @@ class Deployed:
     def publish(self, **ask: Any) -> None:
         self.client("sns").publish(TopicArn=self.topic, Message=json.dumps(ask))
 
-    def dead_letters(self) -> list[dict[str, Any]]:
+    def dead_letters(self, queue: str | None = None) -> list[dict[str, Any]]:
         sqs = self.client("sqs")
         found = []
         while True:
-            messages = sqs.receive_message(QueueUrl=self.dlq, MaxNumberOfMessages=10).get("Messages", [])
+            messages = sqs.receive_message(QueueUrl=queue or self.dlq, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 return found
             for message in messages:
                 found.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.dlq, ReceiptHandle=message["ReceiptHandle"])
+                sqs.delete_message(QueueUrl=queue or self.dlq, ReceiptHandle=message["ReceiptHandle"])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -87,37 +108,81 @@ def deployed(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) 
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("handler.py", "# the runtime runs tests/integration/runtime_lambdas/probe\n")
-    name = f"{prefix}-probe"
-    function = client("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=role,
-        Handler="handler.lambda_handler",
-        Code={"ZipFile": code.getvalue()},
-        Timeout=TIMEOUT,
-        MemorySize=256,
-        Environment={"Variables": {"PROBE_SETTING": "from-moto", "PROBE_LOG": str(tmp / "probe.jsonl")}},
-        Tags={"azs3copy:component": "probe"},
-    )
-    client("lambda").put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
     sqs = client("sqs")
-    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    client("lambda").put_function_event_invoke_config(
-        FunctionName=name, MaximumRetryAttempts=2, DestinationConfig={"OnFailure": {"Destination": dlq_arn}}
-    )
+
+    def probe(name: str, timeout: int, reserved: int, invoke_config: dict[str, Any]) -> tuple[str, str]:
+        """A probe function with an SQS on-failure destination: (function ARN, dead-letter queue URL)."""
+        arn = client("lambda").create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.lambda_handler",
+            Code={"ZipFile": code.getvalue()},
+            Timeout=timeout,
+            MemorySize=256,
+            Environment={"Variables": {"PROBE_SETTING": "from-moto", "PROBE_LOG": str(tmp / "probe.jsonl")}},
+            Tags={"azs3copy:component": "probe"},
+        )["FunctionArn"]
+        client("lambda").put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
+        dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        # botocore refuses an event age under 60 s before sending; moto stores what it is sent
+        unchecked = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client("lambda", endpoint_url=endpoint, config=Config(parameter_validation=False))
+        unchecked.put_function_event_invoke_config(
+            FunctionName=name, DestinationConfig={"OnFailure": {"Destination": dlq_arn}}, **invoke_config
+        )
+        return arn, dlq
+
+    name = f"{prefix}-probe"
+    function_arn, dlq = probe(name, TIMEOUT, 2, {"MaximumRetryAttempts": 2})
+    aged = f"{prefix}-aged"
+    _, aged_dlq = probe(aged, 10, 1, {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": EVENT_AGE})
     topic = client("sns").create_topic(Name=f"{prefix}-topic")["TopicArn"]
-    client("sns").subscribe(TopicArn=topic, Protocol="lambda", Endpoint=function["FunctionArn"])
+    client("sns").subscribe(TopicArn=topic, Protocol="lambda", Endpoint=function_arn)
+
+    scheduler = client("scheduler")
+    soon = (datetime.now(UTC) + timedelta(seconds=20)).strftime("%Y-%m-%dT%H:%M:%S")
+    schedules = {
+        "nightly": ("cron(0 2 * * ? *)", "ENABLED", NIGHTLY_INPUT, function_arn),
+        "soon": (f"at({soon})", "ENABLED", {"tag": "at-schedule"}, function_arn),
+        "off": ("rate(1 minute)", "DISABLED", {"tag": "disabled-schedule"}, function_arn),
+    }
+    # Later schedules (another deployment's) list first, 50 to a page: ours are on the second page.
+    elsewhere = f"arn:aws:lambda:us-east-1:123456789012:function:{prefix}-elsewhere"
+    decoys = {f"decoy-{i:02d}": ("rate(1 day)", "ENABLED", {}, elsewhere) for i in range(50)}
+    for role_name, (expression, state, event, target) in {**schedules, **decoys}.items():
+        scheduler.create_schedule(
+            Name=f"{prefix}-{role_name}",
+            ScheduleExpression=expression,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            State=state,
+            Target={"Arn": target, "RoleArn": role, "Input": json.dumps(event)},
+        )
     runtime = Runtime(
         endpoint, lambdas_root=LAMBDAS, log_dir=tmp / "logs", retry_delays=(0.1, 0.2), name_prefix=prefix
     )
     port = runtime.start()
     try:
         yield Deployed(
-            runtime, name, topic, dlq, tmp / "probe.jsonl", moto_server, f"http://127.0.0.1:{port}"
+            runtime,
+            name,
+            topic,
+            dlq,
+            tmp / "probe.jsonl",
+            moto_server,
+            f"http://127.0.0.1:{port}",
+            aged_function=aged,
+            aged_dlq=aged_dlq,
+            schedules={role_name: f"{prefix}-{role_name}" for role_name in schedules},
         )
     finally:
         runtime.stop()
+        for role_name in {**schedules, **decoys}:
+            scheduler.delete_schedule(Name=f"{prefix}-{role_name}")
 
 
 def test_the_runtime_reads_what_was_deployed(deployed: Deployed) -> None:
@@ -131,6 +196,7 @@ def test_the_runtime_reads_what_was_deployed(deployed: Deployed) -> None:
     assert spec.reserved == 2 and deployed.runtime.pools[deployed.function].size == 2
     assert spec.max_retries == 2 and spec.on_failure and spec.on_failure.endswith("-probe-dlq")
     assert len(deployed.runtime.subscriptions) == 1
+    assert deployed.runtime.functions[deployed.aged_function].max_event_age == EVENT_AGE
 
 
 def test_an_sns_message_reaches_the_handler_as_lambdas_sns_event_with_the_functions_environment(
@@ -221,3 +287,61 @@ def test_warm_workers_are_reused_within_the_reserved_concurrency(deployed: Deplo
         client.invoke(FunctionName=deployed.function, Payload=json.dumps({"tag": f"warm{i}"}).encode())
     pids = {deployed.calls_tagged(f"warm{i}")[0]["pid"] for i in range(6)}
     assert len(pids) <= 2
+
+
+# --- EventBridge Scheduler --------------------------------------------------------------------------------
+
+
+def test_the_runtime_finds_every_enabled_schedule_of_its_functions_past_the_first_page(
+    deployed: Deployed,
+) -> None:
+    found = {schedule.name: schedule for schedule in deployed.runtime.schedules}
+    assert set(found) == {deployed.schedules["nightly"], deployed.schedules["soon"]}  # not the disabled one
+    nightly = found[deployed.schedules["nightly"]]
+    assert (nightly.expression, nightly.timezone, json.loads(nightly.input)) == (
+        "cron(0 2 * * ? *)",
+        "UTC",
+        NIGHTLY_INPUT,
+    )
+
+
+def test_firing_a_schedule_invokes_its_function_asynchronously_with_the_schedules_input(
+    deployed: Deployed,
+) -> None:
+    status, body = deployed.post(f"/local/schedules/{deployed.schedules['nightly']}/fire")
+    assert status == 202
+    call = wait_for(lambda: deployed.calls_tagged("scheduled"))[0]
+    assert call["ask"] == NIGHTLY_INPUT and call["event_source"] is None
+    assert call["request_id"] == body["requestId"]
+    assert call["function_name"] == deployed.function
+    status, body = deployed.post(f"/local/schedules/{deployed.schedules['off']}/fire")
+    assert status == 404 and "is not enabled here" in body["message"]
+    assert not deployed.calls_tagged("disabled-schedule")
+
+
+def test_an_at_schedule_fires_by_the_clock(deployed: Deployed) -> None:
+    call = wait_for(lambda: deployed.calls_tagged("at-schedule"), timeout=40)[0]
+    assert call["function_name"] == deployed.function
+    time.sleep(1)
+    assert len(deployed.calls_tagged("at-schedule")) == 1  # at(...) fires once
+
+
+def test_an_event_older_than_the_maximum_event_age_goes_to_the_on_failure_queue_unprocessed(
+    deployed: Deployed,
+) -> None:
+    client = deployed.lambda_client()
+    # One worker: the second event waits behind the first for longer than the function's event age.
+    for ask in ({"tag": "ahead", "sleep": EVENT_AGE + 1.5}, {"tag": "too-old"}):
+        response = client.invoke(
+            FunctionName=deployed.aged_function, InvocationType="Event", Payload=json.dumps(ask).encode()
+        )
+        assert response["StatusCode"] == 202
+    records = wait_for(lambda: deployed.dead_letters(deployed.aged_dlq), timeout=30)
+    assert deployed.calls_tagged("ahead") and not deployed.calls_tagged("too-old")
+    assert len(records) == 1
+    record = records[0]
+    assert record["requestContext"]["condition"] == "EventAgeExceeded"
+    assert record["requestContext"]["approximateInvokeCount"] == 0
+    assert record["requestContext"]["functionArn"].endswith(f":function:{deployed.aged_function}:$LATEST")
+    assert record["requestPayload"] == {"tag": "too-old"}
+    assert "responsePayload" not in record

@@ -178,8 +178,12 @@ def discover_subscriptions(sns: Any, function_arns: set[str]) -> list[Subscripti
 
 def discover_schedules(scheduler: Any, function_arns: set[str]) -> list[ScheduleSpec]:
     found = []
-    try:
-        items = scheduler.list_schedules().get("Schedules", [])
+    try:  # every page: a listing holds at most 100 schedules, and other deployments' are listed too
+        items = [
+            item
+            for page in scheduler.get_paginator("list_schedules").paginate()
+            for item in page["Schedules"]
+        ]
     except ClientError as error:
         log.warning("cannot list schedules: %s", error)
         return []
