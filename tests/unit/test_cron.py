@@ -25,6 +25,12 @@ def test_weekday_names_ranges_and_steps() -> None:
     assert schedule.next_after(at("2024-05-06T09:07:00")) == at("2024-05-06T09:15:00")
 
 
+def test_a_start_with_a_step_of_one_runs_to_the_end_of_the_field() -> None:
+    assert Schedule("cron(5/1 * * * ? *)").next_after(at("2024-05-01T00:10:00")) == at("2024-05-01T00:11:00")
+    assert Schedule("cron(0 10/1 * * ? *)").next_after(at("2024-05-01T11:10:00")) == at("2024-05-01T12:00:00")
+    assert Schedule("cron(0 10/1 * * ? *)").next_after(at("2024-05-01T09:10:00")) == at("2024-05-01T10:00:00")
+
+
 def test_last_day_of_month_and_time_zone() -> None:
     assert Schedule("cron(30 23 L * ? *)").next_after(at("2024-02-10T00:00:00")) == at("2024-02-29T23:30:00")
     fired = Schedule("cron(0 2 * * ? *)", "Europe/Paris").next_after(at("2024-07-01T12:00:00"))

@@ -27,8 +27,8 @@ def _values(field: str, low: int, high: int, names: dict[str, int] | None = None
         return frozenset(range(low, high + 1))
     result: set[int] = set()
     for part in field.split(","):
-        step = 1
-        if "/" in part:
+        step, stepped = 1, "/" in part
+        if stepped:
             part, step_text = part.split("/", 1)
             step = int(step_text)
             if step < 1:
@@ -49,7 +49,7 @@ def _values(field: str, low: int, high: int, names: dict[str, int] | None = None
             start, end = number(first), number(last)
         else:
             start = number(part)
-            end = high if step > 1 else start
+            end = high if stepped else start  # "5/15": from 5 on, every 15; "5/1": from 5 on, every one
         if not (low <= start <= high and low <= end <= high):
             raise ScheduleError(f"{part!r} in {field!r} is outside {low}-{high}")
         result.update(range(start, end + 1, step))
