@@ -8,10 +8,14 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
+from azs3copy.errors import ConfigError
 from azs3copy.local.emulators import Azurite, MotoServer
+from azs3copy.model import ContainerTask, encode
+from tests.support.pump import lambda_context, load_handler
 from tests.support.stack import PART, THRESHOLD, Stack, handler_stack
 
 
@@ -186,3 +190,23 @@ def test_archived_blob_is_skipped_as_needing_rehydration(stack: Stack) -> None:
     report = stack.report(run_id)
     assert report["counts"]["needs-rehydration"] == 1 and report["counts"]["copied"] == 1
     assert stack.keys(container) == [f"{container}/warm.bin"]
+
+
+def test_a_function_without_a_topic_it_publishes_to_fails_before_writing_naming_the_variable(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container = new_container(stack)
+    upload(stack, container, "x.bin", b"x")
+    stack.configure([container])
+    monkeypatch.delenv("AZS3COPY_TOPIC_SMALL")
+    run_id = "20240101T000000Z-notpc"
+    event = {"Records": [{"Sns": {"Message": encode(ContainerTask(run_id, container))}}]}
+    with pytest.raises(ConfigError, match="AZS3COPY_TOPIC_SMALL"):
+        load_handler("find-blobs").lambda_handler(event, lambda_context("find-blobs"))
+    dynamodb = boto3.client("dynamodb", endpoint_url=stack.moto.endpoint)  # credentials from the stack's env
+    written = dynamodb.query(
+        TableName=os.environ["AZS3COPY_LEDGER_TABLE"],
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}},
+    )["Items"]
+    assert written == []  # not even the attempt counter: nothing to clean up, nothing half listed

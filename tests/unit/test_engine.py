@@ -472,3 +472,30 @@ def test_a_report_that_could_not_be_written_is_written_by_the_retry() -> None:
     assert run_id
     assert f"_azs3copy/reports/{run_id}.json" in sink.objects
     assert h.report(run_id).report_key and not h.dead_letters
+
+
+@pytest.mark.parametrize(
+    ("function", "variable"),
+    [
+        ("launch-qualification", "AZS3COPY_TOPIC_CONTAINERS"),
+        ("find-blobs", "AZS3COPY_TOPIC_CONTAINERS"),
+        ("find-blobs", "AZS3COPY_TOPIC_SMALL"),
+        ("find-blobs", "AZS3COPY_TOPIC_LARGE"),
+        ("largefile-initializer", "AZS3COPY_TOPIC_PARTS"),
+        ("largefile-parter", "AZS3COPY_TOPIC_RECOMBINE"),
+    ],
+)
+def test_a_function_missing_a_topic_it_publishes_to_fails_at_config_load_naming_it(
+    function: str, variable: str
+) -> None:
+    from azs3copy.config import TOPIC_VARIABLES, RuntimeConfig
+    from azs3copy.errors import ConfigError
+
+    env = {f"AZS3COPY_{name}": f"arn:aws:sns:us-east-1:1:{name}" for name in TOPIC_VARIABLES.values()}
+    assert RuntimeConfig.from_env(env).topics(function)  # all set: fine
+    del env[variable]
+    with pytest.raises(ConfigError, match=variable):
+        RuntimeConfig.from_env(env).topics(function)
+    env[variable] = "  "
+    with pytest.raises(ConfigError, match=variable):
+        RuntimeConfig.from_env(env).topics(function)

@@ -12,6 +12,23 @@ from azs3copy.errors import ConfigError
 from azs3copy.planner import MiB
 
 PREFIX = "AZS3COPY_"
+#: The environment variable of each topic.
+TOPIC_VARIABLES = {
+    "containers": "TOPIC_CONTAINERS",
+    "small": "TOPIC_SMALL",
+    "large": "TOPIC_LARGE",
+    "parts": "TOPIC_PARTS",
+    "recombine": "TOPIC_RECOMBINE",
+}
+#: The topics each function publishes to (docs/design.md): their variables are required in its environment.
+PUBLISHES: dict[str, tuple[str, ...]] = {
+    "launch-qualification": ("containers",),
+    "find-blobs": ("containers", "small", "large"),
+    "download": (),
+    "largefile-initializer": ("parts",),
+    "largefile-parter": ("recombine",),
+    "largefile-recombinator": (),
+}
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -72,14 +89,12 @@ class RuntimeConfig:
     def settings_ttl(self) -> int:
         return _int(self.env, "SETTINGS_TTL", 60, 0)
 
-    def topics(self) -> Topics:
-        return Topics(
-            containers=self.optional("TOPIC_CONTAINERS") or "",
-            small=self.optional("TOPIC_SMALL") or "",
-            large=self.optional("TOPIC_LARGE") or "",
-            parts=self.optional("TOPIC_PARTS") or "",
-            recombine=self.optional("TOPIC_RECOMBINE") or "",
-        )
+    def topics(self, function: str) -> Topics:
+        """The topics `function` publishes to, each required (a ConfigError naming its variable when it is
+        missing, at the first invocation, before anything is written); the others are left empty."""
+        if function not in PUBLISHES:
+            raise ConfigError(f"no function {function!r} (known: {', '.join(PUBLISHES)})")
+        return Topics(**{topic: self.require(TOPIC_VARIABLES[topic]) for topic in PUBLISHES[function]})
 
     def tuning(self) -> Tuning:
         verify = (self.optional("VERIFY") or "readback").lower()

@@ -82,6 +82,8 @@ class Tuning:
 
 @dataclass(frozen=True)
 class Topics:
+    """Topic ARNs; empty for the topics a function does not publish to (config.PUBLISHES)."""
+
     containers: str = ""
     small: str = ""
     large: str = ""

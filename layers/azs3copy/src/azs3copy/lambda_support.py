@@ -70,7 +70,7 @@ class Function:
             self._base = Deps(
                 ledger=DynamoLedger(aws.client("dynamodb"), config.ledger_table),
                 publisher=aws.SnsPublisher(aws.client("sns")),
-                topics=config.topics(),
+                topics=config.topics(self.name),
                 tuning=config.tuning(),
                 sink=S3ObjectSink(aws.client("s3"), config.bucket, config.kms_key_id)
                 if self.wants_sink
