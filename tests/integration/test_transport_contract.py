@@ -8,15 +8,23 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.blob import ContentSettings as AzureContentSettings
+from botocore.stub import Stubber
 
 from azs3copy.azure_source import AzureBlobSource
 from azs3copy.checksums import crc32_of, md5_b64
-from azs3copy.errors import NeedsRehydrationError, SourceChangedError, SourceVanishedError, UploadGoneError
+from azs3copy.errors import (
+    ChecksumMismatchError,
+    NeedsRehydrationError,
+    SourceChangedError,
+    SourceVanishedError,
+    UploadGoneError,
+)
 from azs3copy.local.emulators import Azurite, MotoServer
 from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
 from azs3copy.model import BlobRef, ContentSettings
@@ -235,3 +243,79 @@ def test_list_sizes_returns_the_key_range_in_byte_order(sink: ObjectSink) -> Non
         sink.put(key, key.encode(), crc32=crc32_of(key.encode()), md5=md5_b64(key.encode()), attrs=ATTRS)
     assert list(sink.list_sizes("p/", "p/a", "p/c")) == [("p/b", 3), ("p/c", 3)]
     assert [key for key, _ in sink.list_sizes("p/", "p/", "p/\U0010ffff")] == ["p/a", "p/b", "p/c", "p/é"]
+
+
+# --- what the S3 sink sends (botocore Stubber: moto accepts wrong checksums, so only the request can show it) --
+
+
+def stubbed_s3() -> tuple[Any, Stubber]:
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    return client, Stubber(client)
+
+
+def test_the_s3_sink_sends_the_checksums_of_the_bytes_it_puts_and_uploads() -> None:
+    client, stubber = stubbed_s3()
+    data, part = b"bytes read from Azure", b"one part's bytes"
+    stubber.add_response(
+        "put_object",
+        {"VersionId": "v1"},
+        {
+            "Bucket": "dest",
+            "Key": "c/a.txt",
+            "Body": data,
+            "ContentMD5": md5_b64(data),
+            "ChecksumCRC32": crc32_of(data),
+            "Metadata": ATTRS.metadata,
+            "ContentType": "text/plain",
+            "ContentDisposition": "inline",
+            "ServerSideEncryption": "aws:kms",
+            "SSEKMSKeyId": "key-arn",
+        },
+    )
+    stubber.add_response(
+        "upload_part",
+        {"ETag": '"e1"'},
+        {
+            "Bucket": "dest",
+            "Key": "c/big",
+            "UploadId": "u1",
+            "PartNumber": 3,
+            "Body": part,
+            "ChecksumCRC32": crc32_of(part),
+        },
+    )
+    sink = S3ObjectSink(client, "dest", "key-arn")
+    with stubber:
+        assert sink.put("c/a.txt", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS) == "v1"
+        assert sink.upload_part("c/big", "u1", 3, part, crc32_of(part)) == '"e1"'
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("operation", ["put_object", "upload_part"])
+def test_bytes_s3_refuses_as_not_matching_their_checksum_are_a_retryable_mismatch(operation: str) -> None:
+    client, stubber = stubbed_s3()
+    stubber.add_client_error(
+        operation,
+        service_error_code="BadDigest",
+        service_message="The CRC32 you specified did not match the calculated checksum.",
+        http_status_code=400,
+    )
+    sink = S3ObjectSink(client, "dest")
+    with stubber, pytest.raises(ChecksumMismatchError, match="BadDigest") as raised:
+        if operation == "put_object":
+            sink.put("c/a", b"x", crc32=crc32_of(b"y"), md5=md5_b64(b"x"), attrs=ATTRS)
+        else:
+            sink.upload_part("c/a", "u1", 1, b"x", crc32_of(b"y"))
+    assert raised.value.retryable
+
+
+def test_the_memory_sink_refuses_a_wrong_checksum_as_s3_does() -> None:
+    sink = MemoryObjectSink()
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.put("c/a", b"x", crc32=crc32_of(b"y"), md5=md5_b64(b"x"), attrs=ATTRS)
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"y"), attrs=ATTRS)
+    upload = sink.create_upload("c/big", ATTRS)
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.upload_part("c/big", upload, 1, b"x", crc32_of(b"y"))
+    assert sink.head("c/a") is None and not list(sink.list_parts("c/big", upload))

@@ -499,3 +499,30 @@ def test_a_function_missing_a_topic_it_publishes_to_fails_at_config_load_naming_
     env[variable] = "  "
     with pytest.raises(ConfigError, match=variable):
         RuntimeConfig.from_env(env).topics(function)
+
+
+def test_a_wrong_checksum_sent_with_the_bytes_is_refused_and_nothing_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import azs3copy.engine
+
+    def off_by_one(data: bytes | memoryview) -> str:
+        import zlib
+
+        from azs3copy.checksums import crc32_b64
+
+        return crc32_b64(zlib.crc32(data) ^ 1)
+
+    monkeypatch.setattr(azs3copy.engine, "crc32_of", off_by_one)
+    source = MemoryBlobSource()
+    source.put("alpha", "small", os.urandom(4000))
+    source.put("alpha", "large", os.urandom(13 * MiB))
+    sink = MemoryObjectSink()
+    h = harness(source, sink)
+    run_id = h.run()
+    assert run_id
+    assert [k for k in sink.objects if not k.startswith("_")] == []
+    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
+    assert report["counts"]["failed"] == 2
+    assert all("BadDigest" in failure["reason"] for failure in report["failures"])
+    assert not sink.uploads

@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from azs3copy.checksums import md5_b64
+from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import (
+    ChecksumMismatchError,
+    FatalError,
     NeedsRehydrationError,
     SourceChangedError,
     SourceVanishedError,
@@ -139,7 +141,7 @@ class _Object:
 class _Upload:
     key: str
     attrs: ObjectAttrs
-    parts: dict[int, tuple[bytes, str]] = field(default_factory=dict)
+    parts: dict[int, tuple[bytes, str, str]] = field(default_factory=dict)  # data, ETag, CRC32
 
 
 class MemoryObjectSink:
@@ -182,7 +184,18 @@ class MemoryObjectSink:
         low, high = start_after.encode(), stop_after.encode()
         yield from ((key, size) for key, size in sizes if low < key.encode() <= high)
 
+    @staticmethod
+    def _check(action: str, data: bytes, crc32: str, md5: str | None = None) -> None:
+        """What S3 does with the checksums a request carries: BadDigest when the bytes do not match."""
+        if crc32 != crc32_of(data):
+            raise ChecksumMismatchError(
+                f"{action}: BadDigest: the CRC32 you specified did not match the data"
+            )
+        if md5 is not None and md5 != md5_b64(data):
+            raise ChecksumMismatchError(f"{action}: BadDigest: the Content-MD5 you specified did not match")
+
     def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+        self._check(f"PUT {key}", data, crc32, md5)
         with self._lock:
             return self._store(key, data, attrs)
 
@@ -197,8 +210,9 @@ class MemoryObjectSink:
             upload = self.uploads.get(upload_id)
             if upload is None or upload.key != key:
                 raise UploadGoneError(f"upload {upload_id} of {key} does not exist")
+            self._check(f"upload part {number} of {key}", data, crc32)
             etag = '"' + hashlib.md5(data).hexdigest() + '"'
-            upload.parts[number] = (data, etag)
+            upload.parts[number] = (data, etag, crc32)
         return etag
 
     def list_parts(self, key: str, upload_id: str) -> Iterator[UploadedPart]:
@@ -208,14 +222,19 @@ class MemoryObjectSink:
                 raise UploadGoneError(f"upload {upload_id} of {key} does not exist")
             listed = sorted(upload.parts.items())
         for start in range(0, len(listed), self.list_page_size):  # pages, like ListParts
-            for number, (data, etag) in listed[start : start + self.list_page_size]:
+            for number, (data, etag, _) in listed[start : start + self.list_page_size]:
                 yield UploadedPart(number, len(data), etag)
 
     def complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> str | None:
         with self._lock:
-            upload = self.uploads.pop(upload_id, None)
+            upload = self.uploads.get(upload_id)
             if upload is None:
                 raise UploadGoneError(f"upload {upload_id} of {key} does not exist")
+            for part in parts:  # S3: InvalidPart, and the upload stays open
+                held = upload.parts.get(part.number)
+                if held is None or held[1] != part.etag or held[2] != part.crc32:
+                    raise FatalError(f"complete {key}: InvalidPart: part {part.number} is not as given")
+            del self.uploads[upload_id]
             data = b"".join(upload.parts[part.number][0] for part in parts)
             return self._store(key, data, upload.attrs)
 
