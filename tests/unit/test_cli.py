@@ -440,6 +440,27 @@ def test_no_aws_credentials_is_one_line(
     assert "no AWS credentials" in one_line_error(capsys)
 
 
+@pytest.mark.parametrize("variable", ["AWS_REGION", "AWS_DEFAULT_REGION"])
+def test_the_region_is_taken_from_aws_region_or_aws_default_region(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv(variable, REGION)
+    out = io.StringIO()
+    assert cli.main(["status"], out=out) == 0
+    assert "no run yet" in out.getvalue()
+
+
+def test_no_region_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    assert cli.main(["status"]) == 1
+    assert "no AWS region: pass --region or set AWS_REGION" in one_line_error(capsys)
+
+
 def test_an_account_without_the_deployment_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

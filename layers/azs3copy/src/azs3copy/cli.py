@@ -196,9 +196,13 @@ def resolve_target(args: argparse.Namespace) -> Target:
             lambda_endpoint=deployment["runtime_url"],
             local=deployment,
         )
-    session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    # boto3 reads AWS_DEFAULT_REGION; AWS_REGION (the AWS CLI's and Lambda's) is taken too
+    region = args.region or os.environ.get("AWS_REGION") or None
+    session = boto3.session.Session(profile_name=args.profile, region_name=region)
     if session.region_name is None:
-        raise CliError("no AWS region: pass --region or set AWS_REGION (or a profile with a region)")
+        raise CliError(
+            "no AWS region: pass --region or set AWS_REGION or AWS_DEFAULT_REGION (or a profile with a region)"
+        )
     return Target(session, prefix=args.prefix)
 
 
@@ -933,7 +937,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, out:
     except NoCredentialsError:
         message = "no AWS credentials found: configure a profile (--profile) or the AWS_* variables"
     except NoRegionError:
-        message = "no AWS region: pass --region or set AWS_REGION"
+        message = "no AWS region: pass --region or set AWS_REGION or AWS_DEFAULT_REGION"
     except EndpointConnectionError as error:
         message = f"cannot reach {error.kwargs.get('endpoint_url', 'the AWS endpoint')}"
     except ClientError as error:
