@@ -1,5 +1,6 @@
 terraform {
-  required_version = ">= 1.9"
+  # The S3 backend's lock file (use_lockfile) is generally available from Terraform 1.11.
+  required_version = ">= 1.11"
 
   # Remote state for a real account. Replace the bucket (an existing, versioned, encrypted bucket that
   # holds your Terraform states), the key and the region before `terraform init`.

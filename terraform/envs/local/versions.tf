@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.9"
+  required_version = ">= 1.11"
 
   # State stays on this machine; tests point it elsewhere with -backend-config=path=...
   backend "local" {}

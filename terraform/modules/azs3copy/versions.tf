@@ -1,4 +1,5 @@
 terraform {
+  # 1.9: validations that refer to other variables (function_memory_mb against part_size_bytes).
   required_version = ">= 1.9"
 
   required_providers {
