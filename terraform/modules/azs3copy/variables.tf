@@ -108,8 +108,8 @@ variable "chunk_size_bytes" {
   nullable    = false
 
   validation {
-    condition     = var.chunk_size_bytes >= 65536 && var.chunk_size_bytes <= 268435456
-    error_message = "chunk_size_bytes must be between 65536 (64 KiB) and 268435456 (256 MiB)."
+    condition     = var.chunk_size_bytes >= 5242880 && var.chunk_size_bytes <= 268435456 && floor(var.chunk_size_bytes) == var.chunk_size_bytes
+    error_message = "chunk_size_bytes must be a whole number of bytes between 5242880 (5 MiB: a blob larger than one chunk is uploaded in parts of this size, and S3's parts are at least 5 MiB) and 268435456 (256 MiB)."
   }
 }
 
@@ -311,13 +311,28 @@ variable "metrics_namespace" {
 
 variable "schedule_expression" {
   type        = string
-  description = "When runs start, in EventBridge Scheduler syntax: cron(...) or rate(...)."
+  description = "When runs start, in EventBridge Scheduler syntax: cron(minutes hours day-of-month month day-of-week year) or rate(value unit)."
   default     = "cron(0 2 * * ? *)"
   nullable    = false
 
   validation {
     condition     = can(regex("^(cron|rate)\\(.+\\)$", var.schedule_expression))
     error_message = "schedule_expression must be cron(minutes hours day-of-month month day-of-week year) or rate(value unit), e.g. cron(0 2 * * ? *) or rate(1 day)."
+  }
+
+  validation {
+    condition     = !startswith(var.schedule_expression, "cron(") || can(regex("^cron\\(\\S+( \\S+){5}\\)$", var.schedule_expression))
+    error_message = "schedule_expression: cron(...) takes six fields separated by single spaces, minutes hours day-of-month month day-of-week year, e.g. cron(0 2 * * ? *) (a five-field Unix crontab has no year)."
+  }
+
+  validation {
+    condition     = !can(regex("^cron\\(\\S+( \\S+){5}\\)$", var.schedule_expression)) || can(regex("^cron\\(\\S+ \\S+ (\\? \\S+ [^?\\s]\\S*|[^?\\s]\\S* \\S+ \\?) \\S+\\)$", var.schedule_expression))
+    error_message = "schedule_expression: in cron(...) exactly one of day-of-month (3rd field) and day-of-week (5th field) must be ?, e.g. cron(0 2 * * ? *) or cron(0 2 ? * MON-FRI *)."
+  }
+
+  validation {
+    condition     = !startswith(var.schedule_expression, "rate(") || can(regex("^rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)$", var.schedule_expression))
+    error_message = "schedule_expression: rate(...) must be rate(1 minute), rate(1 hour), rate(1 day) or rate(N minutes|hours|days) with a whole N of 2 or more."
   }
 }
 
@@ -326,6 +341,11 @@ variable "schedule_timezone" {
   description = "IANA time zone the schedule is read in, e.g. UTC or Europe/Paris."
   default     = "UTC"
   nullable    = false
+
+  validation {
+    condition     = can(regex("^([A-Z][A-Za-z0-9]*|[A-Z][A-Za-z]+(/[A-Za-z0-9][A-Za-z0-9_+-]*){1,2})$", var.schedule_timezone))
+    error_message = "schedule_timezone must be an IANA time zone name such as UTC, Europe/Paris or America/Argentina/Buenos_Aires."
+  }
 }
 
 variable "schedule_enabled" {
