@@ -5,12 +5,17 @@
 
 The same inputs give the same bytes (sorted entries, fixed timestamps and permissions), so Terraform's
 `filebase64sha256()` only changes when the code does. A zip whose inputs are unchanged is not rebuilt.
+
+Beside azure-sdk.zip, whose wheels hold compiled code, azure-sdk.json says which Lambda architecture and
+Python version they were chosen for; Terraform's layers module refuses to plan when they are not the
+functions' own.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -82,9 +87,14 @@ def up_to_date(out: Path, digest: str) -> bool:
     return out.exists() and stamp.exists() and stamp.read_text().strip() == digest
 
 
+def shown(path: Path) -> str:
+    """The path as printed: relative to the repository when it is inside it (--out may be anywhere)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def mark_built(out: Path, digest: str) -> None:
     out.with_suffix(".inputs").write_text(digest + "\n")
-    print(f"built {out.relative_to(ROOT)} ({out.stat().st_size} bytes)")
+    print(f"built {shown(out)} ({out.stat().st_size} bytes)")
 
 
 def pinned_names(requirements: Path) -> set[str]:
@@ -103,13 +113,20 @@ def _normalise(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
+def write_built_for(out: Path, arch: str, python_version: str) -> None:
+    """<layer>.json beside the zip: what its wheels run on, for Terraform to compare with the functions."""
+    built_for = {"architecture": arch, "python_version": python_version, "platforms": PLATFORMS[arch]}
+    out.with_suffix(".json").write_text(json.dumps(built_for, indent=2) + "\n")
+
+
 def build_sdk_layer(out: Path, arch: str, python_version: str) -> None:
     platforms = PLATFORMS[arch]
     digest = inputs_digest(
         [SDK_REQUIREMENTS.read_bytes(), arch.encode(), python_version.encode(), Path(__file__).read_bytes()]
     )
     if up_to_date(out, digest):
-        print(f"{out.relative_to(ROOT)} is up to date")
+        write_built_for(out, arch, python_version)  # the digest covers both: the zip is built for them
+        print(f"{shown(out)} is up to date")
         return
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "python"
@@ -125,6 +142,7 @@ def build_sdk_layer(out: Path, arch: str, python_version: str) -> None:
         if unpinned:
             raise SystemExit(f"{SDK_REQUIREMENTS}: pin these dependencies too: {', '.join(sorted(unpinned))}")
         write_zip(tree_entries(target, prefix="python/"), out)
+    write_built_for(out, arch, python_version)
     mark_built(out, digest)
 
 
@@ -132,7 +150,7 @@ def build_core_layer(out: Path) -> None:
     entries = sorted(tree_entries(CORE_SOURCE, prefix="python/azs3copy/", exclude=CORE_EXCLUDED))
     digest = inputs_digest([name.encode() + b"\0" + path.read_bytes() for name, path in entries])
     if up_to_date(out, digest):
-        print(f"{out.relative_to(ROOT)} is up to date")
+        print(f"{shown(out)} is up to date")
         return
     write_zip(entries, out)
     mark_built(out, digest)

@@ -71,8 +71,9 @@ module "layers" {
   architecture = var.architecture
   layers = {
     azure-sdk = {
-      zip_path    = "${var.build_dir}/layers/azure-sdk.zip"
-      description = "azure-storage-blob, azure-identity, aws-lambda-powertools and their dependencies"
+      zip_path       = "${var.build_dir}/layers/azure-sdk.zip"
+      built_for_path = "${var.build_dir}/layers/azure-sdk.json"
+      description    = "azure-storage-blob, azure-identity, aws-lambda-powertools and their dependencies"
     }
     core = {
       zip_path    = "${var.build_dir}/layers/core.zip"

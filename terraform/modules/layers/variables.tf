@@ -5,10 +5,11 @@ variable "name_prefix" {
 
 variable "layers" {
   type = map(object({
-    zip_path    = string
-    description = string
+    zip_path       = string
+    description    = string
+    built_for_path = optional(string)
   }))
-  description = "Layers by short name: the zip built by make and a description."
+  description = "Layers by short name: the zip built by make, a description and, for a layer with compiled code, the JSON that make writes beside the zip naming the architecture and Python version it was built for (checked against architecture and runtime at plan)."
 }
 
 variable "runtime" {
