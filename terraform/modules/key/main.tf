@@ -7,7 +7,8 @@ data "aws_region" "current" {}
 
 locals {
   account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-  log_groups   = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:*"
+  # The only log groups of the system are the functions' own, /aws/lambda/<name_prefix>-<function>.
+  log_groups = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/aws/lambda/${var.name_prefix}-*"
 }
 
 data "aws_iam_policy_document" "this" {
@@ -26,7 +27,7 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
-  # CloudWatch Logs encrypts the functions' log groups with the key.
+  # CloudWatch Logs encrypts the functions' log groups with the key, and no other log group.
   statement {
     sid = "CloudWatchLogsEncryptsLogGroups"
     actions = [
