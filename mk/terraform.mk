@@ -11,13 +11,15 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := $(ROOT)/.venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
-.PHONY: tf-config layers function-zips tf-fmt tf-validate checkov test-terraform
+.PHONY: tf-config layers function-zips tf-fmt tf-validate checkov test-terraform FORCE
 
-$(TF_RC): mk/terraform.mk
+# Written on every run, replaced only when the text changes (make TF_MIRROR=/other tf-config takes effect;
+# a second run leaves the file and its timestamp alone).
+$(TF_RC): FORCE
 	@test -d $(TF_MIRROR)/registry.terraform.io/hashicorp/aws || \
 		{ echo "no hashicorp/aws provider under $(TF_MIRROR) (set TF_MIRROR)"; exit 1; }
-	mkdir -p $(dir $@)
-	printf '%s\n' \
+	@mkdir -p $(dir $@)
+	@printf '%s\n' \
 		'# Written by make tf-config: providers come from the local mirror only.' \
 		'provider_installation {' \
 		'  filesystem_mirror {' \
@@ -27,7 +29,8 @@ $(TF_RC): mk/terraform.mk
 		'  direct {' \
 		'    exclude = ["registry.terraform.io/hashicorp/*"]' \
 		'  }' \
-		'}' > $@
+		'}' > $@.$$$$ && \
+	if cmp -s $@.$$$$ $@; then rm -f $@.$$$$; else mv -f $@.$$$$ $@ && echo "wrote $@ (mirror $(TF_MIRROR))"; fi
 
 tf-config: $(TF_RC) ## Write .local/terraformrc (providers from the local filesystem mirror, TF_MIRROR)
 
