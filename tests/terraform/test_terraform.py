@@ -47,8 +47,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build = tmp_path_factory.mktemp("build")
     for kind in ("layers", "functions"):
         (build / kind).mkdir()
-        for archive in (ROOT / "build" / kind).glob("*.zip"):
+        for archive in [*(ROOT / "build" / kind).glob("*.zip"), *(ROOT / "build" / kind).glob("*.json")]:
             shutil.copy2(archive, build / kind / archive.name)
+    # What the functions of envs/local run on, as make's defaults build it (LAMBDA_ARCH, LAMBDA_PYTHON).
+    built_for = json.loads((build / "layers" / "azure-sdk.json").read_text())
+    assert (built_for["architecture"], built_for["python_version"]) == ("arm64", "3.12")
     return build
 
 
@@ -104,16 +107,46 @@ def test_terraform_files_are_formatted(built: Path) -> None:
 
 
 @pytest.mark.parametrize("env", ["local", "example"])
-def test_root_configuration_is_valid(env: str, built: Path, tmp_path: Path) -> None:
-    terraform = Terraform(TERRAFORM / "envs" / env, tmp_path)
+def test_root_configuration_is_valid_without_the_build_output(env: str, built: Path, tmp_path: Path) -> None:
+    """validate (make tf-validate) needs no zips: a copy of terraform/ with no build/ beside it validates."""
+    copy = tmp_path / "repo" / "terraform"
+    shutil.copytree(TERRAFORM, copy, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+    terraform = Terraform(copy / "envs" / env, tmp_path)
     terraform.init(backend=False)
     assert "Success!" in terraform.ok("validate", "-no-color")
+
+
+def test_tf_config_follows_the_mirror_and_leaves_an_unchanged_file_alone(tmp_path: Path) -> None:
+    mirrors = [tmp_path / name for name in ("mirror-a", "mirror-b")]
+    for mirror in mirrors:
+        (mirror / "registry.terraform.io" / "hashicorp" / "aws").mkdir(parents=True)
+    rc = tmp_path / "terraformrc"
+
+    def tf_config(mirror: Path) -> str:
+        result = make(f"TF_RC={rc}", f"TF_MIRROR={mirror}", "tf-config")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return rc.read_text()
+
+    assert f'path    = "{mirrors[0]}"' in tf_config(mirrors[0])
+    written = rc.stat().st_mtime_ns
+    assert f'path    = "{mirrors[0]}"' in tf_config(mirrors[0])
+    assert rc.stat().st_mtime_ns == written, "a second run with the same mirror rewrote the file"
+    assert f'path    = "{mirrors[1]}"' in tf_config(mirrors[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mirror-a", "mirror-b", "terraformrc"]
 
 
 def test_checkov_reports_no_failed_check() -> None:
     result = make("checkov")
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
     assert "Failed checks: 0" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def planner(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Terraform:
+    """envs/local initialised once for the plan-only tests (no state: each plan starts from nothing)."""
+    terraform = Terraform(LOCAL_ROOT, tmp_path_factory.mktemp("tf-plan"))
+    terraform.init()
+    return terraform
 
 
 @pytest.mark.parametrize(
@@ -127,19 +160,61 @@ def test_checkov_reports_no_failed_check() -> None:
             ["-var", "part_size_bytes=1073741824"],
             "function_memory_mb.largefile_parter must be at least part_size_bytes in MiB plus 256",
         ),
+        (
+            ["-var", "chunk_size_bytes=1048576"],
+            "chunk_size_bytes must be a whole number of bytes between 5242880 (5 MiB",
+        ),
         (["-var", "schedule_expression=0 2 * * *"], "schedule_expression must be cron("),
+        (["-var", "schedule_expression=cron(0 2 * * *)"], "cron(...) takes six fields"),
+        (["-var", "schedule_expression=cron(0 2 * * * *)"], "exactly one of day-of-month (3rd field)"),
+        (["-var", "schedule_expression=cron(0 2 ? * ? *)"], "exactly one of day-of-month (3rd field)"),
+        (["-var", "schedule_expression=rate(1 days)"], "rate(...) must be rate(1 minute), rate(1 hour)"),
+        (["-var", "schedule_expression=rate(5 hour)"], "rate(...) must be rate(1 minute), rate(1 hour)"),
+        (["-var", "schedule_expression=rate(0 minutes)"], "rate(...) must be rate(1 minute), rate(1 hour)"),
+        (["-var", "schedule_timezone=Europe Paris"], "schedule_timezone must be an IANA time zone name"),
     ],
-    ids=["part-size-below-5-MiB", "parter-memory-below-part-size", "schedule-without-cron"],
+    ids=[
+        "part-size-below-5-MiB",
+        "parter-memory-below-part-size",
+        "chunk-size-below-5-MiB",
+        "schedule-without-cron",
+        "cron-with-five-fields",
+        "cron-without-question-mark",
+        "cron-with-two-question-marks",
+        "rate-1-with-plural-unit",
+        "rate-n-with-singular-unit",
+        "rate-of-zero",
+        "timezone-not-iana",
+    ],
 )
 def test_plan_rejects_a_mistaken_variable_with_a_clear_message(
-    variables: list[str], message: str, built: Path, moto: MotoServer, tmp_path: Path
+    variables: list[str], message: str, built: Path, moto: MotoServer, planner: Terraform
 ) -> None:
-    terraform = Terraform(LOCAL_ROOT, tmp_path)
-    terraform.init()
-    result = terraform.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint, built), *variables)
+    result = planner.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint, built), *variables)
     assert result.returncode == 1
     assert "Invalid value for variable" in result.stderr
     assert message in " ".join(result.stderr.split())
+
+
+def test_plan_refuses_layers_built_for_another_architecture(
+    built: Path, moto: MotoServer, planner: Terraform, tmp_path: Path
+) -> None:
+    """x86_64 wheels (make layers LAMBDA_ARCH=x86_64) never reach the arm64 functions of envs/local."""
+    other = tmp_path / "build"
+    shutil.copytree(built, other)
+    built_for = other / "layers" / "azure-sdk.json"
+    built_for.write_text(json.dumps({**json.loads(built_for.read_text()), "architecture": "x86_64"}))
+    result = planner.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint, other))
+    assert result.returncode == 1
+    stderr = " ".join(result.stderr.split())
+    assert "Resource precondition failed" in stderr
+    assert "was built for x86_64 and Python 3.12, but the functions run on arm64 and python3.12" in stderr
+    assert "make layers LAMBDA_ARCH=arm64 LAMBDA_PYTHON=3.12" in stderr
+
+    built_for.unlink()
+    result = planner.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint, other))
+    assert result.returncode == 1
+    assert "make layers LAMBDA_ARCH=arm64" in " ".join(result.stderr.split())
 
 
 @pytest.fixture(scope="module")
@@ -229,38 +304,89 @@ def test_apply_creates_the_system_the_local_runtime_reads_back(
     assert json.loads(secret["SecretString"]) == {"isactive": False, "begindate": "2024-01-01T00:00:00Z"}
 
 
+def test_the_key_lets_cloudwatch_logs_encrypt_only_the_functions_log_groups(
+    applied: tuple[Terraform, dict[str, object]], moto: MotoServer
+) -> None:
+    _, outputs = applied
+    kms = client("kms", moto)
+    policy = json.loads(kms.get_key_policy(KeyId=str(outputs["kms_key_arn"]), PolicyName="default")["Policy"])
+    (logs,) = [s for s in policy["Statement"] if s["Sid"] == "CloudWatchLogsEncryptsLogGroups"]
+    (pattern,) = logs["Condition"]["ArnLike"].values()
+    assert pattern == "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/azs3copy-*"
+    names = outputs["function_names"]
+    assert isinstance(names, dict)
+    groups = client("logs", moto).describe_log_groups()["logGroups"]
+    ours = {g["logGroupName"] for g in groups if g.get("kmsKeyId") == outputs["kms_key_arn"]}
+    assert ours == {f"/aws/lambda/{name}" for name in names.values()}
+
+
+def state_resources(terraform: Terraform) -> Iterator[dict[str, Any]]:
+    """Every resource of the state, from `terraform show -json`."""
+    state = json.loads(terraform.ok("show", "-json", "-no-color"))
+    modules = [state["values"]["root_module"]]
+    while modules:
+        module = modules.pop()
+        modules.extend(module.get("child_modules", []))
+        yield from module.get("resources", [])
+
+
+INITIAL_STAGE = "azs3copy-initial"
+
+
 def test_operator_edit_of_the_secret_survives_and_plan_shows_no_changes(
     applied: tuple[Terraform, dict[str, object]], moto: MotoServer, built: Path
 ) -> None:
+    """Three operator edits later, plan is clean, the value is the operator's and Terraform's version lives.
+
+    On AWS a version keeps its own labels when AWSCURRENT moves on, and a version left with none is
+    deprecated and may be deleted (the provider would then create the initial value again, as AWSCURRENT).
+    moto drops every other label of the version AWSCURRENT leaves, so after each edit the label is put back
+    where AWS would have kept it: the state then reads as on AWS.
+    """
     terraform, outputs = applied
     secrets = client("secretsmanager", moto)
-    edited = {"isactive": True, "begindate": "2025-01-01T00:00:00Z", "containers": ["a"]}
-    secrets.put_secret_value(SecretId=outputs["secret_id"], SecretString=json.dumps(edited))
+    secret_id = str(outputs["secret_id"])
+    (tracked,) = [
+        r["values"]["version_id"]
+        for r in state_resources(terraform)
+        if r["address"].endswith("module.secret.aws_secretsmanager_secret_version.initial")
+    ]
+
+    def stages() -> dict[str, set[str]]:
+        versions = secrets.list_secret_version_ids(SecretId=secret_id)["Versions"]
+        return {v["VersionId"]: set(v.get("VersionStages", [])) for v in versions}
+
+    assert stages()[tracked] == {"AWSCURRENT", INITIAL_STAGE}
+    edits = [
+        {"isactive": True, "begindate": f"2025-0{n}-01T00:00:00Z", "containers": [f"c{n}"]} for n in (1, 2, 3)
+    ]
+    for edited in edits:
+        secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps(edited))
+        if INITIAL_STAGE not in stages()[tracked]:
+            secrets.update_secret_version_stage(
+                SecretId=secret_id, VersionStage=INITIAL_STAGE, MoveToVersionId=tracked
+            )
 
     result = terraform.run(
         "plan", "-input=false", "-no-color", "-detailed-exitcode", *local_vars(moto.endpoint, built)
     )
     assert result.returncode == 0, (
-        f"plan after apply shows changes or failed:\n{result.stdout}\n{result.stderr}"
+        f"plan after operator edits shows changes or failed:\n{result.stdout}\n{result.stderr}"
     )
-    assert json.loads(secrets.get_secret_value(SecretId=outputs["secret_id"])["SecretString"]) == edited
+    assert json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"]) == edits[-1]
+    assert stages()[tracked] == {INITIAL_STAGE}, "Terraform's version must keep a label of its own"
 
 
 def role_policies(terraform: Terraform) -> dict[str, dict[str, Any]]:
     """Each function's policy document by directory name, from `terraform show -json`."""
-    state = json.loads(terraform.ok("show", "-json", "-no-color"))
     policies = {}
-    modules = [state["values"]["root_module"]]
-    while modules:
-        module = modules.pop()
-        modules.extend(module.get("child_modules", []))
-        for resource in module.get("resources", []):
-            if (
-                resource["address"].endswith("aws_iam_role_policy.this")
-                and ".module.function[" in resource["address"]
-            ):
-                directory = resource["address"].split('module.function["')[1].split('"]')[0]
-                policies[directory] = json.loads(resource["values"]["policy"])
+    for resource in state_resources(terraform):
+        if (
+            resource["address"].endswith("aws_iam_role_policy.this")
+            and ".module.function[" in resource["address"]
+        ):
+            directory = resource["address"].split('module.function["')[1].split('"]')[0]
+            policies[directory] = json.loads(resource["values"]["policy"])
     return policies
 
 
