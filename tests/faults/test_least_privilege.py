@@ -1,6 +1,10 @@
 """Least privilege: each function's IAM policy, read from the Terraform plan of terraform/envs/local, names
 exactly the actions its code uses, on exactly the resources it uses.
 
+The plan's planned values are read (what apply would leave, not the prior state), and each function role
+may hold exactly one inline policy: any other inline policy, managed policy or attachment to the role fails
+the test, wherever in the configuration it is declared. The checker's own tests feed it plan fragments.
+
 What each function's code calls, derived by reading the engine, the ledger and the transports:
 
 * every function: (through Lambda) its log group (Lambda writes its logs with the role), its own dead-letter queue (the
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import pytest
 
 from tests.faults.conftest import REGION, World
 
@@ -99,19 +105,89 @@ def plan_json(world: World) -> dict[str, Any]:
     return document
 
 
-def role_policies(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each function's inline policy document by directory name, as the plan sees it."""
-    found: dict[str, dict[str, Any]] = {}
-    modules = [plan["prior_state"]["values"]["root_module"]]
+def planned_resources(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every resource as the plan leaves it (planned_values: what apply would make, not the prior state)."""
+    found: list[dict[str, Any]] = []
+    modules = [plan["planned_values"]["root_module"]]
     while modules:
         module = modules.pop()
         modules.extend(module.get("child_modules", []))
-        for resource in module.get("resources", []):
-            address = resource["address"]
-            if resource["type"] == "aws_iam_role_policy" and 'module.function["' in address:
-                directory = address.split('module.function["')[1].split('"]')[0]
-                found[directory] = json.loads(resource["values"]["policy"])
+        found.extend(module.get("resources", []))
     return found
+
+
+def _directory(address: str) -> str | None:
+    if 'module.function["' not in address:
+        return None
+    return address.split('module.function["')[1].split('"]')[0]
+
+
+def _policy(text: Any) -> dict[str, Any] | None:
+    return json.loads(text) if isinstance(text, str) and text else None
+
+
+def function_policies(plan: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Each function role's one inline policy document by directory name, and every other grant found on
+    those roles: more inline policies (resources or the role's inline_policy), managed policies
+    (managed_policy_arns, aws_iam_role_policy_attachment, aws_iam_policy_attachment, ...), or attachments
+    whose role the plan cannot name yet."""
+    resources = planned_resources(plan)
+    roles: dict[str, str] = {}  # role name -> directory
+    for resource in resources:
+        directory = _directory(resource["address"])
+        if resource["type"] == "aws_iam_role" and directory is not None:
+            roles[resource["values"]["name"]] = directory
+
+    inline: dict[str, dict[str, dict[str, Any] | None]] = {d: {} for d in roles.values()}
+    problems: list[str] = []
+    for resource in resources:
+        kind, address, values = resource["type"], resource["address"], resource.get("values", {})
+        if kind == "aws_iam_role" and values.get("name") in roles:
+            directory = roles[values["name"]]
+            for arn in values.get("managed_policy_arns") or []:
+                problems.append(f"{directory}: role has the managed policy {arn} (managed_policy_arns)")
+            for block in values.get("inline_policy") or []:
+                if block.get("name") or block.get("policy"):
+                    inline[directory].setdefault(block.get("name") or address, _policy(block.get("policy")))
+        elif kind == "aws_iam_role_policy":
+            role = values.get("role")
+            if role is None:
+                problems.append(f"{address}: an inline policy whose role is unknown at plan time")
+            elif role in roles:
+                name = values.get("name") or address
+                document = _policy(values.get("policy"))
+                if name in inline[roles[role]] and inline[roles[role]][name] not in (None, document):
+                    problems.append(f"{roles[role]}: two different documents named {name}")
+                inline[roles[role]][name] = document
+        elif kind in ("aws_iam_role_policy_attachment", "aws_iam_role_policy_attachments_exclusive"):
+            role = values.get("role") if kind.endswith("attachment") else values.get("role_name")
+            arns = [values.get("policy_arn")] if kind.endswith("attachment") else values.get("policy_arns")
+            if role is None:
+                problems.append(f"{address}: attaches a managed policy to a role unknown at plan time")
+            elif role in roles and arns != []:
+                problems.append(f"{roles[role]}: {address} attaches {arns}")
+        elif kind == "aws_iam_policy_attachment":
+            attached = values.get("roles")
+            if attached is None:
+                problems.append(
+                    f"{address}: attaches {values.get('policy_arn')} to roles unknown at plan time"
+                )
+            for role in set(attached or []) & set(roles):
+                problems.append(f"{roles[role]}: {address} attaches {values.get('policy_arn')}")
+
+    policies: dict[str, dict[str, Any]] = {}
+    for directory, documents in sorted(inline.items()):
+        if len(documents) != 1:
+            problems.append(
+                f"{directory}: role has {len(documents)} inline policies {sorted(documents)}, not one"
+            )
+            continue
+        ((name, document),) = documents.items()
+        if document is None:
+            problems.append(f"{directory}: the document of inline policy {name} is unknown at plan time")
+            continue
+        policies[directory] = document
+    return policies, problems
 
 
 def resource_names(world: World, directory: str) -> dict[str, str]:
@@ -138,30 +214,214 @@ def resource_names(world: World, directory: str) -> dict[str, str]:
     return names
 
 
-def granted(document: dict[str, Any], names: dict[str, str]) -> set[Grant]:
+def granted(document: dict[str, Any], names: dict[str, str]) -> tuple[set[Grant], list[str]]:
+    """(action, named resource) pairs the document allows, and what no such pair can express."""
     found: set[Grant] = set()
+    problems = []
     for statement in document["Statement"]:
-        assert statement.get("Effect", "Allow") == "Allow"
+        sid = statement.get("Sid", "?")
+        if statement.get("Effect", "Allow") != "Allow":
+            continue  # a Deny grants nothing
+        if "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"statement {sid} allows by exclusion (NotAction/NotResource)")
+            continue
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = (
             statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         )
         found |= {(action, names.get(resource, resource)) for action in actions for resource in resources}
+    return found, problems
+
+
+def grant_problems(directory: str, document: dict[str, Any], names: dict[str, str]) -> list[str]:
+    """What the document grants beyond what the function's code uses, and what it lacks."""
+    have, problems = granted(document, names)
+    need = USES[directory] | COMMON
+    if ("s3:PutObject", OBJECTS) in have:
+        have.add(("s3:PutObject", REPORTS))  # every object includes the reports
+    extra, missing = sorted(have - need), sorted(need - have)
+    found = [f"{directory}: {problem}" for problem in problems]
+    if extra:
+        found.append(f"{directory} is granted what its code never uses: {extra}")
+    if missing:
+        found.append(f"{directory} lacks what its code calls: {missing}")
     return found
 
 
 def test_each_function_policy_names_only_what_its_code_uses(world: World) -> None:
-    policies = role_policies(plan_json(world))
-    assert sorted(policies) == sorted(USES)
-    problems = []
+    policies, problems = function_policies(plan_json(world))
+    assert sorted(policies) == sorted(USES), problems
     for directory, document in sorted(policies.items()):
-        names = resource_names(world, directory)
-        have, need = granted(document, names), USES[directory] | COMMON
-        if ("s3:PutObject", OBJECTS) in have:
-            have.add(("s3:PutObject", REPORTS))  # every object includes the reports
-        extra, missing = sorted(have - need), sorted(need - have)
-        if extra:
-            problems.append(f"{directory} is granted what its code never uses: {extra}")
-        if missing:
-            problems.append(f"{directory} lacks what its code calls: {missing}")
+        problems += grant_problems(directory, document, resource_names(world, directory))
     assert not problems, "\n".join(problems)
+
+
+# --- the checker itself, on plan fragments: it must fail on what it is there to catch ----------------------
+
+ROLE = "azs3copy-download"
+DOWNLOAD_NAMES = {
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:azs3copy": SECRET,
+    "arn:aws:s3:::bucket/*": OBJECTS,
+    "arn:aws:s3:::bucket/_azs3copy/reports/*": REPORTS,
+    "arn:aws:dynamodb:us-east-1:123456789012:table/azs3copy-ledger": LEDGER,
+    "arn:aws:kms:us-east-1:123456789012:key/k": KEY,
+    "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/azs3copy-download:*": OWN_LOGS,
+    "arn:aws:sqs:us-east-1:123456789012:azs3copy-download-dlq": OWN_DLQ,
+}
+
+
+def download_document() -> dict[str, Any]:
+    """A policy granting exactly what download uses, one statement per resource."""
+    arns = {name: arn for arn, name in DOWNLOAD_NAMES.items()}
+    by_resource: dict[str, list[str]] = {}
+    for action, resource in sorted(USES["download"] | COMMON):
+        by_resource.setdefault(resource, []).append(action)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": actions, "Resource": arns.get(resource, resource)}
+            for resource, actions in sorted(by_resource.items())
+        ],
+    }
+
+
+def fragment(*extra: dict[str, Any], role: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A plan with download's role and its one inline policy, plus `extra` resources anywhere."""
+    prefix = 'module.azs3copy.module.function["download"]'
+    return {
+        "planned_values": {
+            "root_module": {
+                "child_modules": [
+                    {
+                        "address": "module.azs3copy",
+                        "resources": list(extra),
+                        "child_modules": [
+                            {
+                                "address": prefix,
+                                "resources": [
+                                    {
+                                        "address": f"{prefix}.aws_iam_role.this",
+                                        "type": "aws_iam_role",
+                                        "values": {"name": ROLE, **(role or {})},
+                                    },
+                                    {
+                                        "address": f"{prefix}.aws_iam_role_policy.this",
+                                        "type": "aws_iam_role_policy",
+                                        "values": {
+                                            "name": ROLE,
+                                            "role": ROLE,
+                                            "policy": json.dumps(download_document()),
+                                        },
+                                    },
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        }
+    }
+
+
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def test_checker_accepts_the_one_exact_inline_policy() -> None:
+    policies, problems = function_policies(fragment(role={"inline_policy": [], "managed_policy_arns": []}))
+    assert problems == []
+    assert grant_problems("download", policies["download"], DOWNLOAD_NAMES) == []
+
+
+@pytest.mark.parametrize(
+    ("plan", "expected"),
+    [
+        (
+            fragment(
+                {
+                    "address": "module.azs3copy.aws_iam_role_policy_attachment.admin",
+                    "type": "aws_iam_role_policy_attachment",
+                    "values": {"role": ROLE, "policy_arn": ADMIN},
+                }
+            ),
+            "AdministratorAccess",
+        ),
+        (
+            fragment(
+                {
+                    "address": "aws_iam_policy_attachment.everyone",
+                    "type": "aws_iam_policy_attachment",
+                    "values": {"name": "x", "roles": ["other", ROLE], "policy_arn": ADMIN},
+                }
+            ),
+            "AdministratorAccess",
+        ),
+        (fragment(role={"managed_policy_arns": [ADMIN]}), "managed_policy_arns"),
+        (
+            fragment(role={"inline_policy": [{"name": "extra", "policy": '{"Statement": []}'}]}),
+            "2 inline policies",
+        ),
+        (
+            fragment(
+                {
+                    "address": "module.azs3copy.aws_iam_role_policy.more",
+                    "type": "aws_iam_role_policy",
+                    "values": {"name": "more", "role": ROLE, "policy": '{"Statement": []}'},
+                }
+            ),
+            "2 inline policies",
+        ),
+        (
+            fragment(
+                {
+                    "address": "module.azs3copy.aws_iam_role_policy_attachment.later",
+                    "type": "aws_iam_role_policy_attachment",
+                    "values": {"policy_arn": ADMIN},
+                }
+            ),
+            "unknown at plan time",
+        ),
+    ],
+    ids=[
+        "role-policy-attachment",
+        "policy-attachment",
+        "managed-policy-arns",
+        "inline-policy-block",
+        "second-role-policy",
+        "attachment-to-unknown-role",
+    ],
+)
+def test_checker_fails_on_anything_else_attached_to_a_function_role(
+    plan: dict[str, Any], expected: str
+) -> None:
+    _, problems = function_policies(plan)
+    assert any(expected in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ({"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::bucket/*"}, "('s3:*', 'objects')"),
+        ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}, "('sqs:SendMessage', '*')"),
+        ({"Effect": "Allow", "Action": "*", "Resource": "*"}, "('*', '*')"),
+        ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}, "NotAction"),
+    ],
+    ids=["wildcard-action", "wildcard-resource", "everything", "not-action"],
+)
+def test_checker_fails_on_a_wildcard_in_the_inline_policy(statement: dict[str, Any], expected: str) -> None:
+    document = download_document()
+    document["Statement"].append(statement)
+    problems = grant_problems("download", document, DOWNLOAD_NAMES)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_checker_fails_on_a_grant_the_plan_would_add() -> None:
+    """An attachment not yet in the state is in planned_values, not in prior_state: it is still caught."""
+    admin = {
+        "address": "module.azs3copy.aws_iam_role_policy_attachment.admin",
+        "type": "aws_iam_role_policy_attachment",
+        "values": {"role": ROLE, "policy_arn": ADMIN},
+    }
+    plan = fragment(admin)
+    plan["prior_state"] = {"values": fragment()["planned_values"]}
+    _, problems = function_policies(plan)
+    assert any("AdministratorAccess" in problem for problem in problems), problems
