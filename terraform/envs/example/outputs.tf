@@ -14,7 +14,7 @@ output "ledger_table" {
 }
 
 output "kms_key_arn" {
-  description = "ARN of the customer-managed key; operators who write the secret need kms:Encrypt on it."
+  description = "ARN of the customer-managed key: operators need kms:Decrypt on it to read the secret, queues, reports and function settings, and kms:GenerateDataKey to write the secret (docs/deploy.md, Operator permissions)."
   value       = module.azs3copy.kms_key_arn
 }
 
