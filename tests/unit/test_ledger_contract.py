@@ -17,6 +17,25 @@ from azs3copy.ledger import Ledger, MemoryLedger, RunInProgressError
 from tests.support.aws import create_ledger_table
 
 
+class AtomicRequests:
+    """moto's in-process DynamoDB evaluates a condition and applies the write without a lock, so two threads
+    can both pass one condition; DynamoDB (and the local moto server) make each request atomic. This client
+    sends one request at a time."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.real, name)
+
+        def call(**kwargs: Any) -> Any:
+            with self.lock:
+                return method(**kwargs)
+
+        return call
+
+
 @pytest.fixture(params=["memory", "dynamodb"])
 def ledger(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     if request.param == "memory":
@@ -26,7 +45,7 @@ def ledger(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_ledger_table(client, "ledger")
-        yield DynamoLedger(client, "ledger")
+        yield DynamoLedger(AtomicRequests(client), "ledger")
 
 
 def start(ledger: Ledger, run_id: str = "20240101T000000Z-aaaaaa", containers: int = 1) -> str:
