@@ -245,6 +245,16 @@ def test_list_sizes_returns_the_key_range_in_byte_order(sink: ObjectSink) -> Non
     assert [key for key, _ in sink.list_sizes("p/", "p/", "p/\U0010ffff")] == ["p/a", "p/b", "p/c", "p/é"]
 
 
+def test_tags_belong_to_the_version_they_were_set_on(sink: ObjectSink) -> None:
+    assert sink.get_tags("c/tagged") is None
+    version = sink.put("c/tagged", b"one", crc32=crc32_of(b"one"), md5=md5_b64(b"one"), attrs=ATTRS)
+    assert sink.get_tags("c/tagged") == {}
+    sink.put_tags("c/tagged", version, {"azs3copy-verified": "0x8DC1A2B3:3"})
+    assert sink.get_tags("c/tagged") == {"azs3copy-verified": "0x8DC1A2B3:3"}
+    sink.put("c/tagged", b"two", crc32=crc32_of(b"two"), md5=md5_b64(b"two"), attrs=ATTRS)
+    assert sink.get_tags("c/tagged") == {}  # a new object, or version, starts without the old one's tags
+
+
 # --- what the S3 sink sends (botocore Stubber: moto accepts wrong checksums, so only the request can show it) --
 
 

@@ -6,12 +6,13 @@ import dataclasses
 import json
 import os
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from azs3copy.engine import META_PREFIX, Invocation, Tuning, launch
-from azs3copy.errors import TransientError
+from azs3copy.engine import META_PREFIX, VERIFIED_TAG, Invocation, Tuning, launch
+from azs3copy.errors import AccessDeniedError, TransientError
 from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
 from azs3copy.model import BlobRef, ContentSettings
 from azs3copy.settings import parse_settings
@@ -240,6 +241,45 @@ def test_bytes_corrupted_on_the_way_to_s3_are_caught_and_leave_nothing_behind() 
     sink.on_store = None  # the fault is gone: the next run copies exactly what is missing
     harness(source, sink).run()
     assert_copied(source, sink)
+
+
+@pytest.mark.parametrize("fault", ["corrupt-and-delete-denied", "verification-cannot-read"])
+def test_an_object_never_verified_is_copied_again_by_the_next_run_not_skipped(fault: str) -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "small", os.urandom(4000))
+    source.put("alpha", "large", os.urandom(13 * MiB))
+    sink = MemoryObjectSink(versioned=True)
+    real_delete, real_read = sink.delete, sink.read
+
+    def denied(key: str, version_id: str | None) -> None:
+        raise AccessDeniedError(f"DELETE s3://dest/{key}: AccessDenied")
+
+    def unreadable(key: str, version_id: str | None = None) -> Iterator[bytes]:
+        raise TransientError(f"GET s3://dest/{key}: 503 SlowDown")
+        yield b""
+
+    if fault == "corrupt-and-delete-denied":
+        sink.on_store = lambda key, data: data if key.startswith("_") else data[:-1] + bytes([data[-1] ^ 1])
+        sink.delete = denied  # type: ignore[method-assign]
+    else:
+        sink.read = unreadable  # type: ignore[method-assign]
+    first = harness(source, sink).run()
+    assert first
+    left = sorted(k for k in sink.objects if not k.startswith("_"))
+    assert left == ["alpha/large", "alpha/small"]  # unverified objects, with the source's metadata
+    assert all(sink.objects[k].attrs.metadata[f"{META_PREFIX}etag"] for k in left)
+    report = json.loads(sink.objects[f"_azs3copy/reports/{first}.json"].data)
+    assert report["counts"]["failed"] == 2
+    sink.on_store, sink.delete, sink.read = None, real_delete, real_read  # type: ignore[method-assign]
+    second = harness(source, sink)
+    run_id = second.run()
+    assert run_id
+    run = second.report(run_id)
+    assert run.counts["copied"] == 2 and run.counts["skipped"] == 0
+    assert_copied(source, sink)
+    assert all(VERIFIED_TAG in sink.objects[k].tags for k in left)
+    third = harness(source, sink)  # and now, verified, they are skipped
+    assert third.report(third.run() or "").counts["skipped"] == 2
 
 
 def test_transient_source_errors_are_retried_and_the_copy_completes() -> None:

@@ -274,7 +274,26 @@ def source_metadata(blob: BlobRef) -> dict[str, str]:
     return metadata
 
 
+#: The tag that marks an object verified as a copy of one blob version. It is set only after the object was
+#: verified, on the exact version written, so an object whose verification failed, could not run, or whose
+#: writer died before it, is never taken for a copy (its metadata is written with it, before any check).
+VERIFIED_TAG = "azs3copy-verified"
+_NOT_IN_TAG = re.compile(r"[^\w.:/=+\-@ ]")  # what S3 tag values cannot hold (an ETag's quotes)
+
+
+def verified_mark(blob: BlobRef) -> str:
+    """The value of the verified tag for this blob version: its ETag and size."""
+    return f"{_NOT_IN_TAG.sub('', blob.etag)}:{blob.size}"[:256]
+
+
+def _verified_copy(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
+    """Whether the object at key was verified as a copy of this blob version."""
+    tags = sink.get_tags(key)
+    return tags is not None and tags.get(VERIFIED_TAG) == verified_mark(blob)
+
+
 def _already_copied(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
+    """Whether the object at key was written from this blob version (verified or not)."""
     info = sink.head(key)
     return (
         info is not None
@@ -400,7 +419,7 @@ def _triage(
         pending.append((ref, key))
     unchanged = _unchanged_in_s3(sink, pending, deps.tuning.head_threads)
     decided += [
-        (ref, "skipped", "already in S3 with the same source ETag and size")
+        (ref, "skipped", "already in S3, verified as a copy of the same source ETag and size")
         for ref, _ in pending
         if ref.blob_id in unchanged
     ]
@@ -409,10 +428,10 @@ def _triage(
 
 
 def _unchanged_in_s3(sink: ObjectSink, pending: list[tuple[BlobRef, str]], threads: int) -> set[str]:
-    """Blob ids whose S3 object already records the same source ETag and size.
+    """Blob ids whose S3 object was verified as a copy of the same source ETag and size.
 
-    One ranged listing of the page's key span finds which keys exist with the right size; only those are
-    HEADed for their metadata."""
+    One ranged listing of the page's key span finds which keys exist with the right size; only those have
+    their tags read (one request each, where a HEAD was before)."""
     if not pending:
         return set()
     keys = sorted((key for _, key in pending), key=str.encode)
@@ -424,7 +443,7 @@ def _unchanged_in_s3(sink: ObjectSink, pending: list[tuple[BlobRef, str]], threa
     if not maybe:
         return set()
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(maybe)))) as pool:
-        results = pool.map(lambda pair: (pair[0].blob_id, _already_copied(sink, pair[1], pair[0])), maybe)
+        results = pool.map(lambda pair: (pair[0].blob_id, _verified_copy(sink, pair[1], pair[0])), maybe)
         return {blob_id for blob_id, same in results if same}
 
 
@@ -527,7 +546,7 @@ def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
         crc = crc32_of(data)
         version = sink.put(key, data, crc32=crc, md5=md5, attrs=attrs)
         del data
-        _verify_or_discard(deps, key, version, [Segment(blob.size, crc)], blob.content_md5)
+        _verify_and_mark(deps, key, version, [Segment(blob.size, crc)], blob)
         return
     upload_id = sink.create_upload(key, attrs)
     try:
@@ -548,17 +567,24 @@ def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
     except BaseException:
         sink.abort(key, upload_id)
         raise
-    _verify_or_discard(deps, key, version, [Segment(blob.size, digest.crc32)], blob.content_md5)
+    _verify_and_mark(deps, key, version, [Segment(blob.size, digest.crc32)], blob)
 
 
-def _verify_or_discard(
-    deps: Deps, key: str, version: str | None, segments: list[Segment], md5: str | None
+def _verify_and_mark(
+    deps: Deps, key: str, version: str | None, segments: list[Segment], blob: BlobRef
 ) -> None:
+    """Verify the object version just written; remove it when its bytes differ, mark it verified when they
+    do not. An object that is not marked is copied again by the next run, whatever its metadata says."""
     try:
-        verify_object(deps, key, version, segments, md5)
+        verify_object(deps, key, version, segments, blob.content_md5)
     except ChecksumMismatchError:
         _discard(deps, key, version)
         raise
+    _mark_verified(deps, key, version, blob)
+
+
+def _mark_verified(deps: Deps, key: str, version: str | None, blob: BlobRef) -> None:
+    deps.need_sink().put_tags(key, version, {VERIFIED_TAG: verified_mark(blob)})
 
 
 def _settle(
@@ -759,17 +785,24 @@ def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcom
         try:
             listed = {part.number: part for part in sink.list_parts(task.key, task.upload_id)}
         except UploadGoneError:
+            if _verified_copy(sink, task.key, blob):  # an earlier attempt verified it and died after
+                deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
+                outcome.count("copied", blob.size)
+                maybe_report(deps, task.run_id)
+                return outcome
             if _already_copied(sink, task.key, blob):  # completed by an earlier attempt that died after
                 checksums = deps.ledger.part_checksums(task.run_id, blob.blob_id)
-                if len(checksums) == plan.count:  # verify what that attempt may not have
-                    segments = [Segment(part.length, checksums[part.number]) for part in plan.parts()]
-                    info = sink.head(task.key)
-                    version = info.version_id if info else None
-                    try:
-                        verify_object(deps, task.key, version, segments, blob.content_md5)
-                    except ChecksumMismatchError as error:
-                        _discard(deps, task.key, version)
-                        raise FatalError(f"verification failed, object removed: {error}") from None
+                if len(checksums) != plan.count:
+                    raise FatalError(
+                        f"{task.key} was completed but the ledger lacks part checksums to verify it with"
+                    ) from None
+                segments = [Segment(part.length, checksums[part.number]) for part in plan.parts()]
+                info = sink.head(task.key)
+                version = info.version_id if info else None
+                try:
+                    _verify_and_mark(deps, task.key, version, segments, blob)
+                except ChecksumMismatchError as error:
+                    raise FatalError(f"verification failed, object removed: {error}") from None
                 deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
                 outcome.count("copied", blob.size)
                 maybe_report(deps, task.run_id)
@@ -791,9 +824,8 @@ def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcom
         version = sink.complete(task.key, task.upload_id, parts)
         segments = [Segment(part.length, checksums[part.number]) for part in plan.parts()]
         try:
-            verify_object(deps, task.key, version, segments, blob.content_md5)
+            _verify_and_mark(deps, task.key, version, segments, blob)
         except ChecksumMismatchError as error:
-            _discard(deps, task.key, version)
             raise FatalError(f"verification failed, object removed: {error}") from None
     except Azs3copyError as error:
         state = _settle(deps, task.run_id, blob.blob_id, error, invocation)

@@ -135,6 +135,7 @@ class _Object:
     data: bytes
     attrs: ObjectAttrs
     version_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -263,3 +264,18 @@ class MemoryObjectSink:
             self.objects[key] = _Object(
                 body, ObjectAttrs(replace(ContentSettings(), content_type="application/json")), None
             )
+
+    def put_tags(self, key: str, version_id: str | None, tags: dict[str, str]) -> None:
+        with self._lock:
+            found = self.objects.get(key)
+            if found is not None and (version_id is None or found.version_id == version_id):
+                found.tags = dict(tags)
+                return
+            if version_id is not None and version_id in self.versions.get(key, []):
+                return  # a version no longer current: its tags are not kept here
+        raise FatalError(f"tag {key}: NoSuchKey or NoSuchVersion")
+
+    def get_tags(self, key: str) -> dict[str, str] | None:
+        with self._lock:
+            found = self.objects.get(key)
+            return dict(found.tags) if found is not None else None

@@ -196,6 +196,29 @@ class S3ObjectSink:
             kwargs["VersionId"] = version_id
         self._call("delete_object", f"DELETE s3://{self.bucket}/{key}", **kwargs)
 
+    def put_tags(self, key: str, version_id: str | None, tags: dict[str, str]) -> None:
+        kwargs: dict[str, Any] = {
+            "Key": key,
+            "Tagging": {"TagSet": [{"Key": name, "Value": value} for name, value in tags.items()]},
+        }
+        if version_id:
+            kwargs["VersionId"] = version_id
+        self._call("put_object_tagging", f"tag s3://{self.bucket}/{key}", **kwargs)
+
+    def get_tags(self, key: str) -> dict[str, str] | None:
+        try:
+            response = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = error.response.get("Error", {}).get("Code")
+            # 404: no object; 405: the current version is a delete marker
+            if status in (404, 405) or code in ("NoSuchKey", "NotFound", "MethodNotAllowed"):
+                return None
+            raise classify_client_error(error, f"read tags of s3://{self.bucket}/{key}") from error
+        except BotoCoreError as error:
+            raise classify_client_error(error, f"read tags of s3://{self.bucket}/{key}") from error
+        return {str(tag["Key"]): str(tag["Value"]) for tag in response.get("TagSet", [])}
+
     def put_json(self, key: str, body: bytes) -> None:
         self._call(
             "put_object",
