@@ -228,6 +228,19 @@ def test_multipart_lists_more_than_a_thousand_parts_and_completes(sink: ObjectSi
     assert b"".join(sink.read("c/big")) == bodies[1]
 
 
+def test_a_multipart_object_has_the_full_object_crc32_and_reads_from_an_offset(sink: ObjectSink) -> None:
+    bodies = [os.urandom(5 * 1024 * 1024), os.urandom(1000)]
+    data = b"".join(bodies)
+    upload = sink.create_upload("c/whole", ATTRS)
+    etags = [sink.upload_part("c/whole", upload, n, body, crc32_of(body)) for n, body in enumerate(bodies, 1)]
+    parts = [CompletedPart(n, etags[n - 1], crc32_of(body)) for n, body in enumerate(bodies, 1)]
+    version = sink.complete("c/whole", upload, parts, crc32=crc32_of(data))
+    info = sink.head("c/whole", version, checksums=True)
+    assert info is not None and info.size == len(data)
+    assert info.crc32 == crc32_of(data) and info.checksum_type == "FULL_OBJECT"
+    assert b"".join(sink.read("c/whole", version, 5 * 1024 * 1024 - 3)) == data[-1003:]
+
+
 def test_aborted_upload_is_gone(sink: ObjectSink) -> None:
     upload = sink.create_upload("c/gone", ATTRS)
     sink.abort("c/gone", upload)

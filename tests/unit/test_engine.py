@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from azs3copy.engine import META_PREFIX, VERIFIED_TAG, Invocation, Tuning, launch
-from azs3copy.errors import AccessDeniedError, TransientError
+from azs3copy.engine import META_PREFIX, VERIFIED_TAG, Invocation, Tuning, dispatch, launch
+from azs3copy.errors import AccessDeniedError, Azs3copyError, TransientError
 from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
-from azs3copy.model import BlobRef, ContentSettings
+from azs3copy.model import BlobRef, ContentSettings, decode
 from azs3copy.settings import parse_settings
+from azs3copy.transports import CompletedPart, ObjectInfo
 from tests.support.harness import Harness, QueuePublisher
 
 MiB = 1 << 20
@@ -254,7 +258,7 @@ def test_an_object_never_verified_is_copied_again_by_the_next_run_not_skipped(fa
     def denied(key: str, version_id: str | None) -> None:
         raise AccessDeniedError(f"DELETE s3://dest/{key}: AccessDenied")
 
-    def unreadable(key: str, version_id: str | None = None) -> Iterator[bytes]:
+    def unreadable(key: str, version_id: str | None = None, start: int = 0) -> Iterator[bytes]:
         raise TransientError(f"GET s3://dest/{key}: 503 SlowDown")
         yield b""
 
@@ -523,6 +527,7 @@ def test_a_report_that_could_not_be_written_is_written_by_the_retry() -> None:
         ("find-blobs", "AZS3COPY_TOPIC_LARGE"),
         ("largefile-initializer", "AZS3COPY_TOPIC_PARTS"),
         ("largefile-parter", "AZS3COPY_TOPIC_RECOMBINE"),
+        ("largefile-recombinator", "AZS3COPY_TOPIC_RECOMBINE"),  # continues a long read-back
     ],
 )
 def test_a_function_missing_a_topic_it_publishes_to_fails_at_config_load_naming_it(
@@ -566,3 +571,192 @@ def test_a_wrong_checksum_sent_with_the_bytes_is_refused_and_nothing_is_stored(
     assert report["counts"]["failed"] == 2
     assert all("BadDigest" in failure["reason"] for failure in report["failures"])
     assert not sink.uploads
+
+
+# --- verification of large objects: a read-back over several invocations, and verify=checksum ---------------
+
+
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=8))
+def test_crc32_combine_gives_the_crc32_of_the_concatenation(pieces: list[bytes]) -> None:
+    import zlib
+
+    from azs3copy.checksums import crc32_of
+    from azs3copy.engine import Segment, combined_crc32, crc32_combine
+
+    assert combined_crc32([Segment(len(p), crc32_of(p)) for p in pieces]) == crc32_of(b"".join(pieces))
+    head, tail = pieces[0], b"".join(pieces[1:])
+    assert crc32_combine(zlib.crc32(head), zlib.crc32(tail), len(tail)) == zlib.crc32(head + tail)
+
+
+def test_crc32_combine_of_parts_of_one_size_matches_zlib_at_part_sizes() -> None:
+    from azs3copy.checksums import crc32_of
+    from azs3copy.engine import Segment, combined_crc32
+
+    data = os.urandom(5 * MiB * 3 + 12345)
+    parts = [data[i : i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
+    assert combined_crc32([Segment(len(p), crc32_of(p)) for p in parts]) == crc32_of(data)
+
+
+def drive(h: Harness, remaining: Callable[[str], Callable[[], float]]) -> list[tuple[str, str]]:
+    """Deliver every message like Lambda, each invocation's remaining time from remaining(topic); returns
+    what was delivered."""
+    delivered: list[tuple[str, str]] = []
+    while h.publisher.queue:
+        topic, body = h.publisher.queue.popleft()
+        delivered.append((topic, body))
+        request_id = f"request-{len(delivered)}"
+        for attempt in range(1, h.tuning.max_attempts + 1):
+            final = attempt == h.tuning.max_attempts
+            invocation = Invocation(request_id, final_attempt=final, remaining_seconds=remaining(topic))
+            try:
+                dispatch(h.deps(), decode(body), invocation)
+                break
+            except Azs3copyError:
+                if final:
+                    h.dead_letters.append((topic, body, "failed"))
+    return delivered
+
+
+def running_out(topic: str) -> Callable[[], float]:
+    """A recombinator with 15 minutes at its claim and 30 seconds once it is reading back."""
+    calls = iter([900.0])
+    return (lambda: next(calls, 30.0)) if topic == "recombine" else (lambda: 900.0)
+
+
+def test_a_read_back_too_long_for_one_invocation_continues_in_fresh_ones_without_rereading() -> None:
+    source = MemoryBlobSource()
+    data = os.urandom(23 * MiB + 17)  # 5 parts of 5 MiB
+    source.put("alpha", "huge.bin", data)
+    sink = MemoryObjectSink(versioned=True)
+    h = harness(source, sink)
+    run_id = launch(h.deps()).detail["run_id"]
+    delivered = drive(h, running_out)
+    recombines = [decode(body) for topic, body in delivered if topic == "recombine"]
+    assert [task.verify_from for task in recombines] == [0, 2, 3, 4, 5]  # type: ignore[union-attr]
+    assert len({task.version_id for task in recombines[1:]}) == 1  # type: ignore[union-attr]
+    run = h.report(run_id)
+    assert run.complete and run.counts["copied"] == 1 and run.report_key
+    assert sink.objects["alpha/huge.bin"].data == data
+    assert VERIFIED_TAG in sink.objects["alpha/huge.bin"].tags
+    assert sink.bytes_read == len(data)  # every byte read back once, across five invocations
+    assert not h.dead_letters
+
+
+def test_a_continued_read_back_that_finds_a_bad_part_removes_the_object() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "huge.bin", os.urandom(23 * MiB + 17))
+    sink = MemoryObjectSink(versioned=True)
+    flip = 4 * 5 * MiB + 3  # in part 5, read by the fifth invocation
+
+    def corrupt(key: str, data: bytes) -> bytes:
+        return data if key.startswith("_") else data[:flip] + bytes([data[flip] ^ 1]) + data[flip + 1 :]
+
+    sink.on_store = corrupt
+    h = harness(source, sink)
+    run_id = launch(h.deps()).detail["run_id"]
+    drive(h, running_out)
+    run = h.report(run_id)
+    assert run.complete and run.counts["failed"] == 1
+    assert "alpha/huge.bin" not in sink.objects
+    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
+    assert "part 5" in report["failures"][0]["reason"]
+
+
+class ReportedChecksum(MemoryObjectSink):
+    """A sink whose HEAD reports the CRC32 a test chooses, as S3 would hold it."""
+
+    def __init__(self, crc32: Callable[[str, str | None], str | None], checksum_type: str) -> None:
+        super().__init__()
+        self.reported, self.checksum_type = crc32, checksum_type
+
+    def head(self, key: str, version_id: str | None = None, *, checksums: bool = False) -> ObjectInfo | None:
+        info = super().head(key, version_id, checksums=checksums)
+        if info is None or not checksums or key.startswith("_"):
+            return info
+        return dataclasses.replace(
+            info, crc32=self.reported(key, info.crc32), checksum_type=self.checksum_type
+        )
+
+
+def checksum_mode(h: Harness) -> Harness:
+    h.tuning = dataclasses.replace(h.tuning, verify="checksum")
+    return h
+
+
+def test_verify_checksum_compares_s3s_crc32_of_every_object_without_reading_it_back() -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "small", os.urandom(4000))
+    source.put("alpha", "chunked", os.urandom(7 * MiB))  # small, multipart in 5 MiB chunks
+    source.put("alpha", "large", os.urandom(23 * MiB + 17))
+    sink = MemoryObjectSink()
+    h = checksum_mode(harness(source, sink))
+    run_id = h.run()
+    assert run_id and h.report(run_id).counts["copied"] == 3
+    assert sink.bytes_read == 0
+    assert_copied(source, sink)
+    assert all(VERIFIED_TAG in obj.tags for key, obj in sink.objects.items() if not key.startswith("_"))
+
+
+@pytest.mark.parametrize(
+    ("reported", "reason"),
+    [
+        (lambda key, crc: "AAAAAA==", "differs from"),  # S3 holds the CRC32 of other bytes
+        (lambda key, crc: None, "holds no CRC32"),  # nothing to compare: not taken as verified
+    ],
+)
+def test_verify_checksum_fails_and_removes_an_object_whose_crc32_does_not_match(
+    reported: Callable[[str, str | None], str | None], reason: str
+) -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", "small", os.urandom(4000))
+    source.put("alpha", "large", os.urandom(23 * MiB + 17))
+    sink = ReportedChecksum(reported, "FULL_OBJECT")
+    h = checksum_mode(harness(source, sink))
+    run_id = h.run()
+    assert run_id
+    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
+    assert report["counts"]["failed"] == 2 and report["counts"]["copied"] == 0
+    assert all(reason in failure["reason"] for failure in report["failures"])
+    assert [k for k in sink.objects if not k.startswith("_")] == []
+
+
+def test_verify_checksum_accepts_s3s_composite_crc32_of_an_older_upload() -> None:
+    from azs3copy.checksums import crc32_of
+
+    source = MemoryBlobSource()
+    data = os.urandom(23 * MiB + 17)
+    source.put("alpha", "large", data)
+    parts = [data[i : i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
+    composite = crc32_of(b"".join(base64.b64decode(crc32_of(p)) for p in parts)) + f"-{len(parts)}"
+    sink = ReportedChecksum(lambda key, crc: composite, "COMPOSITE")
+    h = checksum_mode(harness(source, sink))
+    run_id = h.run()
+    assert run_id and h.report(run_id).counts["copied"] == 1
+
+
+def test_s3_refusing_an_assembly_that_does_not_match_the_whole_crc32_leaves_nothing() -> None:
+    class ChangedInAssembly(MemoryObjectSink):
+        """A stand-in for bytes that changed between the parts S3 checked and the object it assembles."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.changed: set[str] = set()
+
+        def complete(
+            self, key: str, upload_id: str, parts: list[CompletedPart], *, crc32: str | None = None
+        ) -> str | None:
+            if upload_id not in self.changed:
+                self.changed.add(upload_id)
+                data, etag, crc = self.uploads[upload_id].parts[2]
+                self.uploads[upload_id].parts[2] = (data[:-1] + bytes([data[-1] ^ 1]), etag, crc)
+            return super().complete(key, upload_id, parts, crc32=crc32)
+
+    source = MemoryBlobSource()
+    source.put("alpha", "large", os.urandom(23 * MiB + 17))
+    sink = ChangedInAssembly()
+    h = harness(source, sink)
+    run_id = h.run()
+    assert run_id
+    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
+    assert report["counts"]["failed"] == 1 and "BadDigest" in report["failures"][0]["reason"]
+    assert "alpha/large" not in sink.objects and not sink.uploads

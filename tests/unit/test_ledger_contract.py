@@ -169,6 +169,11 @@ def test_upload_is_recorded_once_and_parts_count_each_number_once(ledger: Ledger
     assert ledger.part_checksums(run, "c0/big") == {1: "AAAAAA==", 3: "BBBBBB=="}
     blob = ledger.get_blob(run, "c0/big")
     assert blob is not None and blob.upload_id == "u1" and blob.parts == 3 and blob.parts_done == 2
+    assert blob.checksum_type == "COMPOSITE"  # what uploads recorded before the checksum type was are
+    ledger.register_page(run, "c0", 1, [("c0/whole", 100)], [])
+    ledger.set_upload(run, "c0/whole", "u3", "c0/whole", 5, 3, "FULL_OBJECT")
+    whole = ledger.get_blob(run, "c0/whole")
+    assert whole is not None and whole.checksum_type == "FULL_OBJECT"
 
 
 def test_attempts_are_counted_per_request(ledger: Ledger) -> None:

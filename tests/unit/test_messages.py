@@ -14,6 +14,7 @@ from azs3copy.model import (
     ContentSettings,
     LargeBlob,
     PartTask,
+    RecombineTask,
     SmallBatch,
     batch_small_blobs,
     decode,
@@ -44,6 +45,14 @@ def test_messages_round_trip_with_identity_and_content_settings() -> None:
     assert decode(encode(large)) == large
     batch = SmallBatch("run-1", (blob("x"), blob("y")), ("mig/alpha/x", "mig/alpha/y"))
     assert decode(encode(batch)) == batch
+
+
+def test_a_recombine_task_carries_where_a_read_back_continues_and_older_ones_still_decode() -> None:
+    continued = RecombineTask("run-1", blob(), "alpha/a/b.txt", "up-1", 7, "version-3")
+    assert decode(encode(continued)) == continued
+    first = RecombineTask("run-1", blob(), "alpha/a/b.txt", "up-1")
+    assert '"verify_from"' not in encode(first)  # as messages were before read-backs could continue
+    assert decode(encode(first)) == first
 
 
 def test_a_small_batch_written_before_keys_were_carried_still_decodes() -> None:

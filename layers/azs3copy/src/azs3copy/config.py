@@ -27,7 +27,7 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
     "download": (),
     "largefile-initializer": ("parts",),
     "largefile-parter": ("recombine",),
-    "largefile-recombinator": (),
+    "largefile-recombinator": ("recombine",),  # a read-back continued in a fresh invocation
 }
 
 

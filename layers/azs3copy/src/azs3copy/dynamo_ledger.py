@@ -445,17 +445,24 @@ class DynamoLedger:
         return not failed  # a failed condition: the blob reached a terminal state before
 
     def set_upload(
-        self, run_id: str, blob_id: str, upload_id: str, key: str, part_size: int, parts: int
+        self,
+        run_id: str,
+        blob_id: str,
+        upload_id: str,
+        key: str,
+        part_size: int,
+        parts: int,
+        checksum_type: str = "COMPOSITE",
     ) -> str:
         try:
             self._call(
                 "update_item",
                 Key=self._key(run_id, f"BLOB#{blob_id}"),
-                UpdateExpression="SET upload_id = :u, #k = :k, part_size = :ps, parts = :n",
+                UpdateExpression="SET upload_id = :u, #k = :k, part_size = :ps, parts = :n, checksum_type = :ct",
                 ConditionExpression="attribute_not_exists(upload_id)",
                 ExpressionAttributeNames={"#k": "key"},
                 ExpressionAttributeValues=_item(
-                    **{":u": upload_id, ":k": key, ":ps": part_size, ":n": parts}
+                    **{":u": upload_id, ":k": key, ":ps": part_size, ":n": parts, ":ct": checksum_type}
                 ),
             )
         except ClientError:

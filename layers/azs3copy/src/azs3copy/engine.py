@@ -47,7 +47,7 @@ from azs3copy.model import (
     encode,
     iso,
 )
-from azs3copy.planner import MAX_OBJECT_SIZE, MiB, check_part_size, plan_parts
+from azs3copy.planner import MAX_OBJECT_SIZE, MiB, PartPlan, check_part_size, plan_parts
 from azs3copy.settings import Settings
 from azs3copy.transports import BlobSource, CompletedPart, ObjectAttrs, ObjectSink
 
@@ -73,6 +73,9 @@ class Tuning:
     head_threads: int = 8
     #: find-blobs hands the rest of a container to a fresh invocation when less than this is left.
     listing_reserve_seconds: float = 120.0
+    #: The recombinator hands the rest of a read-back to a fresh invocation when less than this (and twice
+    #: the slowest part's read) is left.
+    verify_reserve_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         check_part_size(self.part_size)
@@ -468,27 +471,115 @@ class Segment:
     crc32: str
 
 
+_CRC32_POLY = 0xEDB88320  # CRC-32 as zlib and S3 compute it, bit-reflected
+
+
+def _gf2_multiply(a: int, b: int) -> int:
+    """a·b modulo the CRC-32 polynomial, both bit-reflected (bit 31 is x^0)."""
+    product, mask = 0, 1 << 31
+    while mask:
+        if a & mask:
+            product ^= b
+        b = (b >> 1) ^ _CRC32_POLY if b & 1 else b >> 1
+        mask >>= 1
+    return product
+
+
+def _x_to_8n(n: int) -> int:
+    """x^(8n) modulo the polynomial: what appending n bytes does to a CRC register."""
+    result, square = 1 << 31, 1 << 23  # x^0, x^8
+    while n:
+        if n & 1:
+            result = _gf2_multiply(square, result)
+        square = _gf2_multiply(square, square)
+        n >>= 1
+    return result
+
+
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """The CRC-32 of A followed by B, from crc32(A), crc32(B) and len(B), without the bytes."""
+    return _gf2_multiply(_x_to_8n(length2), crc1) ^ crc2
+
+
+def combined_crc32(segments: list[Segment]) -> str:
+    """The CRC32 (base64) of the whole object from the CRC32 of each of its segments, in order."""
+    shifts: dict[int, int] = {}  # parts share one length: x^(8n) is computed once
+    crc = 0
+    for segment in segments:
+        shift = shifts.get(segment.length)
+        if shift is None:
+            shift = shifts[segment.length] = _x_to_8n(segment.length)
+        crc = _gf2_multiply(shift, crc) ^ int.from_bytes(base64.b64decode(segment.crc32), "big")
+    return crc32_b64(crc)
+
+
+def composite_crc32(segments: list[Segment]) -> str:
+    """S3's COMPOSITE checksum of a multipart object: the CRC32 of the parts' CRC32s, then -<parts>."""
+    raw = b"".join(base64.b64decode(segment.crc32) for segment in segments)
+    return f"{crc32_of(raw)}-{len(segments)}"
+
+
+def _compare_checksum(deps: Deps, key: str, version_id: str | None, segments: list[Segment]) -> None:
+    """verify=checksum: the size and the CRC32 S3 holds for the object version, against the CRC32s of what
+    was read from Azure (S3 computed its own from the bytes it received)."""
+    expected_size = sum(segment.length for segment in segments)
+    info = deps.need_sink().head(key, version_id, checksums=True)
+    if info is None or info.size != expected_size:
+        found = "no object" if info is None else f"{info.size} bytes"
+        raise ChecksumMismatchError(f"s3 object {key}: expected {expected_size} bytes, found {found}")
+    if info.crc32 is None:
+        raise ChecksumMismatchError(
+            f"s3 object {key}: S3 holds no CRC32 for it, so verify=checksum cannot compare one"
+        )
+    composite = (info.checksum_type or "").upper() == "COMPOSITE"
+    expected = composite_crc32(segments) if composite else combined_crc32(segments)
+    if info.crc32 != expected:
+        kind = "composite" if composite else "full-object"
+        raise ChecksumMismatchError(
+            f"s3 object {key}: S3's {kind} CRC32 {info.crc32} differs from the {expected} of what was read "
+            "from Azure"
+        )
+
+
 def verify_object(
     deps: Deps, key: str, version_id: str | None, segments: list[Segment], md5: str | None
 ) -> None:
-    """Check the object S3 holds: its size, and in readback mode the CRC32 of every segment and the MD5.
-    Raises ChecksumMismatchError naming what differs.
+    """Check the object S3 holds: in checksum mode its size and S3's CRC32, in readback mode the CRC32 of
+    every segment read back, and the MD5. Raises ChecksumMismatchError naming what differs."""
+    if deps.tuning.verify != "readback":
+        _compare_checksum(deps, key, version_id, segments)
+        return
+    read_back(deps, key, version_id, segments, md5)
 
-    In readback mode the GET itself checks the size (no HEAD first), and every byte is hashed once: CRC32
-    per segment, MD5 of the whole only when there is one to compare with."""
+
+def read_back(
+    deps: Deps,
+    key: str,
+    version_id: str | None,
+    segments: list[Segment],
+    md5: str | None,
+    *,
+    first: int = 0,
+    stop: Callable[[float], bool] | None = None,
+) -> int | None:
+    """Read the object back from segment `first` on and check the CRC32 of each segment (and, read from the
+    start in one go, the whole object's MD5). Raises ChecksumMismatchError naming what differs.
+
+    `stop` is asked after each segment, with the seconds the slowest segment took; when it says so, reading
+    stops and the index of the next segment to check is returned (None when every segment was checked). MD5
+    state cannot be carried to another invocation: a read-back that stops compares the CRC32s only.
+
+    The GET itself checks the size (no HEAD first), and every byte is hashed once."""
     sink = deps.need_sink()
     expected_size = sum(segment.length for segment in segments)
-    if deps.tuning.verify != "readback":
-        info = sink.head(key)
-        if info is None or info.size != expected_size:
-            found = "no object" if info is None else f"{info.size} bytes"
-            raise ChecksumMismatchError(f"s3 object {key}: expected {expected_size} bytes, found {found}")
-        return
-    whole_md5 = hashlib.md5() if md5 else None
-    size = 0
-    index, crc, filled = 0, 0, 0
+    start = sum(segment.length for segment in segments[:first])
+    whole_md5 = hashlib.md5() if md5 and first == 0 else None
+    size = start
+    index, crc, filled = first, 0, 0
+    slowest, began = 0.0, time.monotonic()
+    chunks = sink.read(key, version_id, start) if index < len(segments) else iter(())
     try:
-        for chunk in sink.read(key, version_id):
+        for chunk in chunks:
             view = memoryview(chunk)
             size += len(view)
             if whole_md5 is not None:
@@ -504,14 +595,22 @@ def verify_object(
                             f"(CRC32 {crc32_b64(crc)}, expected {segments[index].crc32})"
                         )
                     index, crc, filled = index + 1, 0, 0
+                    now = time.monotonic()
+                    slowest, began = max(slowest, now - began), now
+                    if stop is not None and index < len(segments) and stop(slowest):
+                        return index
     except ChecksumMismatchError:
         raise
     except Azs3copyError:
-        if sink.head(key) is None:
+        if sink.head(key, version_id) is None:
             raise ChecksumMismatchError(
                 f"s3 object {key}: expected {expected_size} bytes, found no object"
             ) from None
         raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # a read-back that stops early releases its connection
     if size != expected_size:
         raise ChecksumMismatchError(f"s3 object {key}: read back {size} bytes, expected {expected_size}")
     if md5 and whole_md5 is not None:
@@ -520,6 +619,12 @@ def verify_object(
             raise ChecksumMismatchError(
                 f"s3 object {key}: MD5 {found_md5} differs from the blob's Content-MD5 {md5}"
             )
+    elif md5:
+        logger.warning(
+            "Content-MD5 not compared: the read-back spanned invocations; every part's CRC32 matched",
+            extra={"key": key},
+        )
+    return None
 
 
 def _discard(deps: Deps, key: str, version_id: str | None) -> None:
@@ -563,7 +668,7 @@ def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
             raise ChecksumMismatchError(
                 f"{blob.blob_id}: bytes read have MD5 {digest.md5}, the blob's Content-MD5 is {blob.content_md5}"
             )
-        version = sink.complete(key, upload_id, parts)
+        version = sink.complete(key, upload_id, parts, crc32=digest.crc32)
     except BaseException:
         sink.abort(key, upload_id)
         raise
@@ -661,7 +766,7 @@ def init_large(deps: Deps, message: LargeBlob, invocation: Invocation) -> Outcom
         if upload_id is None:
             mine = sink.create_upload(key, _attrs(blob))
             upload_id = deps.ledger.set_upload(
-                message.run_id, blob.blob_id, mine, key, plan.part_size, plan.count
+                message.run_id, blob.blob_id, mine, key, plan.part_size, plan.count, "FULL_OBJECT"
             )
             if upload_id != mine:
                 sink.abort(key, mine)  # another delivery of this message got there first
@@ -768,8 +873,11 @@ def copy_part(deps: Deps, task: PartTask, invocation: Invocation) -> Outcome:
 
 
 def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcome:
-    """Complete the object once every planned part is in S3 with its planned size, then verify it."""
-    sink, blob = deps.need_sink(), task.blob
+    """Complete the object once every planned part is in S3 with its planned size, then verify it.
+
+    A read-back that cannot end before the invocation's time runs out is continued by a fresh invocation:
+    the claim is released and a RecombineTask naming the first part still to check is published."""
+    blob = task.blob
     outcome = Outcome()
     claim = deps.ledger.claim(
         task.run_id, blob.blob_id, invocation.request_id, invocation.remaining_seconds()
@@ -782,51 +890,51 @@ def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcom
     record = claim.record
     try:
         plan = plan_parts(blob.size, record.part_size)
-        try:
-            listed = {part.number: part for part in sink.list_parts(task.key, task.upload_id)}
-        except UploadGoneError:
-            if _verified_copy(sink, task.key, blob):  # an earlier attempt verified it and died after
-                deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
-                outcome.count("copied", blob.size)
-                maybe_report(deps, task.run_id)
-                return outcome
-            if _already_copied(sink, task.key, blob):  # completed by an earlier attempt that died after
-                checksums = deps.ledger.part_checksums(task.run_id, blob.blob_id)
-                if len(checksums) != plan.count:
-                    raise FatalError(
-                        f"{task.key} was completed but the ledger lacks part checksums to verify it with"
-                    ) from None
-                segments = [Segment(part.length, checksums[part.number]) for part in plan.parts()]
-                info = sink.head(task.key)
-                version = info.version_id if info else None
-                try:
-                    _verify_and_mark(deps, task.key, version, segments, blob)
-                except ChecksumMismatchError as error:
-                    raise FatalError(f"verification failed, object removed: {error}") from None
-                deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
-                outcome.count("copied", blob.size)
-                maybe_report(deps, task.run_id)
-                return outcome
-            raise FatalError(
-                f"multipart upload of {task.key} is gone and no complete object is there"
-            ) from None
-        missing = [part.number for part in plan.parts() if part.number not in listed]
-        wrong = [p.number for p in plan.parts() if p.number in listed and listed[p.number].size != p.length]
-        if missing or wrong:
-            raise TransientError(
-                f"{task.key}: not every part is in yet (missing {missing[:10]}, wrong size {wrong[:10]})"
-            )
         checksums = deps.ledger.part_checksums(task.run_id, blob.blob_id)
         absent = [number for number in range(1, plan.count + 1) if number not in checksums]
+        segments = [Segment(part.length, checksums.get(part.number, "")) for part in plan.parts()]
+        if task.verify_from:  # a read-back this blob's earlier invocation handed over
+            version, first = task.version_id, task.verify_from - 1
+        else:
+            completed = _complete_upload(deps, task, plan, record.checksum_type, segments, absent)
+            if completed.verified:
+                deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
+                outcome.count("copied", blob.size)
+                maybe_report(deps, task.run_id)
+                return outcome
+            version, first = completed.version, 0
         if absent:
-            raise TransientError(f"{task.key}: no recorded checksum for parts {absent[:10]}")
-        parts = [CompletedPart(n, listed[n].etag, checksums[n]) for n in range(1, plan.count + 1)]
-        version = sink.complete(task.key, task.upload_id, parts)
-        segments = [Segment(part.length, checksums[part.number]) for part in plan.parts()]
+            raise FatalError(f"{task.key}: the ledger lacks the checksums of parts {absent[:10]} to verify")
+        resume: int | None = None
         try:
-            _verify_and_mark(deps, task.key, version, segments, blob)
+            if deps.tuning.verify == "readback":
+                stop = _time_is_short(deps, invocation)
+                resume = read_back(
+                    deps, task.key, version, segments, blob.content_md5, first=first, stop=stop
+                )
+            else:
+                _compare_checksum(deps, task.key, version, segments)
         except ChecksumMismatchError as error:
+            _discard(deps, task.key, version)
             raise FatalError(f"verification failed, object removed: {error}") from None
+        if resume is not None:
+            deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
+            following = RecombineTask(task.run_id, blob, task.key, task.upload_id, resume + 1, version)
+            deps.publisher.publish(deps.topics.recombine, [encode(following)])
+            outcome.count("verifying")
+            outcome.published = 1
+            outcome.detail = {"verified_parts": resume, "parts": plan.count}
+            logger.info(
+                "read-back continues in a fresh invocation",
+                extra={
+                    "run_id": task.run_id,
+                    "blob": blob.blob_id,
+                    "verified_parts": resume,
+                    "parts": plan.count,
+                },
+            )
+            return outcome
+        _mark_verified(deps, task.key, version, blob)
     except Azs3copyError as error:
         state = _settle(deps, task.run_id, blob.blob_id, error, invocation)
         if state is None:
@@ -846,6 +954,51 @@ def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcom
     logger.info("large blob copied", extra={"run_id": task.run_id, "blob": blob.blob_id, "bytes": blob.size})
     maybe_report(deps, task.run_id)
     return outcome
+
+
+def _time_is_short(deps: Deps, invocation: Invocation) -> Callable[[float], bool]:
+    """Whether a read-back should hand over now: less time left than the reserve and twice the slowest part."""
+    return lambda slowest: invocation.remaining_seconds() < deps.tuning.verify_reserve_seconds + 2 * slowest
+
+
+@dataclass(frozen=True)
+class _Completed:
+    version: str | None
+    #: An earlier attempt completed, verified and marked the object, and died before recording it.
+    verified: bool = False
+
+
+def _complete_upload(
+    deps: Deps,
+    task: RecombineTask,
+    plan: PartPlan,
+    checksum_type: str,
+    segments: list[Segment],
+    absent: list[int],
+) -> _Completed:
+    """Complete the multipart upload once every planned part is in with its planned size. An upload that is
+    gone was completed by an earlier attempt when the object at the key was written from this blob."""
+    sink, blob = deps.need_sink(), task.blob
+    try:
+        listed = {part.number: part for part in sink.list_parts(task.key, task.upload_id)}
+    except UploadGoneError:
+        if _verified_copy(sink, task.key, blob):
+            return _Completed(None, verified=True)
+        if _already_copied(sink, task.key, blob):
+            info = sink.head(task.key)
+            return _Completed(info.version_id if info else None)
+        raise FatalError(f"multipart upload of {task.key} is gone and no complete object is there") from None
+    missing = [part.number for part in plan.parts() if part.number not in listed]
+    wrong = [p.number for p in plan.parts() if p.number in listed and listed[p.number].size != p.length]
+    if missing or wrong:
+        raise TransientError(
+            f"{task.key}: not every part is in yet (missing {missing[:10]}, wrong size {wrong[:10]})"
+        )
+    if absent:
+        raise TransientError(f"{task.key}: no recorded checksum for parts {absent[:10]}")
+    parts = [CompletedPart(n, listed[n].etag, segments[n - 1].crc32) for n in range(1, plan.count + 1)]
+    whole = combined_crc32(segments) if checksum_type == "FULL_OBJECT" else None
+    return _Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole))
 
 
 # --- the run report ---------------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ class BlobRecord:
     parts: int = 0
     parts_done: int = 0
     key: str | None = None
+    #: How S3 checksums the upload's object: FULL_OBJECT, or COMPOSITE for uploads recorded before that.
+    checksum_type: str = "COMPOSITE"
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,18 @@ class Ledger(Protocol):
     def release(self, run_id: str, blob_id: str, owner: str) -> None: ...
     def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool: ...
     def set_upload(
-        self, run_id: str, blob_id: str, upload_id: str, key: str, part_size: int, parts: int
-    ) -> str: ...
+        self,
+        run_id: str,
+        blob_id: str,
+        upload_id: str,
+        key: str,
+        part_size: int,
+        parts: int,
+        checksum_type: str = "COMPOSITE",
+    ) -> str:
+        """Record the blob's multipart upload once; returns the upload id recorded (an earlier one wins)."""
+        ...
+
     def get_blob(self, run_id: str, blob_id: str) -> BlobRecord | None: ...
     def record_part(self, run_id: str, blob_id: str, number: int, crc32: str) -> int: ...
     def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]: ...
@@ -191,6 +203,7 @@ def _blob_record(blob_id: str, data: dict[str, Any]) -> BlobRecord:
         parts=int(data.get("parts", 0)),
         parts_done=len(data.get("parts_done") or ()),
         key=data.get("key"),
+        checksum_type=str(data.get("checksum_type") or "COMPOSITE"),
     )
 
 
@@ -316,12 +329,25 @@ class MemoryLedger:
             return True
 
     def set_upload(
-        self, run_id: str, blob_id: str, upload_id: str, key: str, part_size: int, parts: int
+        self,
+        run_id: str,
+        blob_id: str,
+        upload_id: str,
+        key: str,
+        part_size: int,
+        parts: int,
+        checksum_type: str = "COMPOSITE",
     ) -> str:
         with self._lock:
             item = self._run(run_id).blobs.setdefault(blob_id, {"state": "pending"})
             if not item.get("upload_id"):
-                item.update(upload_id=upload_id, key=key, part_size=part_size, parts=parts)
+                item.update(
+                    upload_id=upload_id,
+                    key=key,
+                    part_size=part_size,
+                    parts=parts,
+                    checksum_type=checksum_type,
+                )
             return str(item["upload_id"])
 
     def get_blob(self, run_id: str, blob_id: str) -> BlobRecord | None:

@@ -136,6 +136,8 @@ class _Object:
     attrs: ObjectAttrs
     version_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
+    #: What S3 computed from the bytes it received (before any corruption at rest, which only a read finds).
+    crc32: str | None = None
 
 
 @dataclass
@@ -153,29 +155,38 @@ class MemoryObjectSink:
         self.versioned = versioned
         self.list_page_size = list_page_size
         self.puts = 0
+        #: Bytes handed out by read(): what a read-back cost.
+        self.bytes_read = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         #: Called with the bytes about to be stored; a test may return different bytes (corruption).
         self.on_store: Callable[[str, bytes], bytes] | None = None
 
     def _store(self, key: str, data: bytes, attrs: ObjectAttrs) -> str | None:
+        crc = crc32_of(data)
         if self.on_store:
             data = self.on_store(key, data)
         version = f"v{next(self._ids)}" if self.versioned else None
-        self.objects[key] = _Object(data, attrs, version)
+        self.objects[key] = _Object(data, attrs, version, crc32=crc)
         if version:
             self.versions.setdefault(key, []).append(version)
         self.puts += 1
         return version
 
-    def head(self, key: str) -> ObjectInfo | None:
+    def head(self, key: str, version_id: str | None = None, *, checksums: bool = False) -> ObjectInfo | None:
         with self._lock:
             found = self.objects.get(key)
-        if found is None:
+        if found is None or (version_id is not None and found.version_id != version_id):
             return None
         etag = '"' + hashlib.md5(found.data).hexdigest() + '"'
         return ObjectInfo(
-            len(found.data), dict(found.attrs.metadata), found.version_id, etag, found.attrs.content
+            len(found.data),
+            dict(found.attrs.metadata),
+            found.version_id,
+            etag,
+            found.attrs.content,
+            crc32=found.crc32 if checksums else None,
+            checksum_type="FULL_OBJECT" if checksums and found.crc32 else None,
         )
 
     def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:
@@ -226,7 +237,9 @@ class MemoryObjectSink:
             for number, (data, etag, _) in listed[start : start + self.list_page_size]:
                 yield UploadedPart(number, len(data), etag)
 
-    def complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> str | None:
+    def complete(
+        self, key: str, upload_id: str, parts: list[CompletedPart], *, crc32: str | None = None
+    ) -> str | None:
         with self._lock:
             upload = self.uploads.get(upload_id)
             if upload is None:
@@ -235,19 +248,23 @@ class MemoryObjectSink:
                 held = upload.parts.get(part.number)
                 if held is None or held[1] != part.etag or held[2] != part.crc32:
                     raise FatalError(f"complete {key}: InvalidPart: part {part.number} is not as given")
-            del self.uploads[upload_id]
             data = b"".join(upload.parts[part.number][0] for part in parts)
+            if crc32 is not None:
+                self._check(f"complete {key}", data, crc32)
+            del self.uploads[upload_id]
             return self._store(key, data, upload.attrs)
 
     def abort(self, key: str, upload_id: str) -> None:
         with self._lock:
             self.uploads.pop(upload_id, None)
 
-    def read(self, key: str, version_id: str | None = None) -> Iterator[bytes]:
+    def read(self, key: str, version_id: str | None = None, start: int = 0) -> Iterator[bytes]:
         with self._lock:
             data = self.objects[key].data
-        for start in range(0, len(data), 1 << 20):
-            yield data[start : start + (1 << 20)]
+        for offset in range(start, len(data), 1 << 20):
+            chunk = data[offset : offset + (1 << 20)]
+            self.bytes_read += len(chunk)
+            yield chunk
         if not data:
             yield b""
 

@@ -183,9 +183,16 @@ class RecombineTask:
     blob: BlobRef
     key: str
     upload_id: str
+    #: A read-back that continues in a fresh invocation: the first part not verified yet (0: the upload is
+    #: still to be completed) and the object version being read.
+    verify_from: int = 0
+    version_id: str | None = None
 
     def body(self) -> dict[str, Any]:
-        return {"blob": self.blob.to_dict(), "key": self.key, "upload_id": self.upload_id}
+        body: dict[str, Any] = {"blob": self.blob.to_dict(), "key": self.key, "upload_id": self.upload_id}
+        if self.verify_from:
+            body.update(verify_from=self.verify_from, version_id=self.version_id)
+        return body
 
 
 Message = ContainerTask | SmallBatch | LargeBlob | PartTask | RecombineTask
@@ -238,8 +245,14 @@ def decode(text: str) -> Message:
                 int(data["part_size"]),
             )
         if kind == "recombine":
+            version = data.get("version_id")
             return RecombineTask(
-                run_id, BlobRef.from_dict(data["blob"]), str(data["key"]), str(data["upload_id"])
+                run_id,
+                BlobRef.from_dict(data["blob"]),
+                str(data["key"]),
+                str(data["upload_id"]),
+                int(data.get("verify_from") or 0),
+                str(version) if version is not None else None,
             )
     except (KeyError, TypeError, ValueError) as error:
         raise MessageError(f"malformed {kind} message: {error!r}") from None

@@ -46,9 +46,14 @@ class S3ObjectSink:
             args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
         return args
 
-    def head(self, key: str) -> ObjectInfo | None:
+    def head(self, key: str, version_id: str | None = None, *, checksums: bool = False) -> ObjectInfo | None:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id and version_id != "null":  # the null version of an unversioned bucket is the current
+            kwargs["VersionId"] = version_id  # one (and moto answers HEAD ?versionId=null with a 400)
+        if checksums:
+            kwargs["ChecksumMode"] = "ENABLED"
         try:
-            response = self.client.head_object(Bucket=self.bucket, Key=key)
+            response = self.client.head_object(**kwargs)
         except ClientError as error:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404 or error.response.get("Error", {}).get("Code") in (
@@ -67,6 +72,8 @@ class S3ObjectSink:
             version_id=response.get("VersionId"),
             etag=response.get("ETag"),
             content=content,
+            crc32=response.get("ChecksumCRC32"),
+            checksum_type=response.get("ChecksumType"),
         )
 
     def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:
@@ -102,6 +109,7 @@ class S3ObjectSink:
             f"create multipart upload of s3://{self.bucket}/{key}",
             Key=key,
             ChecksumAlgorithm="CRC32",
+            ChecksumType="FULL_OBJECT",
             **self._write_args(attrs),
         )
         return str(response["UploadId"])
@@ -148,7 +156,10 @@ class S3ObjectSink:
                 return
             kwargs["PartNumberMarker"] = response["NextPartNumberMarker"]
 
-    def complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> str | None:
+    def complete(
+        self, key: str, upload_id: str, parts: list[CompletedPart], *, crc32: str | None = None
+    ) -> str | None:
+        whole: dict[str, Any] = {"ChecksumCRC32": crc32, "ChecksumType": "FULL_OBJECT"} if crc32 else {}
         response = self._upload_call(
             key,
             upload_id,
@@ -160,6 +171,7 @@ class S3ObjectSink:
                     for part in parts
                 ]
             },
+            **whole,
         )
         version: str | None = response.get("VersionId")
         return version
@@ -176,10 +188,12 @@ class S3ObjectSink:
             if "NoSuchUpload" not in str(error):
                 raise
 
-    def read(self, key: str, version_id: str | None = None) -> Iterator[bytes]:
+    def read(self, key: str, version_id: str | None = None, start: int = 0) -> Iterator[bytes]:
         kwargs: dict[str, Any] = {"Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
+        if start:
+            kwargs["Range"] = f"bytes={start}-"
         response = self._call("get_object", f"GET s3://{self.bucket}/{key}", **kwargs)
         body = response["Body"]
         try:

@@ -45,6 +45,10 @@ class ObjectInfo:
     version_id: str | None = None
     etag: str | None = None
     content: ContentSettings = field(default_factory=ContentSettings)
+    #: S3's CRC32 of the object (asked for with checksums=True): of the whole object when checksum_type is
+    #: FULL_OBJECT, of the parts' CRC32s followed by "-<parts>" when COMPOSITE; None when S3 has none.
+    crc32: str | None = None
+    checksum_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,10 @@ class CompletedPart:
 
 
 class ObjectSink(Protocol):
-    def head(self, key: str) -> ObjectInfo | None: ...
+    def head(self, key: str, version_id: str | None = None, *, checksums: bool = False) -> ObjectInfo | None:
+        """The object (that version, or the current one), None when there is none; with checksums=True also
+        the CRC32 S3 holds for it."""
+        ...
 
     def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:
         """(key, size) of the objects with start_after < key <= stop_after (UTF-8 byte order) under prefix."""
@@ -72,7 +79,9 @@ class ObjectSink(Protocol):
         """One object, with its checksums for S3 to check; returns the version id (None if unversioned)."""
         ...
 
-    def create_upload(self, key: str, attrs: ObjectAttrs) -> str: ...
+    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+        """Open a multipart upload whose object gets a full-object CRC32 (ChecksumType FULL_OBJECT)."""
+        ...
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes, crc32: str) -> str:
         """Returns the part's ETag. Raises UploadGoneError when the upload was aborted or completed."""
@@ -82,13 +91,20 @@ class ObjectSink(Protocol):
         """Every part uploaded so far, following pagination to the end."""
         ...
 
-    def complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> str | None: ...
+    def complete(
+        self, key: str, upload_id: str, parts: list[CompletedPart], *, crc32: str | None = None
+    ) -> str | None:
+        """Complete the upload; with crc32 (of the whole object) S3 refuses an assembly that does not match it
+        (ChecksumMismatchError). Returns the version id."""
+        ...
 
     def abort(self, key: str, upload_id: str) -> None:
         """Abort; an upload that is already gone is not an error."""
         ...
 
-    def read(self, key: str, version_id: str | None = None) -> Iterator[bytes]: ...
+    def read(self, key: str, version_id: str | None = None, start: int = 0) -> Iterator[bytes]:
+        """The object's bytes from offset `start` to the end, in chunks."""
+        ...
 
     def delete(self, key: str, version_id: str | None) -> None: ...
 
