@@ -210,3 +210,21 @@ def test_a_function_without_a_topic_it_publishes_to_fails_before_writing_naming_
         ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}},
     )["Items"]
     assert written == []  # not even the attempt counter: nothing to clean up, nothing half listed
+
+
+def test_a_retried_launch_announces_its_own_run_and_a_tick_during_a_run_is_answered(stack: Stack) -> None:
+    container = new_container(stack)
+    upload(stack, container, "x.bin", b"once")
+    stack.configure([container])
+    pump = stack.pump()
+    launch = load_handler("launch-qualification").lambda_handler
+    first = launch({"force": True}, lambda_context("launch-qualification", "launch-request-7"))
+    again = launch({"force": True}, lambda_context("launch-qualification", "launch-request-7"))  # a retry
+    assert first["started"] is True and again["started"] is True
+    assert again["run_id"] == first["run_id"] and again["announced_again"] is True
+    tick = launch({}, lambda_context("launch-qualification"))  # the schedule, while that run is unfinished
+    assert tick["started"] is False and tick["run_in_progress"] == first["run_id"]
+    pump.drain()
+    assert not pump.failures
+    report = stack.report(first["run_id"])
+    assert report["found"] == 1 and report["counts"]["copied"] == 1
