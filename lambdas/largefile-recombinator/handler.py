@@ -1,4 +1,4 @@
-"""largefile-recombinator: complete the object once every planned part is in, exactly once, then verify it."""
+"""largefile-recombinator: complete the object once every planned part is in, exactly once, then verify it (a long read-back continues in a fresh invocation)."""
 
 from typing import Any
 
