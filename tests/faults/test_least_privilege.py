@@ -12,11 +12,16 @@ What each function's code calls, derived by reading the engine, the ledger and t
   metrics are EMF lines in the log (Powertools), not PutMetricData calls.
 * the ledger: `bump_attempt`, `claim`, `release`, `finish`, `set_upload`, `mark_reported` are UpdateItem (or
   TransactWriteItems of updates); `record_part`, `start_run` and the page/listing records are PutItem;
-  `register_page` writes blobs with BatchWriteItem; the report's `blobs()` and `part_checksums` are Query.
+  `register_page` writes blobs with TransactWriteItems of conditional Puts (PutItem) and the run's counters
+  (UpdateItem); the report's `blobs()` and `part_checksums` are Query.
 * S3 on a versioned bucket: read-back of the version just written is GetObjectVersion, removing an
   unverified version is DeleteObjectVersion; HEAD is GetObject; CreateMultipartUpload, UploadPart,
   CompleteMultipartUpload and the run report are PutObject; `_upload_call` checks a failing upload with
   ListParts (ListMultipartUploadParts). Any function that can end a run's last blob writes the report.
+  A verified object's version is tagged (PutObjectVersionTagging, PutObjectTagging without a version id)
+  by download and the recombinator; find-blobs and the recombinator read the current version's tags
+  (GetObjectTagging) to skip verified copies. The recombinator continues a long read-back by publishing to
+  its own topic.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ WRITE_AND_VERIFY = grants(
         "s3:GetObjectVersion",
         "s3:ListMultipartUploadParts",
         "s3:PutObject",
+        "s3:PutObjectTagging",
+        "s3:PutObjectVersionTagging",
     ],
     OBJECTS,
 )
@@ -77,9 +84,9 @@ USES: dict[str, set[Grant]] = {
     | grants(["sns:Publish"], "topic containers"),
     "find-blobs": READ_SECRET
     | SNS_STEP
-    | grants(["dynamodb:BatchWriteItem", "dynamodb:PutItem"], LEDGER)
+    | grants(["dynamodb:PutItem"], LEDGER)
     | grants(["s3:ListBucket"], BUCKET)
-    | grants(["s3:GetObject"], OBJECTS)
+    | grants(["s3:GetObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic containers")
     | grants(["sns:Publish"], "topic small-blobs")
     | grants(["sns:Publish"], "topic large-blobs"),
@@ -92,7 +99,10 @@ USES: dict[str, set[Grant]] = {
     | grants(["dynamodb:PutItem"], LEDGER)
     | grants(["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"], OBJECTS)
     | grants(["sns:Publish"], "topic recombine"),
-    "largefile-recombinator": SNS_STEP | WRITE_AND_VERIFY,
+    "largefile-recombinator": SNS_STEP
+    | WRITE_AND_VERIFY
+    | grants(["s3:GetObjectTagging"], OBJECTS)
+    | grants(["sns:Publish"], "topic recombine"),
 }
 
 

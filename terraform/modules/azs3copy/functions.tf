@@ -71,8 +71,9 @@ locals {
       description = "Completes the multipart upload of a large blob and verifies the object"
       triggers    = { recombine = local.topics["recombine"] }
       environment = merge(local.bucket_environment, {
-        POWERTOOLS_SERVICE_NAME = "largefile-recombinator"
-        AZS3COPY_VERIFY         = var.verify
+        POWERTOOLS_SERVICE_NAME  = "largefile-recombinator"
+        AZS3COPY_VERIFY          = var.verify
+        AZS3COPY_TOPIC_RECOMBINE = local.topics["recombine"] # continuations of a long read-back
       })
     }
   }

@@ -53,9 +53,10 @@ data "aws_iam_policy_document" "find_blobs" {
     resources = [module.storage.arn]
   }
 
+  # An object whose size matches is skipped only if it carries the verified tag for the blob's ETag.
   statement {
-    sid       = "HeadExistingObjects"
-    actions   = ["s3:GetObject"]
+    sid       = "ReadVerifiedTags"
+    actions   = ["s3:GetObjectTagging"]
     resources = [local.objects]
   }
 
@@ -68,7 +69,6 @@ data "aws_iam_policy_document" "find_blobs" {
   statement {
     sid = "RegisterBlobs"
     actions = [
-      "dynamodb:BatchWriteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
@@ -101,6 +101,8 @@ data "aws_iam_policy_document" "download" {
       "s3:GetObjectVersion",
       "s3:ListMultipartUploadParts",
       "s3:PutObject",
+      "s3:PutObjectTagging",
+      "s3:PutObjectVersionTagging",
     ]
     resources = [local.objects]
   }
@@ -166,9 +168,12 @@ data "aws_iam_policy_document" "largefile_recombinator" {
       "s3:DeleteObject",
       "s3:DeleteObjectVersion",
       "s3:GetObject",
+      "s3:GetObjectTagging",
       "s3:GetObjectVersion",
       "s3:ListMultipartUploadParts",
       "s3:PutObject",
+      "s3:PutObjectTagging",
+      "s3:PutObjectVersionTagging",
     ]
     resources = [local.objects]
   }
@@ -177,5 +182,12 @@ data "aws_iam_policy_document" "largefile_recombinator" {
     sid       = "RecordCompletion"
     actions   = local.ledger_step
     resources = [local.ledger]
+  }
+
+  # A read-back of a large object that needs more than one invocation continues in the next one.
+  statement {
+    sid       = "ContinueVerification"
+    actions   = ["sns:Publish"]
+    resources = [local.topics["recombine"]]
   }
 }
