@@ -1,25 +1,36 @@
 """The six handlers copy through a service principal: the Entra stand-in signs it in, Azurite in OAuth mode
 serves the blobs, moto server plays AWS. The bytes in S3 equal the bytes in Azure; a wrong secret stops the
-run with an error that names the setting, and nothing is copied."""
+run with an error that names the setting, and nothing is copied.
+
+Neither the client secret, the wrong secret nor any access token the stand-in issued appears in a log record
+(every logger at DEBUG, the Azure SDK's included), in what the test printed (the functions' structured log
+lines among it), in an SNS message, in a dead-letter record or in the run report."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
+from aws_lambda_powertools import Logger
 
 from azs3copy.azure_auth import clear_client_cache
 from azs3copy.errors import AzureAuthError
 from azs3copy.local.emulators import MotoServer
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, STORAGE_SCOPE, OAuthWorld, oauth_world
-from tests.support.pump import lambda_context, load_handler
+from tests.support.pump import SnsPump, lambda_context, load_handler
 from tests.support.stack import PART, THRESHOLD, Stack, handler_stack
 
 WRONG_SECRET = "Wr0ng~secret.value_for-the-test"
+#: The functions' Powertools logger: JSON lines to stdout, and its records propagate to caplog's handler.
+FUNCTIONS_LOGGER = "azs3copy"
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +40,27 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthWorld]:
 
 
 @pytest.fixture(scope="module")
-def stack(moto_server: MotoServer, world: OAuthWorld) -> Iterator[Stack]:
+def dlq(moto_server: MotoServer) -> str:
+    """The functions' dead-letter queue (`AZS3COPY_DLQ_URL`), where blobs failed for good are put."""
+    sqs = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    ).client("sqs", endpoint_url=moto_server.endpoint)
+    return str(sqs.create_queue(QueueName=f"sp-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"])
+
+
+@pytest.fixture(scope="module")
+def stack(moto_server: MotoServer, world: OAuthWorld, dlq: str) -> Iterator[Stack]:
     # What the local runtime gives a function that signs in to the stand-in: the system CAs plus the test CA.
     with handler_stack(
         moto_server,
         world.key_client(),
         world.azurite.connection_string,
         name="sp",
-        extra_env={"REQUESTS_CA_BUNDLE": world.verify},
+        extra_env={"REQUESTS_CA_BUNDLE": world.verify, "AZS3COPY_DLQ_URL": dlq},
     ) as built:
+        Logger(
+            service=FUNCTIONS_LOGGER
+        )  # the handlers' logger, writing to this session's stdout, not a test's
         yield built
     clear_client_cache()
 
@@ -46,6 +69,120 @@ def stack(moto_server: MotoServer, world: OAuthWorld) -> Iterator[Stack]:
 def cold_start(world: OAuthWorld) -> None:
     clear_client_cache()
     world.token_server.forget()
+
+
+@dataclass
+class Captured:
+    caplog: pytest.LogCaptureFixture
+    capsys: pytest.CaptureFixture[str]
+
+    def places(self) -> dict[str, list[str]]:
+        """Everything logged (each record with its arguments, extra fields and exception) and printed."""
+        printed = self.capsys.readouterr()
+        return {
+            "log record": [record_text(record) for record in self.caplog.records],
+            "printed": [printed.out, printed.err],
+        }
+
+    def start(self) -> None:
+        """Forget what was captured so far: the test putting the secret in place logs it, the functions
+        must not."""
+        self.caplog.clear()
+        self.capsys.readouterr()
+
+    def azure_records(self) -> int:
+        return sum(1 for record in self.caplog.records if record.name.startswith("azure"))
+
+
+def record_text(record: logging.LogRecord) -> str:
+    text = f"{record.name} {record.getMessage()} {json.dumps(record.__dict__, default=str)}"
+    if record.exc_info:
+        text += logging.Formatter().formatException(record.exc_info)
+    return text
+
+
+class CurrentStdout:
+    """Writes to whatever `sys.stdout` is at the time: capsys replaces it in each phase of a test."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def captured(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Iterator[Captured]:
+    """Every logger at DEBUG into caplog (the functions' and the Azure SDK's included), and the functions'
+    JSON log lines into capsys."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("azure", "msal", FUNCTIONS_LOGGER):
+        caplog.set_level(logging.DEBUG, logger=name)
+    handler = getattr(logging.getLogger(FUNCTIONS_LOGGER), "powertools_handler", None)
+    assert isinstance(handler, logging.StreamHandler), "the stack fixture set up the functions' logger"
+    stream = handler.setStream(CurrentStdout())  # type: ignore[arg-type]  # into capsys, for this test
+    try:
+        yield Captured(caplog, capsys)
+    finally:
+        handler.setStream(stream)
+
+
+def secret_values(world: OAuthWorld) -> dict[str, str]:
+    values = {"client secret": CLIENT_SECRET, "wrong client secret": WRONG_SECRET}
+    for number, token in enumerate(world.token_server.issued_tokens, start=1):
+        values[f"access token {number}"] = token
+        values[f"signature of access token {number}"] = token.rsplit(".", 1)[1]
+    return values
+
+
+def dead_letters(stack: Stack, queue: str) -> list[str]:
+    bodies = []
+    while messages := stack.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            bodies.append(message["Body"])
+            stack.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+class BotocoreLogsTheSecret(AssertionError):
+    """Every secret found is in botocore's DEBUG record of a GetSecretValue response body."""
+
+
+BOTOCORE_LEAK = (
+    "botocore.parsers logs every response body at DEBUG, so with the root logger at DEBUG the functions log "
+    "GetSecretValue's SecretString, the Azure client secret in it; nothing in azs3copy keeps botocore's "
+    "wire loggers above DEBUG"
+)
+known_leak = pytest.mark.xfail(raises=BotocoreLogsTheSecret, strict=True, reason=BOTOCORE_LEAK)
+
+
+def assert_no_secret_in(places: dict[str, list[str]], world: OAuthWorld) -> None:
+    found = [
+        (where, name, text)
+        for where, texts in places.items()
+        for text in texts
+        for name, value in secret_values(world).items()
+        if value in text
+    ]
+    if not found:
+        return
+    shown = [(where, name, text[:300]) for where, name, text in found]
+    if all(
+        where == "log record" and text.startswith("botocore.parsers ") and "SecretString" in text
+        for where, _, text in found
+    ):
+        raise BotocoreLogsTheSecret(shown)
+    raise AssertionError(shown)
+
+
+def pumped(pump: SnsPump, stack: Stack, queue: str) -> dict[str, list[str]]:
+    """The SNS envelopes the handlers were given, and what was dead-lettered (by the functions, or as an
+    event whose retries ran out)."""
+    return {
+        "SNS message": [json.dumps(envelope) for envelope in pump.envelopes],
+        "dead-letter record": dead_letters(stack, queue)
+        + [json.dumps({"function": f, "event": e, "error": error}) for f, e, error in pump.failures],
+    }
 
 
 def configure(stack: Stack, world: OAuthWorld, containers: list[str] | None, **azure: str) -> None:
@@ -67,12 +204,14 @@ def new_container(stack: Stack, blobs: dict[str, bytes]) -> str:
     return name
 
 
+@known_leak
 def test_small_and_large_blobs_copy_byte_exact_through_a_service_principal(
-    stack: Stack, world: OAuthWorld
+    stack: Stack, world: OAuthWorld, dlq: str, captured: Captured
 ) -> None:
     blobs = {"small.csv": b"id,value\n1,one\n" * 1000, "large.bin": os.urandom(3 * PART + 4321)}
     container = new_container(stack, blobs)
     configure(stack, world, [container])
+    captured.start()
     pump = stack.pump()
     run_id = stack.launch()
     pump.drain()
@@ -85,12 +224,21 @@ def test_small_and_large_blobs_copy_byte_exact_through_a_service_principal(
     assert {(r.status, r.client_id, r.scope) for r in asked} == {(200, CLIENT_ID, STORAGE_SCOPE)}
     assert len(asked) == 1, "one token for the warm container, reused by every handler call"
 
+    places = {**captured.places(), **pumped(pump, stack, dlq), "run report": [json.dumps(report)]}
+    assert world.token_server.issued_tokens and captured.azure_records(), "the checks below look somewhere"
+    assert any('"level"' in text for text in places["printed"]), "the functions' log lines were captured"
+    assert len(places["SNS message"]) >= 5
+    assert_no_secret_in(places, world)
 
+
+@known_leak
 def test_a_wrong_secret_fails_the_run_naming_the_setting_and_copies_nothing(
-    stack: Stack, world: OAuthWorld
+    stack: Stack, world: OAuthWorld, dlq: str, captured: Captured
 ) -> None:
     container = new_container(stack, {"small.csv": b"never copied", "large.bin": os.urandom(THRESHOLD + 1)})
     configure(stack, world, [container], client_secret=WRONG_SECRET)
+    dead_letters(stack, dlq)
+    captured.start()
     pump = stack.pump()
     run_id = stack.launch()  # the containers are named in the secret: the run starts, listing signs in
     pump.drain()
@@ -101,19 +249,28 @@ def test_a_wrong_secret_fails_the_run_naming_the_setting_and_copies_nothing(
     [failure] = report["failures"]
     assert failure["blob"] == f"{container}/"
     assert "AzureAuthError" in failure["reason"] and "azure.client_secret" in failure["reason"]
-    assert WRONG_SECRET not in json.dumps(report) and CLIENT_SECRET not in json.dumps(report)
     assert pump.invocations["find-blobs"] == 1, "a refused sign-in is not retried"
     refused = world.token_server.token_requests
     assert [r.status for r in refused] == [401], "one sign-in, no retry inside the SDK either"
 
+    places = {**captured.places(), **pumped(pump, stack, dlq), "run report": [json.dumps(report)]}
+    [record] = places["dead-letter record"]  # the listing, failed for good, dead-lettered by find-blobs
+    assert json.loads(record)["failures"][0]["blob"] == f"{container}/"
+    assert captured.azure_records() and any('"level"' in text for text in places["printed"])
+    assert_no_secret_in(places, world)
 
+
+@known_leak
 def test_a_wrong_secret_stops_the_launch_when_it_has_to_list_the_containers(
-    stack: Stack, world: OAuthWorld
+    stack: Stack, world: OAuthWorld, captured: Captured
 ) -> None:
     configure(stack, world, None, client_secret=WRONG_SECRET)
+    captured.start()
     with pytest.raises(AzureAuthError, match=r"azure\.client_secret") as raised:
         load_handler("launch-qualification").lambda_handler(
             {"force": True}, lambda_context("launch-qualification")
         )
-    assert WRONG_SECRET not in str(raised.value)
     assert len(world.token_server.token_requests) == 1
+    places = {**captured.places(), "exception": [str(raised.value), repr(raised.value)]}
+    assert captured.azure_records(), "the Azure SDK's refused sign-in was logged and looked at"
+    assert_no_secret_in(places, world)

@@ -4,7 +4,8 @@
 asks it for the tenant's OpenID configuration and then for a token (client-credentials grant). The access
 token is a signed JWT with the claims Azurite's `--oauth basic` checks (iss, aud, iat, nbf, exp). A wrong
 tenant, client id or secret gets the error body real Entra returns (AADSTS90002, AADSTS700016,
-AADSTS7000215). Every request is recorded so tests can check who asked for what.
+AADSTS7000215). Every request is recorded so tests can check who asked for what, and every access token
+issued is kept so tests can check it appears nowhere it must not.
 
 HTTPS on 127.0.0.1 only (the Azure SDKs send bearer tokens over HTTPS only). `make_tls` writes a throwaway
 certificate authority, a server certificate for 127.0.0.1 signed by it, and a CA bundle (the system
@@ -203,6 +204,7 @@ class TokenServer:
         self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._key_id = _b64url(uuid.uuid4().bytes)
         self._seen: list[SeenRequest] = []
+        self._issued: list[str] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
@@ -253,7 +255,14 @@ class TokenServer:
     def token_requests(self) -> list[SeenRequest]:
         return [request for request in self.seen if request.is_token]
 
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token this server has issued since it started (`forget` keeps them)."""
+        with self._lock:
+            return list(self._issued)
+
     def forget(self) -> None:
+        """Forget the requests seen so far (not the tokens issued: a test looks for every one of them)."""
         with self._lock:
             self._seen.clear()
 
@@ -384,7 +393,10 @@ class TokenServer:
         }
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         signature = self._signing_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return f"{signing_input}.{_b64url(signature)}"
+        token = f"{signing_input}.{_b64url(signature)}"
+        with self._lock:
+            self._issued.append(token)
+        return token
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
