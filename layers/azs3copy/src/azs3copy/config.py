@@ -105,8 +105,8 @@ class RuntimeConfig:
         try:
             return Tuning(
                 large_threshold=_int(self.env, "LARGE_THRESHOLD", 100 * MiB, 1),
-                part_size=_int(self.env, "PART_SIZE", 16 * MiB, 1),
-                chunk_size=_int(self.env, "CHUNK_SIZE", 8 * MiB, 1),
+                part_size=_int(self.env, "PART_SIZE", 16 * MiB, 5 * MiB),
+                chunk_size=_int(self.env, "CHUNK_SIZE", 8 * MiB, 5 * MiB),
                 max_attempts=_int(self.env, "MAX_ATTEMPTS", 3, 1),
                 verify="readback" if verify == "readback" else "checksum",
                 report_prefix=self.optional("REPORT_PREFIX") or "_azs3copy/reports/",
