@@ -19,6 +19,7 @@ from azs3copy.aws_errors import classify_client_error
 from azs3copy.errors import ConfigError, TransientError
 from azs3copy.model import SNS_MAX_BYTES
 from azs3copy.settings import Settings, parse_settings
+from azs3copy.wire_logs import quiet_wire_loggers
 
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -29,6 +30,7 @@ CLIENT_CONFIG = Config(
 
 
 def client(service: str, session: boto3.session.Session | None = None) -> Any:
+    quiet_wire_loggers()  # botocore would log request parameters and response bodies (secrets) at DEBUG
     return (session or boto3.session.Session()).client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
 
 

@@ -50,6 +50,7 @@ from azs3copy.errors import (
     TransientError,
 )
 from azs3copy.settings import CLOUDS, AzureCredentials
+from azs3copy.wire_logs import quiet_wire_loggers
 
 #: Connections kept open to the storage account: room for ~16 concurrent ranged reads plus listing.
 POOL_SIZE = 32
@@ -195,6 +196,7 @@ def blob_service_client(
     `connection_verify` is for tests against local HTTPS servers (a CA bundle path). Left at True, the
     transport trusts the system store, or the bundle named by `REQUESTS_CA_BUNDLE` when it is set.
     """
+    quiet_wire_loggers()  # urllib3 would log each request line, a SAS signature with it, at DEBUG
     key = (creds, connection_verify)
     with _cache_lock:
         client = _cache.get(key)

@@ -35,6 +35,7 @@ from botocore.exceptions import (
 
 from azs3copy.errors import Azs3copyError, BlobRejectedError, ConfigError
 from azs3copy.settings import parse_begindate, parse_settings
+from azs3copy.wire_logs import quiet_wire_loggers
 
 COMPONENTS = (
     "launch-qualification",
@@ -82,6 +83,7 @@ class Target:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
+            quiet_wire_loggers()  # put_secret_value's parameters are the credentials
             endpoint = self.lambda_endpoint if service == "lambda" and self.lambda_endpoint else self.endpoint
             self._clients[service] = self.session.client(
                 service,  # type: ignore[call-overload]
