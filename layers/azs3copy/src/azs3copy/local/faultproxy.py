@@ -5,14 +5,19 @@ A rule matches on method, path, query and headers (regular expressions), at most
 letting `skip` matches through, with a probability drawn from a seeded generator; its action is one of
 
 * ``status``: answer with a status and a service-shaped error body, without forwarding;
-* ``reset``: reset the connection (RST), either before forwarding or halfway through the response body;
+* ``reset``: reset the connection (RST) at one of four points (`Rule.reset_at`): ``request``, with the request
+  read and not forwarded; ``body``, halfway through reading the request body (nothing forwarded);
+  ``forwarded``, after the emulator answered the forwarded request (it did the work: stored the object, the
+  part, completed the upload) and before any byte of that answer reaches the client; ``response``, halfway
+  through the response body;
 * ``delay``: wait, then forward;
 * ``stall``: hold the request until the client gives up (or a bound passes); forward only if it is still there;
 * ``corrupt-response`` / ``corrupt-request``: flip one byte in the middle of the response or request body;
 * ``call``: run a callback (e.g. overwrite the blob being read), then forward.
 
 Rules are changed at run time from the test process (`FaultProxy.add`, `FaultProxy.clear`); every request is
-counted in `FaultProxy.log`. Dev tooling only: it listens on 127.0.0.1, every wait is bounded, nothing loops
+recorded in `FaultProxy.log` with the rule that acted on it, and `FaultProxy.hits` counts from that log, so
+what the rules did can still be read after they are cleared (until `reset_log`). Dev tooling only: it listens on 127.0.0.1, every wait is bounded, nothing loops
 without end, and it is never shipped to Lambda.
 
     with FaultProxy("http://127.0.0.1:10000") as proxy:
@@ -81,8 +86,8 @@ class Rule:
     body: bytes = b""
     response_headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
-    #: `reset` only: "request" drops the request unforwarded, "response" forwards it and cuts the response.
-    reset_at: Literal["request", "response"] = "request"
+    #: `reset` only: where the connection is reset (see the module docstring).
+    reset_at: Literal["request", "body", "forwarded", "response"] = "request"
     callback: Callable[[], None] | None = None
     times: int | None = None
     skip: int = 0
@@ -110,6 +115,7 @@ class Seen:
     path: str
     query: str
     rule: str | None
+    #: The status the emulator or the rule answered with (sent to the client or not); None if there was none.
     status: int | None
 
 
@@ -162,8 +168,13 @@ class FaultProxy:
             self.log.clear()
 
     def hits(self, name: str) -> int:
+        """Requests the rule called `name` acted on since the last `reset_log` (`clear` forgets none)."""
+        return len(self.acted(name))
+
+    def acted(self, name: str) -> list[Seen]:
+        """The requests the rule called `name` acted on since the last `reset_log`."""
         with self.lock:
-            return sum(rule.hits for rule in self.rules if rule.name == name)
+            return [seen for seen in self.log if seen.rule == name]
 
     def pick(self, method: str, path: str, query: str, headers: dict[str, str]) -> Rule | None:
         with self.lock:
@@ -230,6 +241,15 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 
+        def _half_of_body(self) -> None:
+            """Read about half the request body (of a chunked body, half its first chunk) and no more."""
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(max(1, length // 2))
+            elif "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                self.rfile.read(size // 2)
+
         def _reset(self) -> None:
             self.close_connection = True
             try:
@@ -272,19 +292,24 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 upstream.close()
 
         def _handle(self) -> None:
-            body = self._body()
             parsed = urllib.parse.urlsplit(self.path)
             headers = {k.lower(): v for k, v in self.headers.items()}
             rule = proxy.pick(self.command, urllib.parse.unquote(parsed.path), parsed.query, headers)
             name = rule.name if rule else None
             status: int | None = None
+            reset_at = rule.reset_at if rule is not None and rule.action == "reset" else None
             try:
+                if reset_at == "body":
+                    self._half_of_body()
+                    self._reset()
+                    return
+                body = self._body()
                 if rule is not None and rule.action == "status":
                     error_headers = [("Content-Type", "application/xml"), *rule.response_headers.items()]
                     self._send(rule.status, error_headers, rule.body)
                     status = rule.status
                     return
-                if rule is not None and rule.action == "reset" and rule.reset_at == "request":
+                if reset_at == "request":
                     self._reset()
                     return
                 if rule is not None and rule.action in ("delay", "stall"):
@@ -299,10 +324,12 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 if rule is not None and rule.action == "corrupt-request":
                     body = _flip(body)
                 status, response_headers, data = self._forward(body)
+                if reset_at == "forwarded":
+                    self._reset()
+                    return
                 if rule is not None and rule.action == "corrupt-response":
                     data = _flip(data)
-                cut = rule is not None and rule.action == "reset" and rule.reset_at == "response"
-                self._send(status, response_headers, data, cut=cut)
+                self._send(status, response_headers, data, cut=reset_at == "response")
             except (OSError, http.client.HTTPException):
                 self.close_connection = True
             finally:
