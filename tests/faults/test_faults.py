@@ -377,15 +377,6 @@ def parter_was_killed(world: World, run: Run) -> list[str]:
     return [] if killed >= 1 else ["no parter invocation was killed by its timeout in this run"]
 
 
-STORED_PUT = (
-    "botocore retries the PutObject whose answer was lost; S3 stores it again, so the key has two versions "
-    "(the first one unverified and untagged)"
-)
-GONE_ON_RETRY = (
-    "the NoSuchUpload answer to the retried CompleteMultipartUpload is recorded failed (UploadGoneError) "
-    "though the object is complete in S3; never verified nor tagged, it is copied again by the next run, "
-    "which leaves a second version"
-)
 SCENARIOS = [
     Scenario("no fault (baseline)"),
     Scenario("Azure 503 ServerBusy on reads", azure_server_busy),
@@ -396,7 +387,6 @@ SCENARIOS = [
     Scenario(
         "S3 stored the object, the client saw a reset (PutObject)",
         stored_then_reset("stored-put", "PUT", NOT_AN_UPLOAD_PART, "mid.bin", "one-mib.bin"),
-        known_defect=(("extra-version",), STORED_PUT),
     ),
     Scenario(
         "S3 stored the part, the client saw a reset (UploadPart)",
@@ -414,10 +404,6 @@ SCENARIOS = [
             "stored-complete", "POST", UPLOAD_ID, "large-a.bin", "nine-mib.bin", retry_gone=True
         ),
         blobs={**SMALL, **LARGE, **CHUNKED},
-        known_defect=(
-            ("copied-but-recorded", "rerun-copied", "rerun-skipped", "extra-version"),
-            GONE_ON_RETRY,
-        ),
     ),
     Scenario("slow responses (1.5 s delays)", slow_responses),
     Scenario("parter killed mid-part (timeout)", parter_killed, check=parter_was_killed),

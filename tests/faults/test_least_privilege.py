@@ -21,7 +21,8 @@ What each function's code calls, derived by reading the engine, the ledger and t
   A verified object's version is tagged (PutObjectVersionTagging, PutObjectTagging without a version id)
   by download and the recombinator; find-blobs and the recombinator read the current version's tags
   (GetObjectTagging) to skip verified copies. The recombinator continues a long read-back by publishing to
-  its own topic.
+  its own topic. A PutObject the SDK resent (RetryAttempts > 0) lists the key's versions
+  (ListBucketVersions) to remove the one its unanswered first attempt stored.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ USES: dict[str, set[Grant]] = {
     | grants(["sns:Publish"], "topic containers")
     | grants(["sns:Publish"], "topic small-blobs")
     | grants(["sns:Publish"], "topic large-blobs"),
-    "download": READ_SECRET | SNS_STEP | WRITE_AND_VERIFY,
+    "download": READ_SECRET | SNS_STEP | WRITE_AND_VERIFY | grants(["s3:ListBucketVersions"], BUCKET),
     "largefile-initializer": SNS_STEP
     | grants(["s3:AbortMultipartUpload", "s3:PutObject"], OBJECTS)
     | grants(["sns:Publish"], "topic parts"),

@@ -107,6 +107,13 @@ data "aws_iam_policy_document" "download" {
     resources = [local.objects]
   }
 
+  # A PutObject the SDK had to resend may have stored two versions: the earlier one is found and removed.
+  statement {
+    sid       = "FindResentVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [module.storage.arn]
+  }
+
   statement {
     sid       = "RecordBlobStates"
     actions   = local.ledger_step

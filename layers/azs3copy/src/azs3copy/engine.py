@@ -49,7 +49,7 @@ from azs3copy.model import (
 )
 from azs3copy.planner import MAX_OBJECT_SIZE, MiB, PartPlan, check_part_size, plan_parts
 from azs3copy.settings import Settings
-from azs3copy.transports import BlobSource, CompletedPart, ObjectAttrs, ObjectSink
+from azs3copy.transports import WRITE_ID_BYTES, BlobSource, CompletedPart, ObjectAttrs, ObjectSink
 
 logger = Logger(child=True)
 
@@ -269,7 +269,7 @@ def source_metadata(blob: BlobRef) -> dict[str, str]:
     )
     if blob.content_md5:
         metadata[f"{META_PREFIX}content-md5"] = blob.content_md5
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items()) + WRITE_ID_BYTES
     if size > MAX_METADATA_BYTES:
         raise BlobRejectedError(
             f"{blob.blob_id}: its metadata needs {size} bytes in S3, which allows {MAX_METADATA_BYTES}"
@@ -668,7 +668,13 @@ def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
             raise ChecksumMismatchError(
                 f"{blob.blob_id}: bytes read have MD5 {digest.md5}, the blob's Content-MD5 is {blob.content_md5}"
             )
-        version = sink.complete(key, upload_id, parts, crc32=digest.crc32)
+        try:
+            version = sink.complete(key, upload_id, parts, crc32=digest.crc32)
+        except UploadGoneError:  # completed, but the answer was lost and the resend found no upload
+            done = _completed_before(sink, key, blob)
+            if done.verified:
+                return
+            version = done.version
     except BaseException:
         sink.abort(key, upload_id)
         raise
@@ -982,12 +988,7 @@ def _complete_upload(
     try:
         listed = {part.number: part for part in sink.list_parts(task.key, task.upload_id)}
     except UploadGoneError:
-        if _verified_copy(sink, task.key, blob):
-            return _Completed(None, verified=True)
-        if _already_copied(sink, task.key, blob):
-            info = sink.head(task.key)
-            return _Completed(info.version_id if info else None)
-        raise FatalError(f"multipart upload of {task.key} is gone and no complete object is there") from None
+        return _completed_before(sink, task.key, blob)
     missing = [part.number for part in plan.parts() if part.number not in listed]
     wrong = [p.number for p in plan.parts() if p.number in listed and listed[p.number].size != p.length]
     if missing or wrong:
@@ -998,7 +999,23 @@ def _complete_upload(
         raise TransientError(f"{task.key}: no recorded checksum for parts {absent[:10]}")
     parts = [CompletedPart(n, listed[n].etag, segments[n - 1].crc32) for n in range(1, plan.count + 1)]
     whole = combined_crc32(segments) if checksum_type == "FULL_OBJECT" else None
-    return _Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole))
+    try:
+        return _Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole))
+    except UploadGoneError:
+        # S3 completed it but the answer was lost, and the SDK's resend found the upload gone (NoSuchUpload):
+        # the object is there, to be verified like any other.
+        return _completed_before(sink, task.key, blob)
+
+
+def _completed_before(sink: ObjectSink, key: str, blob: BlobRef) -> _Completed:
+    """The object a multipart upload that no longer exists left at `key`: completed by an earlier attempt
+    (or by a completion whose answer was lost) when it was written from this blob."""
+    if _verified_copy(sink, key, blob):
+        return _Completed(None, verified=True)
+    if _already_copied(sink, key, blob):
+        info = sink.head(key)
+        return _Completed(info.version_id if info else None)
+    raise FatalError(f"multipart upload of {key} is gone and no complete object is there") from None
 
 
 # --- the run report ---------------------------------------------------------------------------------------

@@ -3,16 +3,26 @@ S3 to check; objects are written with SSE-KMS when a key is configured."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from azs3copy.aws_errors import classify_client_error
 from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import Azs3copyError, TransientError, UploadGoneError
 from azs3copy.model import ContentSettings
-from azs3copy.transports import CompletedPart, ObjectAttrs, ObjectInfo, UploadedPart
+from azs3copy.transports import (
+    WRITE_ID_METADATA,
+    CompletedPart,
+    ObjectAttrs,
+    ObjectInfo,
+    UploadedPart,
+)
+
+logger = Logger(child=True)
 
 _CONTENT_ARGS = {
     "content_type": "ContentType",
@@ -66,9 +76,11 @@ class S3ObjectSink:
         except BotoCoreError as error:
             raise classify_client_error(error, f"HEAD s3://{self.bucket}/{key}") from error
         content = ContentSettings(**{field: response.get(arg) for field, arg in _CONTENT_ARGS.items()})
+        metadata = dict(response.get("Metadata") or {})
+        metadata.pop(WRITE_ID_METADATA, None)  # the sink's own, not the blob's
         return ObjectInfo(
             size=int(response["ContentLength"]),
-            metadata=dict(response.get("Metadata") or {}),
+            metadata=metadata,
             version_id=response.get("VersionId"),
             etag=response.get("ETag"),
             content=content,
@@ -91,6 +103,12 @@ class S3ObjectSink:
             kwargs.pop("StartAfter", None)
 
     def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+        """PutObject; returns the version written. When the SDK had to resend the request (its first answer
+        was lost), an earlier attempt may have been stored too: those versions carry the same write id and
+        are removed, so one put leaves one version."""
+        args = self._write_args(attrs)
+        write_id = uuid.uuid4().hex
+        args["Metadata"][WRITE_ID_METADATA] = write_id
         response = self._call(
             "put_object",
             f"PUT s3://{self.bucket}/{key}",
@@ -98,19 +116,46 @@ class S3ObjectSink:
             Body=data,
             ContentMD5=md5,
             ChecksumCRC32=crc32,
-            **self._write_args(attrs),
+            **args,
         )
         version: str | None = response.get("VersionId")
+        if version and version != "null" and response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            self._remove_resent(key, version, write_id)
         return version
 
+    def _remove_resent(self, key: str, kept: str, write_id: str) -> None:
+        """Delete the other versions of `key` that this write id stored (a resent PutObject's earlier,
+        unanswered attempts)."""
+        kwargs: dict[str, Any] = {"Prefix": key}
+        while True:
+            listing = self._call(
+                "list_object_versions", f"list versions of s3://{self.bucket}/{key}", **kwargs
+            )
+            for entry in listing.get("Versions", []):
+                version = entry.get("VersionId")
+                if entry.get("Key") != key or version in (None, kept):
+                    continue
+                head = self._call("head_object", f"HEAD s3://{self.bucket}/{key}", Key=key, VersionId=version)
+                if (head.get("Metadata") or {}).get(WRITE_ID_METADATA) == write_id:
+                    self.delete(key, version)
+                    logger.warning(
+                        "removed the version a resent PutObject left behind",
+                        extra={"key": key, "version": version},
+                    )
+            if not listing.get("IsTruncated"):
+                return
+            kwargs.update(KeyMarker=listing["NextKeyMarker"], VersionIdMarker=listing["NextVersionIdMarker"])
+
     def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+        args = self._write_args(attrs)
+        args["Metadata"][WRITE_ID_METADATA] = uuid.uuid4().hex  # the same room in the metadata as a put's
         response = self._call(
             "create_multipart_upload",
             f"create multipart upload of s3://{self.bucket}/{key}",
             Key=key,
             ChecksumAlgorithm="CRC32",
             ChecksumType="FULL_OBJECT",
-            **self._write_args(attrs),
+            **args,
         )
         return str(response["UploadId"])
 

@@ -32,6 +32,12 @@ class BlobSource(Protocol):
         ...
 
 
+#: User metadata a sink may add to every object it writes (an id of the write, to find the versions an
+#: SDK's resent request left behind); the engine keeps room for it within S3's 2 KiB of metadata.
+WRITE_ID_METADATA = "azs3copy-write-id"
+WRITE_ID_BYTES = len(WRITE_ID_METADATA) + 32
+
+
 @dataclass(frozen=True)
 class ObjectAttrs:
     content: ContentSettings = field(default_factory=ContentSettings)
