@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from azs3copy.local.emulators import MotoServer
 from azs3copy.local.runtime import aws_client
+from tests.support.aws import create_ledger_table
 
 
 def code(text: str) -> bytes:
@@ -90,15 +91,7 @@ def test_a_create_of_a_different_function_with_the_same_name_is_refused(
 def table(moto_server: MotoServer) -> tuple[Any, str]:
     dynamodb = aws_client("dynamodb", moto_server.endpoint, "us-east-1")
     name = f"tx-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_ledger_table(dynamodb, name)
     return dynamodb, name
 
 
