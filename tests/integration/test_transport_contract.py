@@ -14,8 +14,9 @@ import boto3
 import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.blob import ContentSettings as AzureContentSettings
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
+from azs3copy import s3_sink
 from azs3copy.azure_source import AzureBlobSource
 from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import (
@@ -29,7 +30,7 @@ from azs3copy.local.emulators import Azurite, MotoServer
 from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
 from azs3copy.model import BlobRef, ContentSettings
 from azs3copy.s3_sink import S3ObjectSink
-from azs3copy.transports import BlobSource, CompletedPart, ObjectAttrs, ObjectSink
+from azs3copy.transports import WRITE_ID_METADATA, BlobSource, CompletedPart, ObjectAttrs, ObjectSink
 
 
 @dataclass
@@ -288,7 +289,7 @@ def test_the_s3_sink_sends_the_checksums_of_the_bytes_it_puts_and_uploads() -> N
             "Body": data,
             "ContentMD5": md5_b64(data),
             "ChecksumCRC32": crc32_of(data),
-            "Metadata": ATTRS.metadata,
+            "Metadata": {**ATTRS.metadata, WRITE_ID_METADATA: ANY},
             "ContentType": "text/plain",
             "ContentDisposition": "inline",
             "ServerSideEncryption": "aws:kms",
@@ -311,6 +312,48 @@ def test_the_s3_sink_sends_the_checksums_of_the_bytes_it_puts_and_uploads() -> N
     with stubber:
         assert sink.put("c/a.txt", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS) == "v1"
         assert sink.upload_part("c/big", "u1", 3, part, crc32_of(part)) == '"e1"'
+    stubber.assert_no_pending_responses()
+
+
+def test_a_put_the_sdk_had_to_resend_removes_the_version_its_first_attempt_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first PutObject was stored but its answer lost; botocore resent it (RetryAttempts 1). The other
+    version with the same write id goes; a version some other write left stays."""
+    monkeypatch.setattr(s3_sink.uuid, "uuid4", lambda: uuid.UUID(int=7))
+    write_id = uuid.UUID(int=7).hex
+    client, stubber = stubbed_s3()
+    stubber.add_response("put_object", {"VersionId": "v2", "ResponseMetadata": {"RetryAttempts": 1}})
+    stubber.add_response(
+        "list_object_versions",
+        {
+            "Versions": [
+                {"Key": "c/a.txt", "VersionId": "v2"},
+                {"Key": "c/a.txt", "VersionId": "v1"},
+                {"Key": "c/a.txt", "VersionId": "v0"},
+                {"Key": "c/a.txt.bak", "VersionId": "b1"},
+            ],
+            "IsTruncated": False,
+        },
+        {"Bucket": "dest", "Prefix": "c/a.txt"},
+    )
+    stubber.add_response(
+        "head_object",
+        {"Metadata": {WRITE_ID_METADATA: write_id}},
+        {"Bucket": "dest", "Key": "c/a.txt", "VersionId": "v1"},
+    )
+    stubber.add_response("delete_object", {}, {"Bucket": "dest", "Key": "c/a.txt", "VersionId": "v1"})
+    stubber.add_response(
+        "head_object",
+        {"Metadata": {WRITE_ID_METADATA: "an earlier run's write"}},
+        {"Bucket": "dest", "Key": "c/a.txt", "VersionId": "v0"},
+    )
+    data = b"bytes"
+    with stubber:
+        version = S3ObjectSink(client, "dest").put(
+            "c/a.txt", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS
+        )
+    assert version == "v2"
     stubber.assert_no_pending_responses()
 
 
