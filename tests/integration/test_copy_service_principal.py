@@ -93,6 +93,12 @@ class Captured:
     def azure_records(self) -> int:
         return sum(1 for record in self.caplog.records if record.name.startswith("azure"))
 
+    def function_records(self) -> int:
+        """Records of the package's own loggers. Powertools names a child logger after the service its
+        module was first used under, so an earlier test in this process (the CLI has no service) can leave
+        them outside the 'azs3copy' logger whose printed lines are captured: caplog sees them either way."""
+        return sum(1 for record in self.caplog.records if ".azs3copy." in f".{record.name}.")
+
 
 def record_text(record: logging.LogRecord) -> str:
     text = f"{record.name} {record.getMessage()} {json.dumps(record.__dict__, default=str)}"
@@ -207,7 +213,7 @@ def test_small_and_large_blobs_copy_byte_exact_through_a_service_principal(
 
     places = {**captured.places(), **pumped(pump, stack, dlq), "run report": [json.dumps(report)]}
     assert world.token_server.issued_tokens and captured.azure_records(), "the checks below look somewhere"
-    assert any('"level"' in text for text in places["printed"]), "the functions' log lines were captured"
+    assert captured.function_records(), "the functions' log records were captured"
     assert len(places["SNS message"]) >= 5
     assert_no_secret_in(places, world)
 
@@ -236,7 +242,7 @@ def test_a_wrong_secret_fails_the_run_naming_the_setting_and_copies_nothing(
     places = {**captured.places(), **pumped(pump, stack, dlq), "run report": [json.dumps(report)]}
     [record] = places["dead-letter record"]  # the listing, failed for good, dead-lettered by find-blobs
     assert json.loads(record)["failures"][0]["blob"] == f"{container}/"
-    assert captured.azure_records() and any('"level"' in text for text in places["printed"])
+    assert captured.azure_records() and captured.function_records()
     assert_no_secret_in(places, world)
 
 
