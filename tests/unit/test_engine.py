@@ -597,11 +597,17 @@ def test_crc32_combine_of_parts_of_one_size_matches_zlib_at_part_sizes() -> None
     assert combined_crc32([Segment(len(p), crc32_of(p)) for p in parts]) == crc32_of(data)
 
 
-def drive(h: Harness, remaining: Callable[[str], Callable[[], float]]) -> list[tuple[str, str]]:
+def drive(
+    h: Harness,
+    remaining: Callable[[str], Callable[[], float]],
+    after: Callable[[list[tuple[str, str]]], None] | None = None,
+) -> list[tuple[str, str]]:
     """Deliver every message like Lambda, each invocation's remaining time from remaining(topic); returns
-    what was delivered."""
+    what was delivered. `after(delivered)` runs after each message."""
     delivered: list[tuple[str, str]] = []
     while h.publisher.queue:
+        if delivered and after is not None:
+            after(delivered)
         topic, body = h.publisher.queue.popleft()
         delivered.append((topic, body))
         request_id = f"request-{len(delivered)}"
@@ -639,6 +645,36 @@ def test_a_read_back_too_long_for_one_invocation_continues_in_fresh_ones_without
     assert sink.objects["alpha/huge.bin"].data == data
     assert VERIFIED_TAG in sink.objects["alpha/huge.bin"].tags
     assert sink.bytes_read == len(data)  # every byte read back once, across five invocations
+    assert not h.dead_letters
+
+
+def test_part_messages_delivered_again_after_the_upload_was_completed_leave_the_copy_copied() -> None:
+    source = MemoryBlobSource()
+    data = os.urandom(23 * MiB + 17)  # 5 parts of 5 MiB
+    source.put("alpha", "huge.bin", data)
+    sink = MemoryObjectSink(versioned=True)
+    h = harness(source, sink)
+    run_id = launch(h.deps()).detail["run_id"]
+    redelivered = False
+
+    def redeliver_parts_mid_read_back(delivered: list[tuple[str, str]]) -> None:
+        """Once the recombinator has completed the upload and handed its read-back over, every part message
+        arrives again (SNS redelivery, a retried parter), ahead of the read-back's continuation."""
+        nonlocal redelivered
+        topic, _ = delivered[-1]
+        if topic == "recombine" and not redelivered:
+            redelivered = True
+            assert not sink.uploads and "alpha/huge.bin" in sink.objects  # completed, not yet verified
+            for part in reversed([entry for entry in delivered if entry[0] == "parts"]):
+                h.publisher.queue.appendleft(part)
+
+    delivered = drive(h, running_out, after=redeliver_parts_mid_read_back)
+    assert redelivered and sum(topic == "parts" for topic, _ in delivered) == 10
+    run = h.report(run_id)
+    assert run.complete and run.counts["copied"] == 1 and not run.counts.get("failed")
+    assert sink.objects["alpha/huge.bin"].data == data
+    assert VERIFIED_TAG in sink.objects["alpha/huge.bin"].tags
+    assert len(sink.versions["alpha/huge.bin"]) == 1
     assert not h.dead_letters
 
 

@@ -848,6 +848,11 @@ def copy_part(deps: Deps, task: PartTask, invocation: Invocation) -> Outcome:
         if record and record.state in TERMINAL_STATES:
             outcome.count("done-before")
             return outcome
+        if task.part in deps.ledger.part_checksums(task.run_id, blob.blob_id):
+            # This part went in before: the message came again (SNS redelivery, a retried invocation, a late
+            # initializer) after the recombinator completed the upload. The blob is being verified.
+            outcome.count("done-before")
+            return outcome
         state = _settle(
             deps, task.run_id, blob.blob_id, FatalError(f"multipart upload vanished: {error}"), invocation
         )
