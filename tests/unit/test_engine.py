@@ -723,7 +723,7 @@ def test_verify_checksum_compares_s3s_crc32_of_every_object_without_reading_it_b
     source = MemoryBlobSource()
     source.put("alpha", "small", os.urandom(4000))
     source.put("alpha", "chunked", os.urandom(7 * MiB))  # small, multipart in 5 MiB chunks
-    source.put("alpha", "large", os.urandom(23 * MiB + 17))
+    source.put("alpha", "large", os.urandom(23 * MiB + 17), store_md5=False)  # a block blob: no Content-MD5
     sink = MemoryObjectSink()
     h = checksum_mode(harness(source, sink))
     run_id = h.run()
@@ -745,7 +745,7 @@ def test_verify_checksum_fails_and_removes_an_object_whose_crc32_does_not_match(
 ) -> None:
     source = MemoryBlobSource()
     source.put("alpha", "small", os.urandom(4000))
-    source.put("alpha", "large", os.urandom(23 * MiB + 17))
+    source.put("alpha", "large", os.urandom(23 * MiB + 17), store_md5=False)  # else it is read back
     sink = ReportedChecksum(reported, "FULL_OBJECT")
     h = checksum_mode(harness(source, sink))
     run_id = h.run()
@@ -761,13 +761,14 @@ def test_verify_checksum_accepts_s3s_composite_crc32_of_an_older_upload() -> Non
 
     source = MemoryBlobSource()
     data = os.urandom(23 * MiB + 17)
-    source.put("alpha", "large", data)
+    source.put("alpha", "large", data, store_md5=False)
     parts = [data[i : i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
     composite = crc32_of(b"".join(base64.b64decode(crc32_of(p)) for p in parts)) + f"-{len(parts)}"
     sink = ReportedChecksum(lambda key, crc: composite, "COMPOSITE")
     h = checksum_mode(harness(source, sink))
     run_id = h.run()
     assert run_id and h.report(run_id).counts["copied"] == 1
+    assert sink.bytes_read == 0  # S3's composite CRC32 compared, nothing read back
 
 
 def test_s3_refusing_an_assembly_that_does_not_match_the_whole_crc32_leaves_nothing() -> None:
@@ -796,3 +797,55 @@ def test_s3_refusing_an_assembly_that_does_not_match_the_whole_crc32_leaves_noth
     report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
     assert report["counts"]["failed"] == 1 and "BadDigest" in report["failures"][0]["reason"]
     assert "alpha/large" not in sink.objects and not sink.uploads
+
+
+def with_content_md5(source: MemoryBlobSource, container: str, name: str, content_md5: str) -> None:
+    """The blob's Content-MD5 property as Azure holds it, whatever its bytes are."""
+    blob = source.containers[container][name]
+    source.containers[container][name] = dataclasses.replace(blob, content_md5=content_md5)
+
+
+@pytest.mark.parametrize("mode", ["readback", "checksum"])
+def test_a_large_blob_is_compared_with_its_content_md5_in_either_verify_mode(mode: str) -> None:
+    source = MemoryBlobSource()
+    data = os.urandom(23 * MiB + 17)
+    source.put("alpha", "large", data)  # uploaded with its Content-MD5
+    sink = MemoryObjectSink()
+    h = harness(source, sink)
+    if mode == "checksum":
+        h = checksum_mode(h)
+    run_id = h.run()
+    assert run_id and h.report(run_id).counts["copied"] == 1
+    assert sink.objects["alpha/large"].data == data
+    assert sink.bytes_read == len(data)  # read back once: S3's CRC32 alone cannot be compared with an MD5
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "mode"),
+    [
+        ("single.bin", 300_000, "readback"),  # one read, one PutObject
+        ("chunked.bin", 9 * MiB, "readback"),  # small, streamed in 5 MiB chunks
+        ("large.bin", 23 * MiB + 17, "readback"),  # multipart through the parters
+        ("large.bin", 23 * MiB + 17, "checksum"),
+    ],
+)
+def test_bytes_that_do_not_match_the_blobs_content_md5_fail_it_and_leave_nothing(
+    name: str, size: int, mode: str
+) -> None:
+    source = MemoryBlobSource()
+    source.put("alpha", name, os.urandom(size))
+    with_content_md5(source, "alpha", name, base64.b64encode(b"\x00" * 16).decode())
+    source.put("alpha", "fine.txt", b"the other blob is copied")
+    sink = MemoryObjectSink(versioned=True)
+    h = harness(source, sink)
+    if mode == "checksum":
+        h = checksum_mode(h)
+    run_id = h.run()
+    assert run_id
+    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
+    assert {state: n for state, n in report["counts"].items() if n} == {"copied": 1, "failed": 1}
+    [failure] = report["failures"]
+    assert failure["blob"] == f"alpha/{name}" and "Content-MD5" in failure["reason"], failure
+    assert f"alpha/{name}" not in sink.objects
+    assert not sink.uploads  # no multipart upload left open
+    assert sink.objects["alpha/fine.txt"].data == b"the other blob is copied"

@@ -545,7 +545,8 @@ def verify_object(
     deps: Deps, key: str, version_id: str | None, segments: list[Segment], md5: str | None
 ) -> None:
     """Check the object S3 holds: in checksum mode its size and S3's CRC32, in readback mode the CRC32 of
-    every segment read back, and the MD5. Raises ChecksumMismatchError naming what differs."""
+    every segment read back, and the MD5. Raises ChecksumMismatchError naming what differs. (A small blob's
+    Content-MD5 was compared with the bytes as they were read from Azure, before this.)"""
     if deps.tuning.verify != "readback":
         _compare_checksum(deps, key, version_id, segments)
         return
@@ -918,7 +919,8 @@ def recombine(deps: Deps, task: RecombineTask, invocation: Invocation) -> Outcom
             raise FatalError(f"{task.key}: the ledger lacks the checksums of parts {absent[:10]} to verify")
         resume: int | None = None
         try:
-            if deps.tuning.verify == "readback":
+            # A blob with a Content-MD5 is read back in either mode: only the bytes can be compared with it.
+            if deps.tuning.verify == "readback" or blob.content_md5:
                 stop = _time_is_short(deps, invocation)
                 resume = read_back(
                     deps, task.key, version, segments, blob.content_md5, first=first, stop=stop
