@@ -18,10 +18,12 @@ from typing import Any
 import boto3
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from azs3copy import cli
 from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.errors import AzureAuthError
 from azs3copy.local.demo import azurite_environment
 from azs3copy.local.emulators import free_port
 from azs3copy.model import BlobRef, SourceBlob
@@ -217,6 +219,41 @@ def test_bad_credentials_are_one_line_and_nothing_is_written(
     assert run_cli(*args, stdin=stdin or "")[0] == 1
     assert expected in one_line_error(capsys)
     assert "azure" not in secret()
+
+
+def test_credentials_azure_refuses_are_one_line_and_nothing_is_written(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Refusing:
+        def list_containers(self) -> list[str]:
+            raise AzureAuthError(
+                "Azure refused the credentials (403 AuthenticationFailed): check azure.sas_token"
+            )
+
+    monkeypatch.setattr(cli, "_azure_source", lambda creds: Refusing())
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", "sv=2024&sig=WRONGSIGNATURE")
+    assert run_cli("set-azure-credentials", "--check")[0] == 1
+    err = one_line_error(capsys)
+    assert "Azure refused the new credentials; nothing written" in err and "azure.sas_token" in err
+    assert "WRONGSIGNATURE" not in err
+    assert "azure" not in secret()
+
+
+def test_credentials_aws_refuses_are_one_line(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refused(target: object) -> dict[str, Any]:
+        error = {
+            "Code": "InvalidClientTokenId",
+            "Message": "The security token included in the request is invalid.",
+        }
+        raise ClientError({"Error": error}, "GetSecretValue")
+
+    monkeypatch.setattr(cli, "read_secret", refused)
+    assert run_cli("enable")[0] == 1
+    err = one_line_error(capsys)
+    assert "AWS refused the credentials (InvalidClientTokenId): The security token included" in err
 
 
 def test_set_begindate_normalises_and_refuses_a_bad_date(
@@ -539,6 +576,40 @@ def test_verify_tells_an_object_of_an_unselected_blob_from_one_with_no_blob_in_a
     assert "c/old.txt (no such blob" not in out
     code, out = run_cli("verify", "c", "--all")
     assert code == 0 and "2 identical, 0 missing, 0 different, 1 extra in S3" in out, out
+
+
+def test_verify_lists_missing_and_different_objects_and_exits_1(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    azure = FakeAzure(
+        {
+            "same.txt": (b"identical bytes", NEW),
+            "sub/absent.txt": (b"never copied", NEW),
+            "sub/flipped.bin": (b"abcdefgh", NEW),
+            "sub/short.bin": (b"twelve bytes", NEW),
+        }
+    )
+    objects = {
+        "c/same.txt": b"identical bytes",
+        "c/sub/flipped.bin": b"abcdefgX",  # the same size, one byte differs
+        "c/sub/short.bin": b"twelve",
+    }
+    with_azure(monkeypatch, azure, objects)
+    code, out = run_cli("verify", "c")
+    assert code == 1, out
+    assert "4 blob(s) compared by SHA-256 of every byte read from both sides: 1 identical, 1 missing, " in out
+    assert "2 different, 0 extra in S3" in out
+    assert f"missing    s3://{BUCKET}/c/sub/absent.txt" in out
+    assert f"different  s3://{BUCKET}/c/sub/flipped.bin: bytes differ (SHA-256 " in out
+    assert f"different  s3://{BUCKET}/c/sub/short.bin: size 6 in S3, 12 in Azure" in out
+    assert "same.txt" not in out.split("\n", 1)[1]  # an identical object is not listed
+
+    code, out = run_cli("verify", "c/sub/")  # CONTAINER/PREFIX compares only what is under the prefix
+    assert code == 1, out
+    assert "3 blob(s) compared" in out and "0 identical, 1 missing, 2 different, 0 extra in S3" in out
+
+    code, out = run_cli("verify", "c/same")
+    assert code == 0 and "1 blob(s) compared" in out and "1 identical, 0 missing, 0 different" in out, out
 
 
 def test_verify_an_azure_error_mid_read_is_one_line_without_the_sas_signature(
