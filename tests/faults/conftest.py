@@ -199,6 +199,12 @@ class World:
         )
         return reply
 
+    def fire_schedule(self) -> str:
+        """Fire the deployed schedule, as EventBridge Scheduler does: an asynchronous invocation of
+        launch-qualification with the schedule's input (Lambda's retry policy applies). Returns the request id."""
+        [schedule] = self.runtime.schedules
+        return self.runtime.fire(schedule)
+
     def wait_idle(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         quiet = 0

@@ -31,6 +31,7 @@ from azs3copy.local.faultproxy import FaultProxy, Rule, Seen, azure_error, s3_er
 from azs3copy.local.runtime import sns_event
 from azs3copy.model import BlobRef, ContainerTask, SmallBatch, decode, encode
 from tests.faults.conftest import (
+    CANARY,
     EXPECTED,
     PARTER_TIMEOUT,
     ROWS,
@@ -474,9 +475,12 @@ def s3_state(world: World, container: str) -> tuple[dict[str, bytes], dict[str, 
 def dead_letter_blobs(record: dict[str, Any]) -> set[tuple[str, str]]:
     """(run id, blob id) pairs a dead-letter record is for: a BlobFailed record's listed failures; for
     Lambda's record of an event whose retries ran out, the blobs of the event's message (`<container>/` for
-    a listing)."""
-    if record.get("requestContext", {}).get("condition") == "BlobFailed":
+    a listing); none for a launch that started no run."""
+    condition = record.get("requestContext", {}).get("condition")
+    if condition == "BlobFailed":
         return {(str(failure["run_id"]), str(failure["blob"])) for failure in record.get("failures", [])}
+    if condition == "LaunchFailed":  # no run started: no blob was looked at
+        return set()
     message = decode(record["requestPayload"]["Records"][0]["Sns"]["Message"])
     if isinstance(message, ContainerTask):
         return {(message.run_id, f"{message.container}/")}
@@ -782,6 +786,58 @@ def test_wrong_azure_credentials_with_listed_containers_end_the_run_with_the_lis
         rerun_after_the_fix(world, container, SMALL, row)
 
 
+SCHEDULED_REFUSALS = {
+    "wrong Azure credentials, launched by the schedule": "AzureAuthError",
+    'bad secret: isactive "no", launched by the schedule': "ConfigError",
+}
+
+
+@pytest.mark.parametrize("case", list(SCHEDULED_REFUSALS), ids=["wrong-key", "bad-secret"])
+def test_a_scheduled_launch_refused_for_good_is_dead_lettered_once_not_retried(
+    world: World, case: str
+) -> None:
+    """The schedule invokes launch-qualification asynchronously, where Lambda retries a raised error twice.
+    An error no retry can fix is tried once and is in the dead-letter queue at once."""
+    expected = SCHEDULED_REFUSALS[case]
+    with table_row(case) as row:
+        container = new_container(world, SMALL)
+        row["blobs"] = len(SMALL)
+        if expected == "AzureAuthError":
+            world.configure(None, key=WRONG_KEY)  # launch lists the account's containers, and is refused
+            setting, hidden = "azure.connection_string", WRONG_KEY
+        else:
+            world.configure([container], isactive="no")
+            setting, hidden = "isactive", CANARY
+        world.drain_dead_letters()
+        world.azure_proxy.reset_log()
+        current, before = ledger_current(world), world.invocations()
+        request_id = world.fire_schedule()
+        world.wait_idle()
+        row["invocations"] = spent = sum(world.invocations().values()) - sum(before.values())
+        refused = [seen for seen in world.azure_proxy.log if seen.status == 403]
+        row["fired"] = f"Azure 403 ×{len(refused)}" if expected == "AzureAuthError" else "the bad secret"
+        dead = world.drain_dead_letters()
+        row["dlq"] = len(dead)
+        row["report"] = f"{expected} at the scheduled launch, dead-lettered once"
+        tally = judge(world, container, SMALL, None, dead, stopped=expected)
+        row.update(tally.cells())
+        settle(tally.problems)
+        assert spent == 1, "the refused launch was retried"
+        assert ledger_current(world) == current, "a run was started"
+        assert tally.not_listed == len(SMALL), tally
+        (record,) = dead
+        assert record["requestContext"]["condition"] == "LaunchFailed", record
+        assert record["requestContext"]["requestId"] == request_id
+        assert record["requestPayload"] == {"source": "schedule"}
+        assert record["responsePayload"]["errorType"] == expected, record
+        assert setting in record["responsePayload"]["errorMessage"], record
+        assert hidden not in json.dumps(record)
+        if expected == "AzureAuthError":
+            assert refused and len(world.azure_proxy.log) <= 2, "the refused credentials were tried again"
+
+        rerun_after_the_fix(world, container, SMALL, row)
+
+
 BAD_SECRETS: dict[str, tuple[dict[str, Any] | str, str | None]] = {
     'isactive "False"': ({"isactive": "False"}, None),
     'isactive "no"': ({"isactive": "no"}, "isactive"),
@@ -844,6 +900,7 @@ EXPECTED.extend(
     + [
         "wrong Azure credentials (account key)",
         "wrong Azure credentials, containers listed in the secret",
+        *SCHEDULED_REFUSALS,
     ]
     + [f"bad secret: {case}" for case in BAD_SECRETS]
 )

@@ -259,3 +259,28 @@ def test_a_wrong_secret_stops_the_launch_when_it_has_to_list_the_containers(
     places = {**captured.places(), "exception": [str(raised.value), repr(raised.value)]}
     assert captured.azure_records(), "the Azure SDK's refused sign-in was logged and looked at"
     assert_no_secret_in(places, world)
+
+
+def test_a_wrong_secret_at_a_scheduled_launch_is_dead_lettered_once_and_not_raised_for_lambda_to_retry(
+    stack: Stack, world: OAuthWorld, dlq: str, captured: Captured
+) -> None:
+    """The schedule invokes launch-qualification asynchronously: a raised error would be run twice more by
+    Lambda against the same refusal. The refusal goes to the dead-letter queue instead, once."""
+    configure(stack, world, None, client_secret=WRONG_SECRET)
+    dead_letters(stack, dlq)
+    captured.start()
+    context = lambda_context("launch-qualification")
+    reply = load_handler("launch-qualification").lambda_handler({"source": "schedule"}, context)
+    assert reply["started"] is False and reply["errorType"] == "AzureAuthError", reply
+    assert "azure.client_secret" in reply["error"]
+    assert [r.status for r in world.token_server.token_requests] == [401], "one sign-in, no retry"
+    [body] = dead_letters(stack, dlq)
+    record = json.loads(body)
+    assert record["requestContext"]["condition"] == "LaunchFailed"
+    assert record["requestContext"]["requestId"] == context.aws_request_id
+    assert record["requestPayload"] == {"source": "schedule"}
+    assert record["responsePayload"]["errorType"] == "AzureAuthError"
+    assert "azure.client_secret" in record["responsePayload"]["errorMessage"]
+    places = {**captured.places(), "dead-letter record": [body], "reply": [json.dumps(reply)]}
+    assert captured.function_records(), "the functions' log records were captured"
+    assert_no_secret_in(places, world)

@@ -152,45 +152,81 @@ class Function:
     ) -> None:
         """Put blobs failed for good into the function's dead-letter queue, shaped like the record Lambda
         sends there when retries run out, so operators find every failure in one place."""
+        message = f"{len(failures)} blob(s) failed for good: {failures[0]['reason']}"
+        if self._send_to_dlq(event, context, attempt, "BlobFailed", "BlobFailed", message, failures):
+            self.metrics.add_metric(name="BlobsDeadLettered", unit=MetricUnit.Count, value=len(failures))
+
+    def _send_to_dlq(
+        self,
+        event: dict[str, Any],
+        context: LambdaContextLike,
+        attempt: int,
+        condition: str,
+        error_type: str,
+        error_message: str,
+        failures: list[dict[str, str]] | None = None,
+    ) -> bool:
+        """One record in the function's dead-letter queue, shaped like Lambda's on-failure record."""
         queue = RuntimeConfig.from_env().dlq_url
         if queue is None:
-            logger.warning(
-                "no dead-letter queue configured for recorded failures", extra={"failed": len(failures)}
-            )
-            return
+            logger.warning("no dead-letter queue configured", extra={"condition": condition})
+            return False
         record = {
             "version": "1.0",
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "requestContext": {
                 "requestId": context.aws_request_id,
                 "functionArn": context.invoked_function_arn,
-                "condition": "BlobFailed",
+                "condition": condition,
                 "approximateInvokeCount": attempt,
             },
             "requestPayload": event,
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
-            "responsePayload": {
-                "errorType": "BlobFailed",
-                "errorMessage": f"{len(failures)} blob(s) failed for good: {failures[0]['reason']}",
-            },
-            "failures": failures,
+            "responsePayload": {"errorType": error_type, "errorMessage": error_message},
+            **({"failures": failures} if failures else {}),
         }
         try:
             if self._sqs is None:
                 self._sqs = aws.client("sqs")
             self._sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(record))
-        except (ClientError, BotoCoreError) as error:  # the ledger and the report still hold the failure
-            logger.error("could not dead-letter recorded failures", extra={"error": str(error)})
-        self.metrics.add_metric(name="BlobsDeadLettered", unit=MetricUnit.Count, value=len(failures))
+        except (ClientError, BotoCoreError) as error:  # the ledger and the logs still hold the failure
+            logger.error("could not write to the dead-letter queue", extra={"error": str(error)})
+            return False
+        return True
 
     def handle_launch(self, event: dict[str, Any], context: LambdaContextLike) -> dict[str, Any]:
+        """Start a run. Invoked by hand (`azs3copy run`, a console test event) an error is raised to the
+        caller. Invoked by the schedule, asynchronously, an error that no retry can fix (a bad secret, Azure
+        refusing the credentials) is not raised: Lambda would run the launch twice more against the same
+        refusal. It goes to the function's dead-letter queue at once (the dead-letter alarm fires, `azs3copy
+        dlq show` lists it, and `dlq redrive` starts the run once the cause is fixed)."""
+        scheduled = isinstance(event, dict) and event.get("source") == "schedule"
         force = bool(isinstance(event, dict) and event.get("force") is True)
-        deps = self.deps()
-        invocation = Invocation(
-            request_id=context.aws_request_id,
-            remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000.0,
-        )
-        outcome = launch(deps, force=force, invocation=invocation)
+        secrets: tuple[str, ...] = ()
+        try:
+            deps = self.deps()
+            secrets = deps.secrets
+            invocation = Invocation(
+                request_id=context.aws_request_id,
+                remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000.0,
+            )
+            outcome = launch(deps, force=force, invocation=invocation)
+        except Azs3copyError as error:
+            reason = redact(str(error), secrets)
+            logger.error(
+                "run not started",
+                extra={"error": reason, "error_type": type(error).__name__, "retryable": error.retryable},
+            )
+            self.metrics.add_metric(name="InvocationErrors", unit=MetricUnit.Count, value=1)
+            if not scheduled or error.retryable:
+                raise
+            self._send_to_dlq(event, context, 1, "LaunchFailed", type(error).__name__, reason)
+            return {
+                "function": self.name,
+                "started": False,
+                "error": reason,
+                "errorType": type(error).__name__,
+            }
         self._record_metrics(outcome)
         if outcome.detail.get("started"):
             self.metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
