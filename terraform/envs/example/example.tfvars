@@ -13,15 +13,16 @@ part_size_bytes       = 16777216  # 16 MiB parts
 verify                = "readback"
 
 function_memory_mb = {
-  largefile_parter = 1024 # must be at least part size in MiB + 256
+  largefile_parter = 1024 # at least 2 × part size in MiB + 256; blobs up to 10,000 × (memory - 256) / 2 MiB
 }
 function_reserved_concurrency = {
   largefile_parter = 200
   download         = 50
 }
 
-log_retention_days  = 365
-extra_alarm_actions = [] # e.g. ["arn:aws:sns:eu-west-1:111122223333:on-call"]
+log_retention_days    = 365
+extra_alarm_actions   = [] # e.g. ["arn:aws:sns:eu-west-1:111122223333:on-call"]
+alarm_email_addresses = ["data-platform-on-call@example.com"]
 
 tags = {
   "cost-center" = "data-platform"

@@ -4,7 +4,8 @@
 module "azs3copy" {
   source = "../../modules/azs3copy"
 
-  build_dir                          = "${path.module}/../../../build"
+  build_dir                          = coalesce(var.build_dir, "${path.module}/../../../build")
+  runtime                            = var.runtime
   name_prefix                        = var.name_prefix
   bucket_name                        = var.bucket_name
   bucket_versioning                  = var.bucket_versioning
@@ -35,5 +36,6 @@ module "azs3copy" {
   schedule_enabled                   = var.schedule_enabled
   alarm_event_age_seconds            = var.alarm_event_age_seconds
   extra_alarm_actions                = var.extra_alarm_actions
+  alarm_email_addresses              = var.alarm_email_addresses
   tags                               = var.tags
 }

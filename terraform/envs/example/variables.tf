@@ -103,6 +103,18 @@ variable "settings_ttl_seconds" {
   default     = null
 }
 
+variable "build_dir" {
+  type        = string
+  description = "Directory holding layers/ and functions/ as `make layers function-zips` built them (an absolute path when this root is copied out of the repository). Default: build/ at the repository root."
+  default     = null
+}
+
+variable "runtime" {
+  type        = string
+  description = "Lambda runtime of the functions and layers (make layers LAMBDA_PYTHON=... must match). Default: \"python3.12\"."
+  default     = null
+}
+
 variable "architecture" {
   type        = string
   description = "Lambda architecture of the functions and layers: arm64 or x86_64 (make layers LAMBDA_ARCH=... must match). Default: \"arm64\"."
@@ -111,7 +123,7 @@ variable "architecture" {
 
 variable "function_memory_mb" {
   type        = map(number)
-  description = "Memory in MiB per function; keys left out keep their defaults (launch 256, find 512, download 1024, initializer 256, parter 1024 and at least part size + 256, recombinator 1024). Keys: launch_qualification, find_blobs, download, largefile_initializer, largefile_parter, largefile_recombinator."
+  description = "Memory in MiB per function; keys left out keep their defaults (launch 256, find 512, download 1024, initializer 256, parter 1024 and at least 2 × part size + 256, recombinator 1024). Keys: launch_qualification, find_blobs, download, largefile_initializer, largefile_parter, largefile_recombinator."
   default     = {}
 
   validation {
@@ -199,6 +211,12 @@ variable "alarm_event_age_seconds" {
 variable "extra_alarm_actions" {
   type        = list(string)
   description = "ARNs every alarm notifies besides the system's own alerts topic. Default: []."
+  default     = null
+}
+
+variable "alarm_email_addresses" {
+  type        = list(string)
+  description = "Email addresses subscribed to the alerts topic; each confirms the mail AWS sends it. Default: []."
   default     = null
 }
 

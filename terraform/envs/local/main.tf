@@ -22,6 +22,7 @@ module "azs3copy" {
   schedule_timezone              = var.schedule_timezone
   schedule_enabled               = var.schedule_enabled
   log_level                      = var.log_level
+  alarm_email_addresses          = var.alarm_email_addresses
   function_extra_environment     = { AWS_ENDPOINT_URL = var.aws_endpoint }
   tags                           = { "azs3copy:env" = "local" }
 }

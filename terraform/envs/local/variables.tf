@@ -79,6 +79,12 @@ variable "schedule_enabled" {
   default     = true
 }
 
+variable "alarm_email_addresses" {
+  type        = list(string)
+  description = "Addresses subscribed to the alerts topic (moto sends no mail: the subscription is exercised, nothing is delivered)."
+  default     = ["on-call@example.com"]
+}
+
 variable "log_level" {
   type        = string
   description = "POWERTOOLS_LOG_LEVEL of the functions."

@@ -133,6 +133,7 @@ module "observability" {
   metrics_namespace           = var.metrics_namespace
   kms_key_arn                 = module.key.arn
   extra_alarm_actions         = var.extra_alarm_actions
+  alarm_email_addresses       = var.alarm_email_addresses
   event_age_threshold_seconds = var.alarm_event_age_seconds
   tags                        = local.tags
 }

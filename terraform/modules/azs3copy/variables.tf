@@ -369,6 +369,18 @@ variable "extra_alarm_actions" {
   nullable    = false
 }
 
+variable "alarm_email_addresses" {
+  type        = list(string)
+  description = "Email addresses subscribed to the alerts topic (each must confirm the subscription AWS mails it)."
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for address in var.alarm_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", address))])
+    error_message = "alarm_email_addresses must be email addresses such as on-call@example.com."
+  }
+}
+
 variable "tags" {
   type        = map(string)
   description = "Tags for every resource."

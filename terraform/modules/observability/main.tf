@@ -9,6 +9,15 @@ resource "aws_sns_topic" "alerts" {
   tags              = var.tags
 }
 
+# Someone reads the alarms: each address gets a confirmation mail from AWS, then every alarm.
+resource "aws_sns_topic_subscription" "email" {
+  for_each = toset(var.alarm_email_addresses)
+
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
 locals {
   alarm_actions = concat([aws_sns_topic.alerts.arn], var.extra_alarm_actions)
 }

@@ -27,6 +27,12 @@ variable "extra_alarm_actions" {
   default     = []
 }
 
+variable "alarm_email_addresses" {
+  type        = list(string)
+  description = "Email addresses subscribed to the alerts topic."
+  default     = []
+}
+
 variable "error_threshold" {
   type        = number
   description = "Errors of one function in 5 minutes above which its errors alarm fires."
