@@ -158,7 +158,7 @@ def planner(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Terraform:
         ),
         (
             ["-var", "part_size_bytes=1073741824"],
-            "function_memory_mb.largefile_parter must be at least part_size_bytes in MiB plus 256",
+            "function_memory_mb.largefile_parter must be at least twice part_size_bytes in MiB plus 256",
         ),
         (
             ["-var", "chunk_size_bytes=1048576"],

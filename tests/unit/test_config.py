@@ -19,3 +19,10 @@ def test_a_size_below_s3s_smallest_part_names_its_variable(name: str) -> None:
 def test_sizes_at_s3s_smallest_part_are_accepted() -> None:
     tuning = RuntimeConfig({"AZS3COPY_CHUNK_SIZE": str(5 * MiB), "AZS3COPY_PART_SIZE": str(5 * MiB)}).tuning()
     assert tuning.chunk_size == tuning.part_size == 5 * MiB
+
+
+def test_the_largest_part_a_parter_holds_comes_from_the_environment_and_defaults_to_s3s_limit() -> None:
+    assert RuntimeConfig({"AZS3COPY_MAX_PART_SIZE": str(384 * MiB)}).tuning().max_part_size == 384 * MiB
+    assert RuntimeConfig({}).tuning().max_part_size == 5 * 1024 * MiB
+    with pytest.raises(ConfigError, match="AZS3COPY_MAX_PART_SIZE"):
+        RuntimeConfig({"AZS3COPY_MAX_PART_SIZE": "1048576"}).tuning()

@@ -50,3 +50,26 @@ def test_blob_past_what_ten_thousand_five_gib_parts_hold_is_rejected_with_a_reas
 def test_part_size_outside_s3_limits_is_a_configuration_error(part_size: int) -> None:
     with pytest.raises(ConfigError, match="part size"):
         plan_parts(100 * MiB, part_size)
+
+
+@given(
+    size=st.integers(min_value=1, max_value=MAX_OBJECT_SIZE),
+    max_part_mib=st.integers(min_value=5, max_value=5 * 1024),
+)
+def test_parts_never_exceed_what_a_parter_holds_and_a_blob_that_would_need_more_is_rejected(
+    size: int, max_part_mib: int
+) -> None:
+    try:
+        plan = plan_parts(size, 16 * MiB, max_part_mib * MiB)
+    except BlobRejectedError as error:
+        assert -(-size // MAX_PARTS) > max(max_part_mib * MiB, 16 * MiB)  # it really needs larger parts
+        assert "raise the parter's memory (function_memory_mb) to at least" in str(error)
+        return
+    assert plan.part_size <= max(max_part_mib * MiB, 16 * MiB) and plan.count <= MAX_PARTS
+
+
+def test_a_blob_too_large_for_the_parters_memory_names_the_memory_that_copies_it() -> None:
+    size = 5 * 1024**4  # 5 TiB needs parts of 525 MiB
+    with pytest.raises(BlobRejectedError, match=r"parts of 525 MiB .* at most 384 MiB .* at least 1306 MB"):
+        plan_parts(size, 16 * MiB, 384 * MiB)
+    assert plan_parts(size, 16 * MiB, 1024 * MiB).part_size == 525 * MiB

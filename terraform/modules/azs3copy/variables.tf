@@ -192,8 +192,8 @@ variable "function_memory_mb" {
   }
 
   validation {
-    condition     = var.function_memory_mb.largefile_parter >= ceil(var.part_size_bytes / 1048576) + 256
-    error_message = "function_memory_mb.largefile_parter must be at least part_size_bytes in MiB plus 256 MiB of headroom: a parter holds one whole part in memory."
+    condition     = var.function_memory_mb.largefile_parter >= 2 * ceil(var.part_size_bytes / 1048576) + 256
+    error_message = "function_memory_mb.largefile_parter must be at least twice part_size_bytes in MiB plus 256 MiB of headroom: a parter holds one whole part in memory, twice while the read completes."
   }
 }
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from azs3copy.engine import Topics, Tuning
 from azs3copy.errors import ConfigError
-from azs3copy.planner import MiB
+from azs3copy.planner import MAX_PART_SIZE, MiB
 
 PREFIX = "AZS3COPY_"
 #: The environment variable of each topic.
@@ -112,6 +112,7 @@ class RuntimeConfig:
                 report_prefix=self.optional("REPORT_PREFIX") or "_azs3copy/reports/",
                 page_size=_int(self.env, "PAGE_SIZE", 5000, 1),
                 copy_threads=_int(self.env, "COPY_THREADS", 4, 1),
+                max_part_size=_int(self.env, "MAX_PART_SIZE", MAX_PART_SIZE, 5 * MiB),
             )
         except ValueError as error:  # Tuning's own checks
             raise ConfigError(f"environment: {error}") from None

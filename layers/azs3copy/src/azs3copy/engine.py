@@ -47,7 +47,7 @@ from azs3copy.model import (
     encode,
     iso,
 )
-from azs3copy.planner import MAX_OBJECT_SIZE, MiB, PartPlan, check_part_size, plan_parts
+from azs3copy.planner import MAX_OBJECT_SIZE, MAX_PART_SIZE, MiB, PartPlan, check_part_size, plan_parts
 from azs3copy.settings import Settings
 from azs3copy.transports import WRITE_ID_BYTES, BlobSource, CompletedPart, ObjectAttrs, ObjectSink
 
@@ -70,6 +70,9 @@ class Tuning:
     batch_blobs: int = 25
     batch_bytes: int = 64 * MiB
     copy_threads: int = 4
+    #: The largest part a parter can hold (AZS3COPY_MAX_PART_SIZE, from its memory size): larger parts are
+    #: refused when the upload is planned, not found out by an out-of-memory parter.
+    max_part_size: int = MAX_PART_SIZE
     head_threads: int = 8
     #: find-blobs hands the rest of a container to a fresh invocation when less than this is left.
     listing_reserve_seconds: float = 120.0
@@ -768,7 +771,7 @@ def init_large(deps: Deps, message: LargeBlob, invocation: Invocation) -> Outcom
         maybe_report(deps, message.run_id)  # an earlier attempt may have failed writing it
         return outcome
     try:
-        plan = plan_parts(blob.size, deps.tuning.part_size)
+        plan = plan_parts(blob.size, deps.tuning.part_size, deps.tuning.max_part_size)
         upload_id = record.upload_id if record and record.upload_id else None
         if upload_id is None:
             mine = sink.create_upload(key, _attrs(blob))

@@ -46,9 +46,10 @@ def check_part_size(part_size: int) -> int:
     return part_size
 
 
-def plan_parts(size: int, part_size: int) -> PartPlan:
+def plan_parts(size: int, part_size: int, max_part_size: int = MAX_PART_SIZE) -> PartPlan:
     """The part plan of a blob of `size` bytes: the configured part size, raised (to whole MiB) as far as
-    needed to stay within 10,000 parts."""
+    needed to stay within 10,000 parts. A blob that needs parts larger than `max_part_size` (what one
+    parter invocation can hold in memory) is rejected with the reason and the fix."""
     check_part_size(part_size)
     if size <= 0:
         raise ValueError("a multipart plan needs at least one byte; empty blobs are copied as empty objects")
@@ -59,6 +60,14 @@ def plan_parts(size: int, part_size: int) -> PartPlan:
         )
     needed = -(-size // MAX_PARTS)  # the smallest part size that fits in 10,000 parts
     if needed > part_size:
-        part_size = min(MAX_PART_SIZE, -(-needed // MiB) * MiB)
+        raised = min(MAX_PART_SIZE, -(-needed // MiB) * MiB)
+        if raised > max_part_size:
+            raise BlobRejectedError(
+                f"blob of {size} bytes needs parts of {raised // MiB} MiB to stay within S3's 10,000 parts, "
+                f"but a largefile-parter invocation holds parts of at most {max_part_size // MiB} MiB in "
+                f"memory: raise the parter's memory (function_memory_mb) to at least "
+                f"{2 * raised // MiB + 256} MB"
+            )
+        part_size = raised
     count = -(-size // part_size)
     return PartPlan(size=size, part_size=part_size, count=count)
