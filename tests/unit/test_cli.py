@@ -465,6 +465,37 @@ def test_stopped_local_environment_says_make_up(tmp_path: Path, capsys: pytest.C
     assert "not running" in one_line_error(capsys)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{}", "is not a deployment record `make up` wrote (no aws_endpoint, region)"),
+        ("[1", "is not valid JSON"),
+    ],
+)
+def test_a_damaged_deployment_record_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    file = tmp_path / "deployment.json"
+    file.write_text(text)
+    assert cli.main(["--deployment", str(file), "status"]) == 1
+    err = one_line_error(capsys)
+    assert expected in err and "make up" in err
+
+
+def test_an_unexpected_error_is_still_one_line(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(target: object, args: object, out: object) -> int:
+        raise KeyError("counts")
+
+    monkeypatch.setitem(cli.COMMANDS, "status", broken)
+    assert run_cli("status")[0] == 1
+    assert "unexpected KeyError: 'counts' (AZS3COPY_DEBUG=1 shows where)" in one_line_error(capsys)
+    monkeypatch.setenv("AZS3COPY_DEBUG", "1")
+    with pytest.raises(KeyError):
+        run_cli("status")
+
+
 def test_no_aws_credentials_is_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -102,6 +102,14 @@ def load_deployment(path: Path | None = None) -> dict[str, Any]:
         raise LocalEnvironmentError(
             f"{path} is not valid JSON ({error}): run `make down` and `make up`"
         ) from None
+    lacking = [
+        key for key in ("aws_endpoint", "region") if not isinstance(document, dict) or key not in document
+    ]
+    if lacking:
+        raise LocalEnvironmentError(
+            f"{path} is not a deployment record `make up` wrote (no {', '.join(lacking)}): run `make down` and "
+            "`make up`"
+        )
     return document
 
 
@@ -314,34 +322,34 @@ def up(paths: LocalPaths | None = None, say: Callable[[str], None] = print) -> d
                 tail = "\n".join(runtime_log.read_text(errors="replace").splitlines()[-15:])
                 raise LocalEnvironmentError(f"the local runtime did not start (log: {runtime_log}):\n{tail}")
             time.sleep(0.2)
-    except (EmulatorError, LocalEnvironmentError, OSError):
+        deployment = {
+            "kind": "local",
+            "region": outputs.get("region", REGION),
+            "aws_endpoint": moto.endpoint,
+            "runtime_url": runtime_url,
+            "azure": {
+                "account_url": azurite.endpoint,
+                "account_name": AZURITE_ACCOUNT,
+                "connection_string": azurite.connection_string,
+                "note": "Azurite's well-known development account (public, not a secret)",
+            },
+            "bucket": outputs["bucket"],
+            "secret_id": outputs["secret_id"],
+            "ledger_table": outputs["ledger_table"],
+            "kms_key_arn": outputs.get("kms_key_arn"),
+            "topic_arns": outputs.get("topic_arns", {}),
+            "function_names": outputs["function_names"],
+            "function_arns": outputs.get("function_arns", {}),
+            "dlq_urls": outputs.get("dlq_urls", {}),
+            "schedule_name": outputs.get("schedule_name"),
+            "report_prefix": "_azs3copy/reports/",
+            "logs": str(paths.logs),
+            "pids": _read_pids(paths),
+        }
+        _write_json(paths.deployment, deployment)
+    except BaseException:  # a failed apply, an unexpected output, Ctrl-C: nothing is left running
         down(paths, lambda _: None)
         raise
-    deployment = {
-        "kind": "local",
-        "region": outputs.get("region", REGION),
-        "aws_endpoint": moto.endpoint,
-        "runtime_url": runtime_url,
-        "azure": {
-            "account_url": azurite.endpoint,
-            "account_name": AZURITE_ACCOUNT,
-            "connection_string": azurite.connection_string,
-            "note": "Azurite's well-known development account (public, not a secret)",
-        },
-        "bucket": outputs["bucket"],
-        "secret_id": outputs["secret_id"],
-        "ledger_table": outputs["ledger_table"],
-        "kms_key_arn": outputs.get("kms_key_arn"),
-        "topic_arns": outputs.get("topic_arns", {}),
-        "function_names": outputs["function_names"],
-        "function_arns": outputs.get("function_arns", {}),
-        "dlq_urls": outputs.get("dlq_urls", {}),
-        "schedule_name": outputs.get("schedule_name"),
-        "report_prefix": "_azs3copy/reports/",
-        "logs": str(paths.logs),
-        "pids": _read_pids(paths),
-    }
-    _write_json(paths.deployment, deployment)
     say(f"up in {time.monotonic() - started:.0f} s: runtime {runtime_url}, deployment {paths.deployment}")
     return deployment
 
