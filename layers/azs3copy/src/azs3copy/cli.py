@@ -965,7 +965,9 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, out:
         message = "interrupted"
     except OSError as error:  # a file the command reads or writes (a deployment record, a report)
         message = f"{error.strerror or type(error).__name__}: {error.filename or error}"
-    except Exception as error:  # a defect, not the operator's input: still one line (AZS3COPY_DEBUG=1 shows it)
+    except (
+        Exception
+    ) as error:  # a defect, not the operator's input: still one line (AZS3COPY_DEBUG=1 shows it)
         if os.environ.get("AZS3COPY_DEBUG"):
             raise
         first = str(error).splitlines()[0] if str(error) else ""
