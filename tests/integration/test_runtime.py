@@ -345,3 +345,76 @@ def test_an_event_older_than_the_maximum_event_age_goes_to_the_on_failure_queue_
     assert record["requestContext"]["functionArn"].endswith(f":function:{deployed.aged_function}:$LATEST")
     assert record["requestPayload"] == {"tag": "too-old"}
     assert "responsePayload" not in record
+
+
+# --- what runs: the deployed zips -------------------------------------------------------------------------
+
+
+def zipped(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_the_deployed_function_zip_and_pure_python_layer_run_not_the_source_tree(
+    moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """A function deployed from build/ runs that zip's handler with the layer's package on its path, as on
+    Lambda; a layer with native modules (built for Lambda's platform) is left to this environment."""
+    prefix = f"zp{uuid.uuid4().hex[:6]}"
+    build = tmp_path / "build"
+    (build / "functions").mkdir(parents=True)
+    (build / "layers").mkdir()
+    function_zip = zipped(
+        {
+            "handler.py": "import layered\n\n"
+            "def lambda_handler(event, context):\n"
+            "    return {'code': 'zip', 'layer': layered.WHERE, 'path': layered.__file__}\n"
+        }
+    )
+    core_zip = zipped({"python/layered.py": "WHERE = 'core layer zip'\n"})
+    native_zip = zipped({"python/fast/_speed.cpython-312-aarch64-linux-gnu.so": "not for this machine"})
+    (build / "functions" / "probe.zip").write_bytes(function_zip)
+    (build / "layers" / "core.zip").write_bytes(core_zip)
+    (build / "layers" / "native.zip").write_bytes(native_zip)
+
+    lam = aws_client("lambda", moto_server.endpoint, "us-east-1")
+    role = aws_client("iam", moto_server.endpoint, "us-east-1").create_role(
+        RoleName=f"{prefix}-role", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    layers = [
+        lam.publish_layer_version(LayerName=f"{prefix}-{name}", Content={"ZipFile": content})[
+            "LayerVersionArn"
+        ]
+        for name, content in (("core", core_zip), ("native", native_zip))
+    ]
+    lam.create_function(
+        FunctionName=f"{prefix}-probe",
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.lambda_handler",
+        Code={"ZipFile": function_zip},
+        Layers=layers,
+        Tags={"azs3copy:component": "probe"},
+    )
+    runtime = Runtime(
+        moto_server.endpoint,
+        lambdas_root=LAMBDAS,  # its probe/handler.py would answer otherwise
+        build_dir=build,
+        log_dir=tmp_path / "logs",
+        name_prefix=prefix,
+    )
+    runtime.start()
+    try:
+        spec = runtime.functions[f"{prefix}-probe"]
+        assert spec.code_path == build / "functions" / "probe.zip"
+        assert spec.layer_paths == [build / "layers" / "core.zip" / "python"]
+        assert any("native modules for Lambda" in line for line in spec.provenance), spec.provenance
+        reply = runtime.pool_for(f"{prefix}-probe").invoke({})
+        assert reply["ok"], reply
+        assert reply["result"]["code"] == "zip" and reply["result"]["layer"] == "core layer zip"
+        assert reply["result"]["path"].startswith(str(build / "layers" / "core.zip")), reply
+    finally:
+        runtime.stop()

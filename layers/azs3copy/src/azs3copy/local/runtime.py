@@ -23,6 +23,8 @@ Run it with `python -m azs3copy.local.runtime --endpoint http://127.0.0.1:PORT -
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import heapq
 import itertools
 import json
@@ -36,6 +38,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -62,6 +65,7 @@ FAKE_CREDENTIALS = {
 }
 DEFAULT_RETRY_DELAYS = (1.0, 2.0)  # Lambda waits about 1 and 2 minutes; locally seconds do
 PACKAGE_SRC = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).resolve().parent / "worker.py"
 
 
 def default_concurrency_cap() -> int:
@@ -94,6 +98,13 @@ class FunctionSpec:
     memory: int
     layers: list[str]
     reserved: int | None
+    #: What goes on the worker's sys.path: the deployed function zip when it is one `make function-zips`
+    #: built (else `code_dir`), then each deployed layer's `python/` that is pure Python and was built here.
+    code_path: Path | None = None
+    layer_paths: list[Path] = field(default_factory=list)
+    package_from_layer: bool = False  # a deployed layer holds the azs3copy package
+    #: What the worker runs, for the log: each layer's name and where its code comes from.
+    provenance: list[str] = field(default_factory=list)
     max_retries: int = 2
     max_event_age: int = 21600
     on_failure: str | None = None
@@ -116,11 +127,66 @@ class ScheduleSpec:
     input: str
 
 
+def code_sha256(path: Path) -> str:
+    """Lambda's CodeSha256 of a zip: the base64 SHA-256 of its bytes."""
+    return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+
+
+def built_zips(build_dir: Path | None) -> dict[str, Path]:
+    """The zips `make layers function-zips` left in `build_dir`, by their CodeSha256."""
+    if build_dir is None:
+        return {}
+    zips = sorted(build_dir.glob("functions/*.zip")) + sorted(build_dir.glob("layers/*.zip"))
+    return {code_sha256(path): path for path in zips}
+
+
+def _resolve_code(lambda_client: Any, spec: FunctionSpec, digest: str, built: dict[str, Path]) -> None:
+    """Run the code Terraform deployed: the function's zip, and each layer that is pure Python (the core
+    package), from the build directory when their digests match what the emulator holds. A layer with
+    native modules for the Lambda platform (the Azure SDK layer, built for arm64 Linux) cannot load here:
+    its pinned packages come from this Python environment, which pins the same versions."""
+    deployed = built.get(digest)
+    spec.code_path = deployed if deployed is not None else spec.code_dir
+    if deployed is None:
+        log.warning(
+            "function %s: its deployed code is no zip in the build directory (rebuilt since the apply?); "
+            "running %s",
+            spec.name,
+            spec.code_dir,
+        )
+    spec.provenance.append(f"code {spec.code_path.name}")
+    for arn in spec.layers:
+        name = arn.rsplit(":", 2)[-2]
+        try:
+            layer, _, version = arn.rpartition(":")
+            layer_digest = lambda_client.get_layer_version(LayerName=layer, VersionNumber=int(version))[
+                "Content"
+            ]["CodeSha256"]
+        except (ClientError, ValueError) as error:
+            log.warning("function %s: cannot read layer %s: %s", spec.name, arn, error)
+            spec.provenance.append(f"{name} (unreadable)")
+            continue
+        path = built.get(layer_digest)
+        if path is None:
+            spec.provenance.append(f"{name} (not built here: this environment's packages)")
+            continue
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        native = any(entry.endswith((".so", ".pyd")) or ".so." in entry for entry in names)
+        if native:
+            spec.provenance.append(f"{name} (native modules for Lambda: this environment's packages)")
+            continue
+        spec.layer_paths.append(path / "python")
+        spec.package_from_layer = spec.package_from_layer or "python/azs3copy/__init__.py" in names
+        spec.provenance.append(f"{name} from {path.name}")
+
+
 def discover_functions(
-    lambda_client: Any, lambdas_root: Path, name_prefix: str = ""
+    lambda_client: Any, lambdas_root: Path, name_prefix: str = "", build_dir: Path | None = None
 ) -> dict[str, FunctionSpec]:
     """Every deployed function (whose name starts with `name_prefix`) that carries the component tag."""
     specs: dict[str, FunctionSpec] = {}
+    built = built_zips(build_dir)
     for page in lambda_client.get_paginator("list_functions").paginate():
         for config in page["Functions"]:
             if not config["FunctionName"].startswith(name_prefix):
@@ -161,6 +227,7 @@ def discover_functions(
             spec.on_failure = destination or None
             if not (spec.code_dir / f"{spec.handler.rpartition('.')[0]}.py").exists():
                 log.warning("function %s: no handler code in %s", spec.name, spec.code_dir)
+            _resolve_code(lambda_client, spec, str(config.get("CodeSha256") or ""), built)
             specs[spec.name] = spec
     return specs
 
@@ -291,9 +358,10 @@ class WorkerProcess:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "azs3copy.local.worker",
-                    str(spec.code_dir),
+                    str(
+                        WORKER
+                    ),  # by path: `-m` would import azs3copy from the core layer, which lacks local/
+                    str(spec.code_path or spec.code_dir),
                     spec.handler,
                     str(request_read),
                     str(response_write),
@@ -573,6 +641,7 @@ class Runtime:
         *,
         region: str = "us-east-1",
         lambdas_root: Path = REPO_ROOT / "lambdas",
+        build_dir: Path | None = REPO_ROOT / "build",
         log_dir: Path = REPO_ROOT / ".local" / "logs",
         concurrency_cap: int | None = None,
         retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
@@ -583,6 +652,7 @@ class Runtime:
         self.endpoint = endpoint
         self.region = region
         self.lambdas_root = lambdas_root
+        self.build_dir = build_dir
         self.log_dir = log_dir
         self.cap = concurrency_cap or default_concurrency_cap()
         self.retry_delays = retry_delays
@@ -605,13 +675,15 @@ class Runtime:
     # -- setup
     def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.functions = discover_functions(self.client("lambda"), self.lambdas_root, self.name_prefix)
+        self.functions = discover_functions(
+            self.client("lambda"), self.lambdas_root, self.name_prefix, self.build_dir
+        )
         for spec in self.functions.values():
             size = self.cap if spec.reserved is None else min(spec.reserved, self.cap)
             self.pools[spec.name] = FunctionPool(self, spec, size)
             log.info(
                 "function %s (%s): handler %s, timeout %.0f s, memory %d MB, %d worker(s), retries %d, "
-                "on failure %s, layers %s",
+                "on failure %s, runs %s",
                 spec.name,
                 spec.component,
                 spec.handler,
@@ -620,7 +692,7 @@ class Runtime:
                 size,
                 spec.max_retries,
                 spec.on_failure,
-                ", ".join(layer.rsplit(":", 2)[-2] for layer in spec.layers) or "none",
+                "; ".join(spec.provenance),
             )
         by_arn = {spec.arn for spec in self.functions.values()}
         self.subscriptions = discover_subscriptions(self.client("sns"), by_arn)
@@ -693,7 +765,11 @@ class Runtime:
                 "TZ": ":UTC",
                 "LANG": "en_US.UTF-8",
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "PYTHONPATH": os.pathsep.join([str(spec.code_dir), str(PACKAGE_SRC)]),
+                # The deployed core layer when it was found, else the package's source tree.
+                "PYTHONPATH": os.pathsep.join(
+                    [str(path) for path in spec.layer_paths]
+                    + ([] if spec.package_from_layer else [str(PACKAGE_SRC)])
+                ),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -933,6 +1009,11 @@ def main(argv: list[str] | None = None) -> None:
         "--lambdas", type=Path, default=REPO_ROOT / "lambdas", help="handler code by component"
     )
     parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / ".local" / "logs")
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        help="where `make layers function-zips` put the zips Terraform deployed (default: beside --lambdas)",
+    )
     parser.add_argument("--name-prefix", default="", help="run only the functions whose names start with it")
     parser.add_argument(
         "--max-concurrency",
@@ -951,6 +1032,7 @@ def main(argv: list[str] | None = None) -> None:
         args.endpoint,
         region=args.region,
         lambdas_root=args.lambdas,
+        build_dir=args.build_dir or args.lambdas.resolve().parent / "build",
         log_dir=args.log_dir,
         concurrency_cap=args.max_concurrency,
         retry_delays=tuple(float(x) for x in args.retry_delays.split(",") if x.strip()),

@@ -1,7 +1,10 @@
 """One warm "container" of a function: a process that imports the handler once and then runs invocations
 that the local runtime sends it, one at a time, as Lambda's runtime does.
 
-    python -m azs3copy.local.worker CODE_DIR HANDLER REQUEST_FD RESPONSE_FD
+    python .../azs3copy/local/worker.py CODE HANDLER REQUEST_FD RESPONSE_FD
+
+CODE is the function's zip or directory. The worker imports nothing of azs3copy itself, so the package the
+handler imports is the one on PYTHONPATH: the deployed core layer's, as on Lambda.
 
 Requests and responses are JSON lines on two pipes (stdout and stderr stay free for the function's logs):
 
@@ -13,10 +16,14 @@ The process's environment is the function's own (the runtime builds it); nothing
 
 from __future__ import annotations
 
+import sys
+
+if sys.path and sys.path[0] and __name__ == "__main__":
+    del sys.path[0]  # run by path: its own directory (azs3copy/local) is no place to import from
+
 import importlib
 import json
 import os
-import sys
 import time
 import traceback
 import uuid
