@@ -418,3 +418,53 @@ def test_the_deployed_function_zip_and_pure_python_layer_run_not_the_source_tree
         assert reply["result"]["path"].startswith(str(build / "layers" / "core.zip")), reply
     finally:
         runtime.stop()
+
+
+def test_a_function_with_reserved_concurrency_0_is_throttled_not_left_hanging(
+    moto_server: MotoServer, tmp_path: Path
+) -> None:
+    prefix = f"zc{uuid.uuid4().hex[:6]}"
+    client = lambda service: aws_client(service, moto_server.endpoint, "us-east-1")  # noqa: E731
+    role = client("iam").create_role(RoleName=f"{prefix}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    name = f"{prefix}-probe"
+    client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.lambda_handler",
+        Code={"ZipFile": zipped({"handler.py": "def lambda_handler(event, context):\n    return 1\n"})},
+        Tags={"azs3copy:component": "probe"},
+    )
+    client("lambda").put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    dlq = client("sqs").create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = client("sqs").get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    client("lambda").put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnFailure": {"Destination": dlq_arn}}
+    )
+    runtime = Runtime(
+        moto_server.endpoint, lambdas_root=LAMBDAS, log_dir=tmp_path / "logs", name_prefix=prefix
+    )
+    port = runtime.start()
+    try:
+        invoker = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client(
+            "lambda",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
+        )
+        with pytest.raises(ClientError) as throttled:
+            invoker.invoke(FunctionName=name, Payload=b"{}")
+        assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
+        invoker.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"tag": "never run"}')
+        [message] = wait_for(
+            lambda: client("sqs").receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages")
+        )
+        record = json.loads(message["Body"])
+        assert record["requestContext"]["condition"] == "EventAgeExceeded"
+        assert record["requestPayload"] == {"tag": "never run"}
+        assert runtime.pools[name].stats["invocations"] == 0 and runtime.idle()
+    finally:
+        runtime.stop()

@@ -461,12 +461,25 @@ class FunctionPool:
     def submit(self, event: Any, request_id: str | None = None) -> str:
         job = Job(event, request_id or str(uuid.uuid4()))
         with self.cond:
-            self.pending += 1
             self.stats["events"] += 1
+            self.pending += 1
+        if self.size == 0:
+            # Reserved concurrency 0: Lambda retries a throttled event until its maximum age, then sends it to
+            # the on-failure destination. Locally it goes there at once: nothing would ever run it.
+            self.stats["throttles"] += 1
+            throttled = {"errorType": "TooManyRequestsException", "errorMessage": "reserved concurrency is 0"}
+            self._give_up(job, throttled, "EventAgeExceeded")
+            return job.request_id
         self._enqueue(job)
         return job.request_id
 
     def invoke(self, event: Any) -> dict[str, Any]:
+        if self.size == 0:  # reserved concurrency 0: throttled, as Lambda answers a synchronous call
+            return {
+                "ok": False,
+                "errorType": "TooManyRequestsException",
+                "errorMessage": "Rate Exceeded. (reserved concurrency is 0)",
+            }
         job = Job(event, asynchronous=False, future=Future())
         with self.cond:
             self.pending += 1
@@ -983,6 +996,9 @@ def _handler_class(runtime: Runtime) -> type[BaseHTTPRequestHandler]:
                 request_id = pool.submit(event)
                 self._reply(202, b"", {"x-amzn-RequestId": request_id})
             elif kind == "RequestResponse":
+                if pool.size == 0:  # reserved concurrency 0: Lambda throttles every invocation
+                    self._error(429, "TooManyRequestsException", "Rate Exceeded. (reserved concurrency is 0)")
+                    return
                 reply = pool.invoke(event)
                 headers = {"X-Amz-Executed-Version": "$LATEST"}
                 if reply.get("ok"):
