@@ -289,6 +289,20 @@ def test_warm_workers_are_reused_within_the_reserved_concurrency(deployed: Deplo
     assert len(pids) <= 2
 
 
+def test_queued_events_run_as_many_at_once_as_the_reserved_concurrency_and_no_more(
+    deployed: Deployed,
+) -> None:
+    client = deployed.lambda_client()
+    for i in range(5):
+        payload = json.dumps({"tag": f"overlap{i}", "overlap": 1.0}).encode()
+        client.invoke(FunctionName=deployed.function, InvocationType="Event", Payload=payload)
+    counter = Path(str(deployed.probe_log) + ".running")
+    wait_for(lambda: all(deployed.calls_tagged(f"overlap{i}") for i in range(5)), timeout=60)
+    wait_for(lambda: counter.read_text().split()[0] == "0", timeout=30)
+    _, most = counter.read_text().split()
+    assert int(most) == 2, "the probe's reserved concurrency is 2: both workers busy at once, never a third"
+
+
 # --- EventBridge Scheduler --------------------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """A test function for the local runtime: records every invocation, then does what the event asks."""
 
+import fcntl
 import json
 import os
 import time
@@ -23,8 +24,31 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     }
     with open(os.environ["PROBE_LOG"], "a", encoding="utf-8") as out:
         out.write(json.dumps(record) + "\n")
+    if ask.get("overlap"):  # count the invocations running at once, in a file beside the log
+        return {"tag": ask.get("tag"), "running": _running_together(float(ask["overlap"]))}
     if ask.get("sleep"):
         time.sleep(float(ask["sleep"]))
     if ask.get("fail"):
         raise RuntimeError(f"asked to fail: {ask.get('tag')}")
     return {"tag": ask.get("tag"), "pid": os.getpid()}
+
+
+def _running_together(seconds: float) -> int:
+    """Sleep `seconds`; return how many invocations were running at once at the most, this one included."""
+    path = os.environ["PROBE_LOG"] + ".running"
+
+    def change(delta: int) -> int:
+        with open(path, "a+", encoding="utf-8") as counter:
+            fcntl.flock(counter, fcntl.LOCK_EX)
+            counter.seek(0)
+            now, most = (int(x) for x in (counter.read().split() or ["0", "0"]))
+            now += delta
+            most = max(most, now)
+            counter.seek(0)
+            counter.truncate()
+            counter.write(f"{now} {most}")
+            return most
+
+    change(+1)
+    time.sleep(seconds)
+    return change(-1)
