@@ -92,6 +92,8 @@ class Scenario:
     #: (kinds of problem, why): what this scenario is known to break; the test is xfail when every problem
     #: found is of those kinds, and fails for any other.
     known_defect: tuple[tuple[str, ...], str] | None = None
+    #: Sign in with an account SAS token (its signature travels in every request URL) instead of the key.
+    sas: bool = False
 
 
 def path_of(container: str, name: str = "") -> str:
@@ -407,6 +409,11 @@ SCENARIOS = [
         blobs={**SMALL, **LARGE, **CHUNKED},
     ),
     Scenario("slow responses (1.5 s delays)", slow_responses),
+    Scenario(
+        "Azure 503 ServerBusy and resets mid-body, signed in with a SAS token",
+        lambda world, container: (azure_server_busy(world, container), connection_resets(world, container)),
+        sas=True,
+    ),
     Scenario("parter killed mid-part (timeout)", parter_killed, check=parter_was_killed),
     Scenario("every SNS message twice, out of order", duplicate=True),
     Scenario(
@@ -661,7 +668,10 @@ def test_scenario_loses_and_corrupts_nothing(world: World, scenario: Scenario) -
         originals = scenario.blobs
         row["blobs"] = len(originals)
         container = new_container(world, originals)
-        world.configure([container])
+        if scenario.sas:
+            world.configure_sas([container])
+        else:
+            world.configure([container])
         world.drain_dead_letters()
         before = world.invocations()
 

@@ -1,6 +1,7 @@
-"""Secret hygiene: after every scenario has run with a recognisable Azure account key (and a wrong one), neither
-key appears in any SNS message, dead-letter payload, function log line, run report, ledger item, or the
-Terraform state of the deployment (refreshed, as any later `terraform apply` would refresh it).
+"""Secret hygiene: after every scenario has run with a recognisable Azure account key (and a wrong one), and one
+with a SAS token, neither key nor the token's signature appears in any SNS message, dead-letter payload,
+function log line, the local runtime's own log, run report, ledger item, or the Terraform state of the
+deployment (refreshed, as any later `terraform apply` would refresh it).
 
 This module runs after the scenarios (pytest runs tests/faults/ files in name order)."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.faults.conftest import CANARY, REPORT_PREFIX, WRONG_KEY, World
+from tests.faults.conftest import CANARY, REPORT_PREFIX, SAS_SIGNATURES, WRONG_KEY, World
 
 
 def every_sns_message(world: World) -> list[str]:
@@ -54,11 +55,18 @@ def test_the_azure_secret_appears_nowhere(world: World) -> None:
         len(places["SNS message"]) > 50 and len(places["run report"]) > 10 and places["dead-letter payload"]
     )
     assert sum(text.count('"level"') for text in places["function log"]) > 100
+    assert SAS_SIGNATURES, "a scenario ran with a SAS token"
+    runtime_log = (world.log_dir / "local-runtime.log").read_text(errors="replace")
+    assert "on-failure destination" in runtime_log, "the runtime's records of events that ran out of retries"
     leaks: list[Any] = [
         (where, secret_name, text[max(0, text.find(value) - 200) : text.find(value) + 60])
         for where, texts in places.items()
         for text in texts
-        for secret_name, value in (("account key", CANARY), ("wrong account key", WRONG_KEY))
+        for secret_name, value in (
+            ("account key", CANARY),
+            ("wrong account key", WRONG_KEY),
+            *(("SAS signature", signature) for signature in SAS_SIGNATURES),
+        )
         if value in text
     ]
     assert not leaks, leaks
