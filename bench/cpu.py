@@ -19,10 +19,13 @@ def _group(pid: int, ppid: int, cmdline: str, known: dict[int, str]) -> str:
         return "bench (in-process ceiling)"
     if pid in known:
         return known[pid]
-    if known.get(ppid) == "local runtime" and "azs3copy.local.worker" in cmdline:
+    if known.get(ppid) == "local runtime":  # a worker: python .../local/worker.py CODE HANDLER FD FD
         parts = cmdline.split()
-        index = parts.index("azs3copy.local.worker")
-        return f"fn {Path(parts[index + 1]).name}" if index < len(parts) - 1 else "fn ?"
+        index = next((i for i, part in enumerate(parts) if part.endswith("local/worker.py")), None)
+        if index is None or index >= len(parts) - 1:
+            return "fn ?"
+        code = Path(parts[index + 1])  # the function's zip, or its directory under lambdas/
+        return f"fn {code.stem if code.suffix == '.zip' else code.name}"
     if ppid == os.getpid() and "rclone" in cmdline:
         return "rclone"
     return "other processes"
