@@ -9,12 +9,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
-
-from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY
+from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY, read_list_sas
 from bench.common import clean_env
 
 
@@ -71,13 +68,7 @@ def rclone_version() -> str:
 
 
 def write_config(path: Path, azurite_endpoint: str, moto_endpoint: str) -> Path:
-    sas = generate_account_sas(
-        AZURITE_ACCOUNT,
-        AZURITE_KEY,
-        resource_types=ResourceTypes(service=True, container=True, object=True),
-        permission=AccountSasPermissions(read=True, list=True),
-        expiry=datetime.now(UTC) + timedelta(hours=12),
-    )
+    sas = read_list_sas(AZURITE_ACCOUNT, AZURITE_KEY)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "[az]\n"

@@ -24,16 +24,15 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, generate_account_sas
+from azure.storage.blob import BlobServiceClient
 from botocore.exceptions import ClientError
 
-from azs3copy.local.emulators import Azurite, MotoServer
+from azs3copy.local.emulators import Azurite, MotoServer, read_list_sas
 from azs3copy.local.faultproxy import FaultProxy
 from azs3copy.local.runtime import FunctionPool, Runtime
 
@@ -199,13 +198,7 @@ class World:
     def configure_sas(self, containers: list[str]) -> str:
         """The secret with an account SAS token (read and list, signed with the account's key) instead of a
         connection string; returns the token. Its signature goes on the hygiene test's list."""
-        token = generate_account_sas(
-            ACCOUNT,
-            CANARY,
-            resource_types=ResourceTypes(service=True, container=True, object=True),
-            permission=AccountSasPermissions(read=True, list=True),
-            expiry=datetime.now(UTC) + timedelta(hours=2),
-        )
+        token = read_list_sas(ACCOUNT, CANARY, hours=2)
         signature = urllib.parse.parse_qs(token)["sig"][0]  # as it is, and as the token's URL carries it
         SAS_SIGNATURES.extend([signature, urllib.parse.quote(signature, safe="")])
         self.put_secret(

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -27,6 +28,19 @@ REPO_ROOT = Path(__file__).resolve().parents[5]
 
 class EmulatorError(RuntimeError):
     """An emulator did not start or answer."""
+
+
+def read_list_sas(account: str, key: str, hours: float = 12) -> str:
+    """An account SAS token that reads and lists every container and blob of an emulator's account."""
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    return generate_account_sas(
+        account,
+        key,
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=AccountSasPermissions(read=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=hours),
+    )
 
 
 def free_port() -> int:
