@@ -3,6 +3,7 @@ Every copy is checked the way a user would: the bytes in S3 equal the bytes in A
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from azs3copy.errors import ConfigError
 from azs3copy.local.emulators import Azurite, MotoServer
-from azs3copy.model import ContainerTask, encode
+from azs3copy.model import ContainerTask, encode, iso
 from tests.support.pump import lambda_context, load_handler
 from tests.support.stack import PART, THRESHOLD, Stack, handler_stack
 
@@ -98,6 +99,9 @@ def test_tricky_names_same_name_in_two_containers_and_metadata_round_trip(stack:
     props = stack.azure.get_blob_client(first, "100%+plus?query#hash").get_blob_properties()
     assert head["Metadata"]["azs3copy-source-etag"] == props.etag
     assert head["Metadata"]["azs3copy-source-size"] == str(props.size)
+    assert head["Metadata"]["azs3copy-source-last-modified"] == iso(props.last_modified)
+    md5 = base64.b64encode(bytes(props.content_settings.content_md5)).decode()  # a single-shot upload's
+    assert head["Metadata"]["azs3copy-source-content-md5"] == md5
     assert stack.report(run_id)["counts"]["copied"] == len(names) + 1
 
 
@@ -111,6 +115,7 @@ def test_second_run_copies_nothing(stack: Stack) -> None:
     pump = stack.pump()
     stack.launch()
     pump.drain()
+    assert stack.assert_identical(container) == 21
     before = {
         key: stack.s3.head_object(Bucket=stack.bucket, Key=key)["LastModified"]
         for key in stack.keys(container)
@@ -190,6 +195,7 @@ def test_archived_blob_is_skipped_as_needing_rehydration(stack: Stack) -> None:
     report = stack.report(run_id)
     assert report["counts"]["needs-rehydration"] == 1 and report["counts"]["copied"] == 1
     assert stack.keys(container) == [f"{container}/warm.bin"]
+    assert stack.object_bytes(f"{container}/warm.bin") == b"fine"
 
 
 def test_a_function_without_a_topic_it_publishes_to_fails_before_writing_naming_the_variable(
