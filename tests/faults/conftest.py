@@ -305,6 +305,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
         log_dir = work / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        # Every AWS call the functions' workers make (azs3copy.local.worker), for the least-privilege test.
+        os.environ["AZS3COPY_LOCAL_CALL_LOG"] = str(log_dir / "aws-calls.jsonl")
         # The runtime's own records (retries, give-ups with the error) are scanned by the hygiene test too.
         runtime_log = logging.FileHandler(log_dir / "local-runtime.log", encoding="utf-8")
         runtime_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -326,6 +328,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             yield world
         finally:
             runtime.stop()
+            os.environ.pop("AZS3COPY_LOCAL_CALL_LOG", None)
+            logging.getLogger("azs3copy.local").removeHandler(runtime_log)
             s3_proxy.close()
             azure_proxy.close()
             kept = REPO / ".local" / "faults-logs"

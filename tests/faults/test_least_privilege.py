@@ -20,7 +20,8 @@ What each function's code calls, derived by reading the engine, the ledger and t
   ListParts (ListMultipartUploadParts). Any function that can end a run's last blob writes the report.
   A verified object's version is tagged (PutObjectVersionTagging, PutObjectTagging without a version id)
   by download and the recombinator; find-blobs and the recombinator read the current version's tags
-  (GetObjectTagging) to skip verified copies. The recombinator continues a long read-back by publishing to
+  (GetObjectTagging) to skip verified copies, and so does download when a chunked blob's completion answer
+  was lost and its resend found the upload gone (found by the recorded calls below, not by reading). The recombinator continues a long read-back by publishing to
   its own topic. A PutObject the SDK resent (RetryAttempts > 0) lists the key's versions
   (ListBucketVersions) to remove the one its unanswered first attempt stored.
 """
@@ -91,7 +92,11 @@ USES: dict[str, set[Grant]] = {
     | grants(["sns:Publish"], "topic containers")
     | grants(["sns:Publish"], "topic small-blobs")
     | grants(["sns:Publish"], "topic large-blobs"),
-    "download": READ_SECRET | SNS_STEP | WRITE_AND_VERIFY | grants(["s3:ListBucketVersions"], BUCKET),
+    "download": READ_SECRET
+    | SNS_STEP
+    | WRITE_AND_VERIFY
+    | grants(["s3:ListBucketVersions"], BUCKET)
+    | grants(["s3:GetObjectTagging"], OBJECTS),
     "largefile-initializer": SNS_STEP
     | grants(["s3:AbortMultipartUpload", "s3:PutObject"], OBJECTS)
     | grants(["sns:Publish"], "topic parts"),
@@ -105,6 +110,70 @@ USES: dict[str, set[Grant]] = {
     | grants(["s3:GetObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic recombine"),
 }
+
+
+#: The IAM action each S3 operation needs (on a version: the Version form).
+S3_ACTIONS = {
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "ListParts": "s3:ListMultipartUploadParts",
+    "ListObjectsV2": "s3:ListBucket",
+    "ListObjectVersions": "s3:ListBucketVersions",
+    "HeadObject": "s3:GetObject",
+    "GetObject": "s3:GetObject",
+    "GetObjectTagging": "s3:GetObjectTagging",
+    "PutObjectTagging": "s3:PutObjectTagging",
+    "DeleteObject": "s3:DeleteObject",
+}
+VERSIONED = {
+    "s3:GetObject": "s3:GetObjectVersion",
+    "s3:GetObjectTagging": "s3:GetObjectVersionTagging",
+    "s3:PutObjectTagging": "s3:PutObjectVersionTagging",
+    "s3:DeleteObject": "s3:DeleteObjectVersion",
+}
+TRANSACT_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+
+def iam_actions(call: dict[str, Any]) -> set[str]:
+    """The IAM actions one recorded AWS call needs."""
+    service, operation = call["service"], call["operation"]
+    if service == "s3" and operation in S3_ACTIONS:
+        action = S3_ACTIONS[operation]
+        return {VERSIONED.get(action, action) if call["version"] else action}
+    if service == "dynamodb" and operation == "TransactWriteItems":
+        return {TRANSACT_ACTIONS.get(kind, f"dynamodb:{kind}") for kind in call["transact"]}
+    if service == "sns" and operation == "PublishBatch":
+        return {"sns:Publish"}
+    return {f"{service}:{operation}"}
+
+
+def test_every_aws_call_the_functions_made_in_the_scenarios_is_one_their_policy_grants(world: World) -> None:
+    """What the code uses, observed: every AWS call the workers made while the scenarios ran (the worker
+    records them) needs only actions in USES for its function, and USES is what the plan grants (above). An
+    API call added to the code without its grant fails here, although moto enforces no IAM."""
+    names = {name: directory for directory, name in world.outputs["function_names"].items()}
+    calls = [
+        json.loads(line)
+        for line in (world.log_dir / "aws-calls.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    used: dict[str, set[str]] = {}
+    for call in calls:
+        if call["function"] in names:
+            used.setdefault(names[call["function"]], set()).update(iam_actions(call))
+    assert sorted(used) == sorted(USES), f"calls recorded for {sorted(used)}"
+    granted = {directory: {action for action, _ in USES[directory] | COMMON} for directory in USES}
+    beyond = {directory: sorted(actions - granted[directory]) for directory, actions in used.items()}
+    assert not any(beyond.values()), f"AWS calls the policies do not grant: {beyond}"
+    assert len(calls) > 1000 and "s3:PutObject" in used["download"] and "sns:Publish" in used["find-blobs"]
 
 
 def plan_json(world: World) -> dict[str, Any]:

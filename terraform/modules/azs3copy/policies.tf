@@ -91,6 +91,8 @@ data "aws_iam_policy_document" "download" {
     resources = [module.secret.arn]
   }
 
+  # GetObjectTagging: a chunked blob whose completion answer was lost, and whose resend found the upload
+  # gone, is taken as copied when the object there carries the verified tag (engine._completed_before).
   statement {
     sid = "WriteAndVerifyObjects"
     actions = [
@@ -98,6 +100,7 @@ data "aws_iam_policy_document" "download" {
       "s3:DeleteObject",
       "s3:DeleteObjectVersion",
       "s3:GetObject",
+      "s3:GetObjectTagging",
       "s3:GetObjectVersion",
       "s3:ListMultipartUploadParts",
       "s3:PutObject",

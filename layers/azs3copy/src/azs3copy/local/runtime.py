@@ -793,6 +793,8 @@ class Runtime:
             env["AWS_ENDPOINT_URL"] = self.endpoint
         if os.environ.get("AWS_CA_BUNDLE"):
             env["AWS_CA_BUNDLE"] = os.environ["AWS_CA_BUNDLE"]
+        if os.environ.get("AZS3COPY_LOCAL_CALL_LOG"):  # the fault suite records every AWS call (worker.py)
+            env["AZS3COPY_LOCAL_CALL_LOG"] = os.environ["AZS3COPY_LOCAL_CALL_LOG"]
         return env
 
     # -- delivery

@@ -130,7 +130,33 @@ def serve(code_dir: str, handler_name: str, requests: Any, responses: Any) -> No
         responses.flush()
 
 
+def record_aws_calls(path: str) -> None:
+    """Append every AWS API call this process makes to `path` as a JSON line (function, service, operation,
+    whether it named an object version, the operations of a DynamoDB transaction): what the least-privilege
+    test compares with each function's IAM policy. Local instrumentation only (AZS3COPY_LOCAL_CALL_LOG)."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+
+    def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        entry = {
+            "function": function,
+            "service": client.meta.service_model.service_name,
+            "operation": operation,
+            "version": bool(params.get("VersionId")),
+            "transact": sorted({next(iter(item)) for item in params.get("TransactItems", []) if item}),
+        }
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(entry) + "\n")
+        return original(client, operation, params)
+
+    BaseClient._make_api_call = recording  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
+    if os.environ.get("AZS3COPY_LOCAL_CALL_LOG"):
+        record_aws_calls(os.environ["AZS3COPY_LOCAL_CALL_LOG"])
     args = sys.argv[1:] if argv is None else argv
     code_dir, handler_name, request_fd, response_fd = args[0], args[1], int(args[2]), int(args[3])
     with (
