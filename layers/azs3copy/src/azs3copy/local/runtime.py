@@ -355,12 +355,11 @@ class WorkerProcess:
         response_read, response_write = os.pipe()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as out:
+            # The worker by path: `-m` would import azs3copy from the core layer, which lacks local/.
             self.process = subprocess.Popen(
                 [
                     sys.executable,
-                    str(
-                        WORKER
-                    ),  # by path: `-m` would import azs3copy from the core layer, which lacks local/
+                    str(WORKER),
                     str(spec.code_path or spec.code_dir),
                     spec.handler,
                     str(request_read),
