@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import time
 import zipfile
@@ -366,6 +367,22 @@ def test_run_wait_on_a_terminal_without_rich_shows_the_plain_progress(
     code = cli.main(["--region", REGION, "run", "--wait"], out=out)
     assert code == 0
     assert "  2/2  found 2  copied 2  skipped 0  failed 0" in out.getvalue()
+
+
+def test_run_wait_on_a_terminal_shows_a_progress_bar_with_the_counts(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: rich shortens what does not fit
+    account.on_invoke = lambda: setattr(
+        account, "reply", {"started": True, "run_id": finished_run(), "containers": ["c"]}
+    )
+    out = Terminal()
+    code = cli.main(["--region", REGION, "run", "--wait"], out=out)
+    assert code == 0
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # without the terminal's escapes
+    assert "━" in shown, shown  # rich's bar
+    assert "2/2" in shown and "found 2  copied 2  skipped 0  failed 0" in shown, shown
+    assert "report    s3://" in shown
 
 
 # --- dead-letter queues -----------------------------------------------------------------------------------
