@@ -58,10 +58,10 @@ def run_ceiling(
         stream = client.download_blob(name, offset=offset, length=length, max_concurrency=1)
         return stream.readall()
 
-    def copy_small(blob: BlobSpec) -> None:
+    def download(blob: BlobSpec) -> None:
         s3.put_object(Bucket=bucket, Key=prefix + blob.name, Body=read(blob.name, 0, blob.size))
 
-    def copy_part(part: _Part) -> None:
+    def largefile_parter(part: _Part) -> None:
         data = read(part.blob.name, part.offset, part.length)
         etag = s3.upload_part(
             Bucket=bucket, Key=part.key, UploadId=part.upload_id, PartNumber=part.number, Body=data
@@ -73,7 +73,9 @@ def run_ceiling(
     work: list[tuple[str, Any]] = [("part", part) for part in parts]
     work += [("small", blob) for blob in small]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(lambda item: copy_part(item[1]) if item[0] == "part" else copy_small(item[1]), work))
+        list(
+            pool.map(lambda item: largefile_parter(item[1]) if item[0] == "part" else download(item[1]), work)
+        )
     for key, numbered in etags.items():
         upload_id = next(part.upload_id for part in parts if part.key == key)
         s3.complete_multipart_upload(

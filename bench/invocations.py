@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from azs3copy.azure_source import AzureBlobSource
-from azs3copy.dynamo_ledger import DynamoLedger
-from azs3copy.engine import new_run_id
-from azs3copy.local.emulators import Azurite, MotoServer
-from azs3copy.model import ContainerTask, PartTask, SmallBatch, encode
+from azs3copy.backends.azure_blob import AzureBlobSource
+from azs3copy.backends.dynamodb import DynamoLedger
+from azs3copy.functions import topic_variable
+from azs3copy.messages import DownloadTask, FindBlobsTask, LargefileParterTask, encode
 from azs3copy.planner import plan_parts
+from azs3copy.steps.context import new_run_id
 from bench.common import (
     FAKE_AWS,
     ROOT,
@@ -36,11 +36,12 @@ from bench.common import (
     say,
     upload_blobs,
 )
+from devenv.emulators import Azurite, MotoServer
 
 PART_SIZE = 16 * MiB
 CHUNK_SIZE = 8 * MiB
 LARGE_THRESHOLD = 100 * MiB
-TOPICS = ("containers", "small", "large", "parts", "recombine")
+TOPICS = ("find-blobs", "download", "largefile-initializer", "largefile-parter", "largefile-recombinator")
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Stage:
         )
         env.pop("AWS_PROFILE", None)
         for name, arn in self.topics.items():
-            env[f"AZS3COPY_TOPIC_{name.upper()}"] = arn
+            env[f"AZS3COPY_{topic_variable(name)}"] = arn
         env.update(tuning)
         return env
 
@@ -228,7 +229,7 @@ def measure_memory(base_mib: dict[str, int] | None = None) -> dict[str, Any]:
             ]
             plan = plan_parts(size, PART_SIZE)
             part = list(plan.parts())[1]
-            task = PartTask(
+            task = LargefileParterTask(
                 run_id,
                 blob,
                 key,
@@ -248,7 +249,7 @@ def measure_memory(base_mib: dict[str, int] | None = None) -> dict[str, Any]:
             ledger.start_run(
                 run_id, containers=[container], begindate="2000-01-01T00:00:00Z", force=True, stale_after=1
             )
-            result = invoke(st, "download", encode(SmallBatch(run_id, (blob,))), st.environment())
+            result = invoke(st, "download", encode(DownloadTask(run_id, (blob,))), st.environment())
             if result["result"]["states"].get("copied") != 1:
                 raise RuntimeError(f"download did not copy the blob: {result['result']}")
             rows["download"].append(_summary(result, size))
@@ -267,7 +268,7 @@ def _profiles(st: Stage, container: str, s3: Any, ledger: DynamoLedger) -> dict[
     upload_id = s3.create_multipart_upload(Bucket=st.bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
     plan = plan_parts(size, PART_SIZE)
     part = list(plan.parts())[2]
-    task = PartTask(
+    task = LargefileParterTask(
         new_run_id(), blob, key, upload_id, part.number, part.offset, part.length, plan.count, plan.part_size
     )
     parter = invoke(st, "largefile-parter", encode(task), _profile_env(st.environment(), "largefile-parter"))
@@ -278,7 +279,7 @@ def _profiles(st: Stage, container: str, s3: Any, ledger: DynamoLedger) -> dict[
         run_id, containers=[container], begindate="2000-01-01T00:00:00Z", force=True, stale_after=1
     )
     env = _profile_env(st.environment(), "download")  # the engine's pools run inline when profiled
-    download = invoke(st, "download", encode(SmallBatch(run_id, smalls)), env)
+    download = invoke(st, "download", encode(DownloadTask(run_id, smalls)), env)
     return {
         "largefile-parter (one 16 MiB part)": {
             "seconds": round(parter["seconds"], 3),
@@ -293,15 +294,15 @@ def _profiles(st: Stage, container: str, s3: Any, ledger: DynamoLedger) -> dict[
 
 #: What the profile of one invocation is split into: (label, file, function names); cumulative seconds.
 SPLIT = (
-    ("Azure ranged reads", "azure_source.py", ("read_range",)),
-    ("S3 writes", "s3_sink.py", ("put", "upload_part", "create_upload", "complete")),
-    ("read-back verification", "engine.py", ("verify_object",)),
+    ("Azure ranged reads", "azure_blob.py", ("read_range",)),
+    ("S3 writes", "s3.py", ("put", "upload_part", "create_upload", "complete")),
+    ("read-back verification", "verify.py", ("verify_object",)),
     (
         "ledger (DynamoDB)",
-        "dynamo_ledger.py",
+        "dynamodb.py",
         ("claim", "finish", "record_part", "get_blob", "bump_attempt", "get_run"),
     ),
-    ("SNS publish", "aws.py", ("publish",)),
+    ("SNS publish", "sns.py", ("publish",)),
 )
 
 
@@ -360,7 +361,7 @@ def measure_listing(count: int) -> dict[str, Any]:
             sizes_file = WORK / "invocations" / f"sizes-{run_id}.txt"
             sizes_file.parent.mkdir(parents=True, exist_ok=True)
             env = st.environment(BENCH_MESSAGE_SIZES=str(sizes_file))
-            result = invoke(st, "find-blobs", encode(ContainerTask(run_id, container)), env)
+            result = invoke(st, "find-blobs", encode(FindBlobsTask(run_id, container)), env)
             sizes = [int(line) for line in sizes_file.read_text().split()] if sizes_file.exists() else []
             sizes_file.unlink(missing_ok=True)
             runs.append(

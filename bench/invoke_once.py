@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from azs3copy.local.worker import LocalLambdaContext
+from devenv.worker import LocalLambdaContext
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,14 +53,15 @@ class _InlinePool:
 
 def _run_engine_pools_inline() -> None:
     """Profiling only: the engine's thread pools run inline, so the profile covers every blob's work."""
-    import azs3copy.engine
+    from azs3copy.steps import download, find_blobs
 
-    setattr(azs3copy.engine, "ThreadPoolExecutor", _InlinePool)  # noqa: B010 (a patch, for profiling only)
+    for step in (download, find_blobs):
+        setattr(step, "ThreadPoolExecutor", _InlinePool)  # noqa: B010 (a patch, for profiling only)
 
 
 def _record_message_sizes(path: Path) -> None:
     """Wrap the real SNS publisher so every message it sends also has its size appended to `path`."""
-    from azs3copy.aws import SnsPublisher
+    from azs3copy.backends.sns import SnsPublisher
 
     send = SnsPublisher._send
 

@@ -19,8 +19,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from azs3copy.local import environment
 from bench.common import ROOT, WORK, aws_client
+from devenv import environment
 
 REPORT_LINE = re.compile(r"^REPORT RequestId: \S+\tDuration: ([0-9.]+) ms\tMemory Size: (\d+) MB")
 

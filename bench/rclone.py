@@ -11,8 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY, read_list_sas
 from bench.common import clean_env
+from devenv.emulators import AZURITE_ACCOUNT, AZURITE_KEY, read_list_sas
 
 
 def _tuned(transfers: str) -> list[str]:

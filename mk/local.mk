@@ -1,7 +1,7 @@
 # The local environment (issue 4): Azurite + moto server + terraform/envs/local + the local runtime,
-# the demo, and the end-to-end tests. State, pids and logs live in .local/ (see azs3copy.local.environment).
+# the demo, and the end-to-end tests. State, pids and logs live in .local/ (see devenv/environment.py).
 
-LOCAL_ENV := $(PY) -m azs3copy.local.environment
+LOCAL_ENV := $(PY) -m devenv.environment
 
 .PHONY: up down local-status demo test-e2e
 
@@ -15,7 +15,7 @@ local-status: venv ## Which parts of the local environment are running
 	$(LOCAL_ENV) status
 
 demo: up ## The whole system on this machine: dataset into Azurite, run, progress, report, verify, run again
-	$(PY) -m azs3copy.local.demo
+	$(PY) -m devenv.demo
 
 test-e2e: deps tf-config layers function-zips ## End to end: make up, copy from Azurite, verify bytes, second run copies nothing, make down
 	$(PY) -m pytest tests/e2e -q

@@ -27,7 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SDK_REQUIREMENTS = ROOT / "layers" / "azure-sdk" / "requirements.txt"
 CORE_SOURCE = ROOT / "layers" / "azs3copy" / "src" / "azs3copy"
-CORE_EXCLUDED = ("local",)  # azs3copy.local is dev tooling (emulators), never deployed
 LAMBDAS = ROOT / "lambdas"
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -45,12 +44,11 @@ def _skipped(path: Path) -> bool:
     return "__pycache__" in path.parts or path.suffix in {".pyc", ".pyo"}
 
 
-def tree_entries(base: Path, prefix: str = "", exclude: Iterable[str] = ()) -> Iterator[tuple[str, Path]]:
-    """(name in the zip, file on disk) for every file under `base`, skipping caches and `exclude` dirs."""
-    excluded = tuple(exclude)
+def tree_entries(base: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
+    """(name in the zip, file on disk) for every file under `base`, skipping caches."""
     for path in base.rglob("*"):
         rel = path.relative_to(base)
-        if not path.is_file() or _skipped(rel) or (rel.parts and rel.parts[0] in excluded):
+        if not path.is_file() or _skipped(rel):
             continue
         yield prefix + rel.as_posix(), path
 
@@ -147,7 +145,7 @@ def build_sdk_layer(out: Path, arch: str, python_version: str) -> None:
 
 
 def build_core_layer(out: Path) -> None:
-    entries = sorted(tree_entries(CORE_SOURCE, prefix="python/azs3copy/", exclude=CORE_EXCLUDED))
+    entries = sorted(tree_entries(CORE_SOURCE, prefix="python/azs3copy/"))
     digest = inputs_digest([name.encode() + b"\0" + path.read_bytes() for name, path in entries])
     if up_to_date(out, digest):
         print(f"{shown(out)} is up to date")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from azs3copy.local.emulators import Azurite, MotoServer
+from devenv.emulators import Azurite, MotoServer
 
 
 @pytest.fixture(scope="session")

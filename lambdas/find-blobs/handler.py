@@ -5,8 +5,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from azs3copy.engine import find_blobs
-from azs3copy.lambda_support import Function
+from azs3copy.handler.function import Function
+from azs3copy.steps.find_blobs import find_blobs
 
 logger = Logger()
 function = Function("find-blobs", source=True)

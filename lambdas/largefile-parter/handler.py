@@ -5,8 +5,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from azs3copy.engine import copy_part
-from azs3copy.lambda_support import Function
+from azs3copy.handler.function import Function
+from azs3copy.steps.largefile_parter import largefile_parter
 
 logger = Logger()
 function = Function("largefile-parter", source=True)
@@ -15,4 +15,4 @@ function = Function("largefile-parter", source=True)
 @logger.inject_lambda_context
 @function.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return function.handle_sns(event, context, copy_part)
+    return function.handle_sns(event, context, largefile_parter)

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from azs3copy.lambda_support import Function
+from azs3copy.handler.function import Function
 
 logger = Logger()
 function = Function("launch-qualification", sink=False)

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from azs3copy import cli
+from azs3copy.cli import main as cli
 from azs3copy.keys import object_key
-from azs3copy.local.demo import Dataset, azurite_environment, latest_report, put_dataset
-from azs3copy.local.emulators import REPO_ROOT
-from azs3copy.local.environment import LocalPaths, down, process_alive, up
-from azs3copy.local.runtime import aws_client
+from devenv.demo import Dataset, azurite_environment, latest_report, put_dataset
+from devenv.emulators import REPO_ROOT
+from devenv.environment import LocalPaths, down, process_alive, up
+from devenv.runtime import aws_client
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20

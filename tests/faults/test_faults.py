@@ -5,7 +5,7 @@ run report (and every failed blob is in a dead-letter queue: Lambda puts events 
 the functions put blobs failed by errors no retry can fix there themselves); no partial object, no extra
 object version and no open multipart upload is left; every fault the scenario set up acted at least once; and
 the next run, without the fault, copies exactly what is missing. Each scenario adds its row to
-docs/reliability.md however it ends.
+the reliability table (build/reliability.md, docs/reliability.md by `make reliability-report`) however it ends.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from azs3copy.local.faultproxy import FaultProxy, Rule, Seen, azure_error, s3_error
-from azs3copy.local.runtime import sns_event
-from azs3copy.model import BlobRef, ContainerTask, SmallBatch, decode, encode
+from azs3copy.messages import BlobRef, DownloadTask, FindBlobsTask, decode, encode
+from devenv.faultproxy import FaultProxy, Rule, Seen, azure_error, s3_error
+from devenv.runtime import sns_event
 from tests.faults.conftest import (
     CANARY,
     EXPECTED,
@@ -489,9 +489,9 @@ def dead_letter_blobs(record: dict[str, Any]) -> set[tuple[str, str]]:
     if condition == "LaunchFailed":  # no run started: no blob was looked at
         return set()
     message = decode(record["requestPayload"]["Records"][0]["Sns"]["Message"])
-    if isinstance(message, ContainerTask):
+    if isinstance(message, FindBlobsTask):
         return {(message.run_id, f"{message.container}/")}
-    if isinstance(message, SmallBatch):
+    if isinstance(message, DownloadTask):
         return {(message.run_id, blob.blob_id) for blob in message.blobs}
     return {(message.run_id, message.blob.blob_id)}
 
@@ -1003,7 +1003,7 @@ def test_proxy_reset_in_the_request_body_forwards_nothing(upstream: Upstream) ->
 # --- the suite's own judging and table --------------------------------------------------------------------
 
 
-def event_of(message: SmallBatch | ContainerTask) -> dict[str, Any]:
+def event_of(message: DownloadTask | FindBlobsTask) -> dict[str, Any]:
     envelope = {
         "MessageId": "m-1",
         "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
@@ -1015,7 +1015,7 @@ def event_of(message: SmallBatch | ContainerTask) -> dict[str, Any]:
 def test_a_dead_letter_record_is_for_exactly_the_blobs_it_names() -> None:
     when = datetime(2024, 1, 1, tzinfo=UTC)
     blobs = tuple(BlobRef("c", name, 1, "0x1", when) for name in ("mid.bin", "mid.bin.bak", "tiny.txt"))
-    batch = SmallBatch("run-1", blobs)
+    batch = DownloadTask("run-1", blobs)
     failed_one = {
         "requestContext": {"condition": "BlobFailed"},
         "requestPayload": event_of(batch),
@@ -1026,7 +1026,7 @@ def test_a_dead_letter_record_is_for_exactly_the_blobs_it_names() -> None:
     assert dead_letter_blobs(retries_ran_out) == {("run-1", f"c/{blob.name}") for blob in blobs}
     listing = {
         "requestContext": {"condition": "RetriesExhausted"},
-        "requestPayload": event_of(ContainerTask("run-2", "c")),
+        "requestPayload": event_of(FindBlobsTask("run-2", "c")),
     }
     assert dead_letter_blobs(listing) == {("run-2", "c/")}
 

@@ -83,15 +83,15 @@ WRITE_AND_VERIFY = grants(
 USES: dict[str, set[Grant]] = {
     "launch-qualification": READ_SECRET
     | grants(["dynamodb:GetItem", "dynamodb:PutItem"], LEDGER)
-    | grants(["sns:Publish"], "topic containers"),
+    | grants(["sns:Publish"], "topic find-blobs"),
     "find-blobs": READ_SECRET
     | SNS_STEP
     | grants(["dynamodb:PutItem"], LEDGER)
     | grants(["s3:ListBucket"], BUCKET)
     | grants(["s3:GetObjectTagging"], OBJECTS)
-    | grants(["sns:Publish"], "topic containers")
-    | grants(["sns:Publish"], "topic small-blobs")
-    | grants(["sns:Publish"], "topic large-blobs"),
+    | grants(["sns:Publish"], "topic find-blobs")
+    | grants(["sns:Publish"], "topic download")
+    | grants(["sns:Publish"], "topic largefile-initializer"),
     "download": READ_SECRET
     | SNS_STEP
     | WRITE_AND_VERIFY
@@ -99,16 +99,16 @@ USES: dict[str, set[Grant]] = {
     | grants(["s3:GetObjectTagging"], OBJECTS),
     "largefile-initializer": SNS_STEP
     | grants(["s3:AbortMultipartUpload", "s3:PutObject"], OBJECTS)
-    | grants(["sns:Publish"], "topic parts"),
+    | grants(["sns:Publish"], "topic largefile-parter"),
     "largefile-parter": READ_SECRET
     | SNS_STEP
     | grants(["dynamodb:PutItem"], LEDGER)
     | grants(["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"], OBJECTS)
-    | grants(["sns:Publish"], "topic recombine"),
+    | grants(["sns:Publish"], "topic largefile-recombinator"),
     "largefile-recombinator": SNS_STEP
     | WRITE_AND_VERIFY
     | grants(["s3:GetObjectTagging"], OBJECTS)
-    | grants(["sns:Publish"], "topic recombine"),
+    | grants(["sns:Publish"], "topic largefile-recombinator"),
 }
 
 
@@ -206,7 +206,7 @@ def _policy(text: Any) -> dict[str, Any] | None:
     return json.loads(text) if isinstance(text, str) and text else None
 
 
-def function_policies(plan: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def function_policies(plan: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:  # noqa: C901 (one branch per IAM statement shape the module writes)
     """Each function role's one inline policy document by directory name, and every other grant found on
     those roles: more inline policies (resources or the role's inline_policy), managed policies
     (managed_policy_arns, aws_iam_role_policy_attachment, aws_iam_policy_attachment, ...), or attachments

@@ -21,9 +21,9 @@ import boto3
 import pytest
 from aws_lambda_powertools import Logger
 
-from azs3copy.azure_auth import clear_client_cache
+from azs3copy.backends.azure_auth import clear_client_cache
 from azs3copy.errors import AzureAuthError
-from azs3copy.local.emulators import MotoServer
+from devenv.emulators import MotoServer
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, STORAGE_SCOPE, OAuthWorld, oauth_world
 from tests.support.pump import SnsPump, lambda_context, load_handler
 from tests.support.stack import PART, THRESHOLD, Stack, handler_stack

@@ -1,4 +1,4 @@
-"""The local moto server's fixes (azs3copy.local.moto_main), each against the behaviour it must keep.
+"""The local moto server's fixes (devenv.moto_main), each against the behaviour it must keep.
 
 - A resent CreateFunction is idempotent: the AWS SDK resends a request whose response it lost; if the first
   attempt created the function, moto answers the resend with 409 and the Terraform provider retries that
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from azs3copy.local.emulators import MotoServer
-from azs3copy.local.runtime import aws_client
+from devenv.emulators import MotoServer
+from devenv.runtime import aws_client
 from tests.support.aws import create_ledger_table
 
 

@@ -14,8 +14,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from azs3copy.errors import ConfigError
-from azs3copy.local.emulators import Azurite, MotoServer
-from azs3copy.model import ContainerTask, encode, iso
+from azs3copy.messages import FindBlobsTask, encode, iso
+from devenv.emulators import Azurite, MotoServer
 from tests.support.pump import lambda_context, load_handler
 from tests.support.stack import PART, THRESHOLD, Stack, handler_stack
 
@@ -204,10 +204,10 @@ def test_a_function_without_a_topic_it_publishes_to_fails_before_writing_naming_
     container = new_container(stack)
     upload(stack, container, "x.bin", b"x")
     stack.configure([container])
-    monkeypatch.delenv("AZS3COPY_TOPIC_SMALL")
+    monkeypatch.delenv("AZS3COPY_TOPIC_DOWNLOAD")
     run_id = "20240101T000000Z-notpc"
-    event = {"Records": [{"Sns": {"Message": encode(ContainerTask(run_id, container))}}]}
-    with pytest.raises(ConfigError, match="AZS3COPY_TOPIC_SMALL"):
+    event = {"Records": [{"Sns": {"Message": encode(FindBlobsTask(run_id, container))}}]}
+    with pytest.raises(ConfigError, match="AZS3COPY_TOPIC_DOWNLOAD"):
         load_handler("find-blobs").lambda_handler(event, lambda_context("find-blobs"))
     dynamodb = boto3.client("dynamodb", endpoint_url=stack.moto.endpoint)  # credentials from the stack's env
     written = dynamodb.query(

@@ -24,8 +24,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from azs3copy.local.emulators import MotoServer
-from azs3copy.local.runtime import Runtime, aws_client
+from devenv.emulators import MotoServer
+from devenv.runtime import Runtime, aws_client
 
 LAMBDAS = Path(__file__).parent / "runtime_lambdas"
 TIMEOUT = 2

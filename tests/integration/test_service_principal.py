@@ -22,10 +22,10 @@ from azure.storage.blob import (
     generate_account_sas,
 )
 
-from azs3copy.azure_auth import azure_errors, blob_service_client, clear_client_cache
+from azs3copy.backends.azure_auth import azure_errors, blob_service_client, clear_client_cache
 from azs3copy.errors import AccessDeniedError, AzureAuthError, ConfigError, TransientError
-from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, free_port
 from azs3copy.settings import parse_azure
+from devenv.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, free_port
 from tests.support.oauth import CLIENT_ID, CLIENT_SECRET, STORAGE_SCOPE, TENANT_ID, OAuthWorld, oauth_world
 
 MiB = 1 << 20

@@ -16,8 +16,9 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.blob import ContentSettings as AzureContentSettings
 from botocore.stub import ANY, Stubber
 
-from azs3copy import s3_sink
-from azs3copy.azure_source import AzureBlobSource
+from azs3copy.backends import s3 as s3_backend
+from azs3copy.backends.azure_blob import AzureBlobSource
+from azs3copy.backends.s3 import S3ObjectSink
 from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import (
     ChecksumMismatchError,
@@ -26,11 +27,10 @@ from azs3copy.errors import (
     SourceVanishedError,
     UploadGoneError,
 )
-from azs3copy.local.emulators import Azurite, MotoServer
-from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
-from azs3copy.model import BlobRef, ContentSettings
-from azs3copy.s3_sink import S3ObjectSink
+from azs3copy.messages import BlobRef, ContentSettings
 from azs3copy.transports import WRITE_ID_METADATA, BlobSource, CompletedPart, ObjectAttrs, ObjectSink
+from devenv.emulators import Azurite, MotoServer
+from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 
 
 @dataclass
@@ -320,7 +320,7 @@ def test_a_put_the_sdk_had_to_resend_removes_the_version_its_first_attempt_left(
 ) -> None:
     """The first PutObject was stored but its answer lost; botocore resent it (RetryAttempts 1). The other
     version with the same write id goes; a version some other write left stays."""
-    monkeypatch.setattr(s3_sink.uuid, "uuid4", lambda: uuid.UUID(int=7))
+    monkeypatch.setattr(s3_backend.uuid, "uuid4", lambda: uuid.UUID(int=7))
     write_id = uuid.UUID(int=7).hex
     client, stubber = stubbed_s3()
     stubber.add_response("put_object", {"VersionId": "v2", "ResponseMetadata": {"RetryAttempts": 1}})

@@ -9,15 +9,20 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-from azs3copy.engine import Deps, Invocation, Topics, Tuning, dispatch, launch
 from azs3copy.errors import Azs3copyError
-from azs3copy.ledger import Ledger, MemoryLedger, RunRecord
-from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
-from azs3copy.model import decode
+from azs3copy.functions import FUNCTIONS, snake
+from azs3copy.ledger import Ledger, RunRecord
+from azs3copy.messages import decode
 from azs3copy.settings import Settings
+from azs3copy.steps.context import Deps, Invocation, Topics, Tuning
+from azs3copy.steps.dispatch import dispatch
+from azs3copy.steps.launch_qualification import launch_qualification
 from azs3copy.transports import BlobSource, ObjectSink
+from tests.support.fakes import MemoryBlobSource, MemoryLedger, MemoryObjectSink
 
-TOPICS = Topics(containers="containers", small="small", large="large", parts="parts", recombine="recombine")
+TOPICS = Topics(
+    **{snake(function): function for function in FUNCTIONS[1:]}
+)  # each topic by the function it feeds
 
 
 class QueuePublisher:
@@ -62,7 +67,7 @@ class Harness:
         )
 
     def run(self, *, force: bool = False) -> str | None:
-        outcome = launch(self.deps(), force=force)
+        outcome = launch_qualification(self.deps(), force=force)
         if not outcome.detail.get("started"):
             return None
         self.drain()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from azs3copy.local.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite
-from azs3copy.local.token_server import TlsFiles, TokenServer, make_tls
 from azs3copy.settings import AzureCredentials, parse_azure
+from devenv.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite
+from devenv.token_server import TlsFiles, TokenServer, make_tls
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "0b7f3d6e-5c1a-4f9e-8a2b-6d4c3e2f1a09"

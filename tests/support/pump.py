@@ -14,8 +14,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from azs3copy.local.runtime import sns_event
-from azs3copy.local.worker import LocalLambdaContext
+from devenv.runtime import sns_event
+from devenv.worker import LocalLambdaContext
 
 REPO = Path(__file__).resolve().parents[2]
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

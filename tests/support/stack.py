@@ -14,20 +14,16 @@ from typing import Any
 import boto3
 from azure.storage.blob import BlobServiceClient
 
-from azs3copy.local.emulators import MotoServer
+from azs3copy.functions import FUNCTIONS
+from devenv.emulators import MotoServer
 from tests.support.aws import create_ledger_table
 from tests.support.pump import SnsPump, lambda_context, load_handler
 
 MiB = 1 << 20
 THRESHOLD = 12 * MiB
 PART = 5 * MiB
-FUNCTIONS = {
-    "containers": "find-blobs",
-    "small": "download",
-    "large": "largefile-initializer",
-    "parts": "largefile-parter",
-    "recombine": "largefile-recombinator",
-}
+#: The functions an SNS topic feeds (all but the first); each topic is named after the function it feeds.
+FED = FUNCTIONS[1:]
 
 
 @dataclass
@@ -55,9 +51,9 @@ class Stack:
 
     def pump(self, *, duplicate: bool = False, only: set[str] | None = None) -> SnsPump:
         pump = SnsPump(self.sns, self.sqs, duplicate=duplicate)
-        for topic, function in FUNCTIONS.items():
+        for function in FED:
             if only is None or function in only:
-                pump.route(self.topics[topic], function, load_handler(function).lambda_handler)
+                pump.route(self.topics[function], function, load_handler(function).lambda_handler)
         return pump
 
     def launch(self) -> str:
@@ -115,7 +111,7 @@ def handler_stack(
     clients["s3"].create_bucket(Bucket=bucket)
     create_ledger_table(clients["dynamodb"], f"ledger-{suffix}")
     secret_id = clients["secretsmanager"].create_secret(Name=f"azs3copy-{suffix}", SecretString="{}")["ARN"]
-    topics = {hop: clients["sns"].create_topic(Name=f"{hop}-{suffix}")["TopicArn"] for hop in FUNCTIONS}
+    topics = {hop: clients["sns"].create_topic(Name=f"{hop}-{suffix}")["TopicArn"] for hop in FED}
     env = {
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
@@ -125,11 +121,11 @@ def handler_stack(
         "AZS3COPY_SECRET_ID": secret_id,
         "AZS3COPY_BUCKET": bucket,
         "AZS3COPY_LEDGER_TABLE": f"ledger-{suffix}",
-        "AZS3COPY_TOPIC_CONTAINERS": topics["containers"],
-        "AZS3COPY_TOPIC_SMALL": topics["small"],
-        "AZS3COPY_TOPIC_LARGE": topics["large"],
-        "AZS3COPY_TOPIC_PARTS": topics["parts"],
-        "AZS3COPY_TOPIC_RECOMBINE": topics["recombine"],
+        "AZS3COPY_TOPIC_FIND_BLOBS": topics["find-blobs"],
+        "AZS3COPY_TOPIC_DOWNLOAD": topics["download"],
+        "AZS3COPY_TOPIC_LARGEFILE_INITIALIZER": topics["largefile-initializer"],
+        "AZS3COPY_TOPIC_LARGEFILE_PARTER": topics["largefile-parter"],
+        "AZS3COPY_TOPIC_LARGEFILE_RECOMBINATOR": topics["largefile-recombinator"],
         "AZS3COPY_LARGE_THRESHOLD": str(THRESHOLD),
         "AZS3COPY_PART_SIZE": str(PART),
         "AZS3COPY_CHUNK_SIZE": str(PART),

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from azs3copy.local.emulators import MotoServer
+from devenv.emulators import MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
@@ -294,11 +294,11 @@ def test_apply_creates_the_system_the_local_runtime_reads_back(
         (s["TopicArn"], s["Endpoint"].rsplit(":", 1)[1]) for s in subscriptions if s["Protocol"] == "lambda"
     }
     assert routed == {
-        (topics["containers"], names["find-blobs"]),
-        (topics["small-blobs"], names["download"]),
-        (topics["large-blobs"], names["largefile-initializer"]),
-        (topics["parts"], names["largefile-parter"]),
-        (topics["recombine"], names["largefile-recombinator"]),
+        (topics["find-blobs"], names["find-blobs"]),
+        (topics["download"], names["download"]),
+        (topics["largefile-initializer"], names["largefile-initializer"]),
+        (topics["largefile-parter"], names["largefile-parter"]),
+        (topics["largefile-recombinator"], names["largefile-recombinator"]),
     }
     secret = client("secretsmanager", moto).get_secret_value(SecretId=outputs["secret_id"])
     assert json.loads(secret["SecretString"]) == {"isactive": False, "begindate": "2024-01-01T00:00:00Z"}

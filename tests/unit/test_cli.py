@@ -22,13 +22,17 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from azs3copy import cli
-from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.backends.dynamodb import DynamoLedger
+from azs3copy.cli import enable, set_azure_credentials, verify
+from azs3copy.cli import main as cli
+from azs3copy.cli.set_azure_credentials import AZURE_ENV, azure_from_environment
+from azs3copy.cli.target import Target
 from azs3copy.errors import AzureAuthError
-from azs3copy.local.demo import azurite_environment
-from azs3copy.local.emulators import free_port
-from azs3copy.model import BlobRef, SourceBlob
+from azs3copy.functions import FUNCTIONS
+from azs3copy.messages import BlobRef, SourceBlob
 from azs3copy.transports import ListPage
+from devenv.demo import azurite_environment
+from devenv.emulators import free_port
 from tests.support.aws import create_ledger_table
 
 REGION = "us-east-1"
@@ -78,7 +82,7 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambda]:
         "AWS_DEFAULT_REGION": REGION,
     }.items():
         monkeypatch.setenv(name, value)
-    for name in (*cli.AZURE_ENV, "AZS3COPY_LOCAL"):
+    for name in (*AZURE_ENV, "AZS3COPY_LOCAL"):
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)
@@ -89,7 +93,7 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambda]:
         lam = session.client("lambda")
         env = {"AZS3COPY_SECRET_ID": SECRET, "AZS3COPY_BUCKET": BUCKET, "AZS3COPY_LEDGER_TABLE": TABLE}
         sqs = session.client("sqs")
-        for component in cli.COMPONENTS:
+        for component in FUNCTIONS:
             name = f"azs3copy-{component}"
             lam.create_function(
                 FunctionName=name,
@@ -114,12 +118,12 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambda]:
         session.client("s3").create_bucket(Bucket=BUCKET)
         create_ledger_table(session.client("dynamodb"), TABLE)
         fake = FakeLambda(lam)
-        real_client = cli.Target.client
+        real_client = Target.client
 
-        def client(self: cli.Target, service: str) -> Any:
+        def client(self: Target, service: str) -> Any:
             return fake if service == "lambda" else real_client(self, service)
 
-        monkeypatch.setattr(cli.Target, "client", client)
+        monkeypatch.setattr(Target, "client", client)
         yield fake
 
 
@@ -231,7 +235,7 @@ def test_credentials_azure_refuses_are_one_line_and_nothing_is_written(
                 "Azure refused the credentials (403 AuthenticationFailed): check azure.sas_token"
             )
 
-    monkeypatch.setattr(cli, "_azure_source", lambda creds: Refusing())
+    monkeypatch.setattr(set_azure_credentials, "azure_source", lambda creds: Refusing())
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net")
     monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", "sv=2024&sig=WRONGSIGNATURE")
     assert run_cli("set-azure-credentials", "--check")[0] == 1
@@ -251,7 +255,7 @@ def test_credentials_aws_refuses_are_one_line(
         }
         raise ClientError({"Error": error}, "GetSecretValue")
 
-    monkeypatch.setattr(cli, "read_secret", refused)
+    monkeypatch.setattr(enable, "read_secret", refused)
     assert run_cli("enable")[0] == 1
     err = one_line_error(capsys)
     assert "AWS refused the credentials (InvalidClientTokenId): The security token included" in err
@@ -389,7 +393,7 @@ def test_run_wait_on_a_terminal_shows_a_progress_bar_with_the_counts(
 
 
 def failure_record(tag: str) -> str:
-    message = {"v": 1, "kind": "container", "run_id": "R1", "container": tag, "marker": None, "page": 0}
+    message = {"v": 1, "kind": "find-blobs", "run_id": "R1", "container": tag, "marker": None, "page": 0}
     return json.dumps(
         {
             "version": "1.0",
@@ -418,7 +422,7 @@ def test_dlq_show_lists_failed_events_without_consuming_them(account: FakeLambda
     code, out = run_cli("dlq", "show")
     assert code == 0
     assert "find-blobs: 1 failed event(s)" in out
-    assert "RetriesExhausted after 3 attempt(s)  container run R1 photos" in out
+    assert "RetriesExhausted after 3 attempt(s)  find-blobs run R1 photos" in out
     assert "TransientError: listing photos throttled" in out
     code, again = run_cli("dlq", "show", "find-blobs")
     assert "find-blobs: 1 failed event(s)" in again and "photos" in again
@@ -604,7 +608,7 @@ def with_azure(monkeypatch: pytest.MonkeyPatch, azure: FakeAzure, objects: dict[
     client.put_secret_value(SecretId=SECRET, SecretString=json.dumps(document))
     for key, data in objects.items():
         boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=data)
-    monkeypatch.setattr(cli, "_azure_source", lambda creds: azure)
+    monkeypatch.setattr(verify, "azure_source", lambda creds: azure)
 
 
 def test_verify_tells_an_object_of_an_unselected_blob_from_one_with_no_blob_in_azure(
@@ -678,7 +682,7 @@ def test_verify_an_azure_error_mid_read_is_one_line_without_the_sas_signature(
 def test_an_unclassified_azure_error_is_one_line_without_the_sas_signature(
     account: FakeLambda, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def boom(target: cli.Target, args: Any, out: Any) -> int:
+    def boom(target: Target, args: Any, out: Any) -> int:
         raise ServiceRequestError("connection reset\nGET https://acct.blob.core.windows.net/c?sig=SECRET")
 
     monkeypatch.setitem(cli.COMMANDS, "status", boom)
@@ -701,5 +705,5 @@ def test_the_demo_environment_holds_only_azurites_credential_whatever_the_shell_
     }
     env = azurite_environment(CONNECTION, shell)
     assert env["PATH"] == "/usr/bin"
-    assert cli.azure_from_environment(env) == {"connection_string": CONNECTION}
+    assert azure_from_environment(env) == {"connection_string": CONNECTION}
     assert shell["AZURE_CLIENT_SECRET"] == "s3cr3t"  # the caller's mapping is left alone

@@ -11,10 +11,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from azs3copy.dynamo_ledger import DynamoLedger
+from azs3copy.backends.dynamodb import DynamoLedger
 from azs3copy.errors import FatalError, TransientError
-from azs3copy.ledger import Ledger, MemoryLedger, RunInProgressError
+from azs3copy.ledger import Ledger, RunInProgressError
 from tests.support.aws import create_ledger_table
+from tests.support.fakes import MemoryLedger
 
 
 class AtomicRequests:
@@ -259,7 +260,7 @@ class CancellingClient:
 @pytest.fixture
 def moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr("azs3copy.dynamo_ledger._backoff", lambda attempt: None)
+    monkeypatch.setattr("azs3copy.backends.dynamodb._backoff", lambda attempt: None)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_ledger_table(client, "ledger")

@@ -5,23 +5,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from azs3copy.engine import Invocation, dispatch, launch
 from azs3copy.errors import Azs3copyError, AzureAuthError, MessageError, TransientError
-from azs3copy.memory import MemoryBlobSource, MemoryObjectSink
-from azs3copy.model import (
+from azs3copy.messages import (
     MESSAGE_BUDGET,
     BlobRef,
     ContentSettings,
-    LargeBlob,
-    PartTask,
-    RecombineTask,
-    SmallBatch,
-    batch_small_blobs,
+    DownloadTask,
+    LargefileInitializerTask,
+    LargefileParterTask,
+    LargefileRecombinatorTask,
     decode,
+    download_tasks,
     encode,
 )
 from azs3copy.settings import parse_settings
+from azs3copy.steps.context import Invocation
+from azs3copy.steps.dispatch import dispatch
+from azs3copy.steps.launch_qualification import launch_qualification
 from azs3copy.transports import ListPage
+from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 from tests.support.harness import Harness
 
 
@@ -39,31 +41,33 @@ def blob(name: str = "a/b.txt", size: int = 10, **metadata: str) -> BlobRef:
 
 
 def test_messages_round_trip_with_identity_and_content_settings() -> None:
-    message = PartTask("run-1", blob(owner="ops"), "alpha/a/b.txt", "up-1", 3, 10 << 20, 5 << 20, 9, 5 << 20)
+    message = LargefileParterTask(
+        "run-1", blob(owner="ops"), "alpha/a/b.txt", "up-1", 3, 10 << 20, 5 << 20, 9, 5 << 20
+    )
     assert decode(encode(message)) == message
-    large = LargeBlob("run-1", blob("ünïcode name ?#%+.bin"), "alpha/ünïcode name ?#%+.bin")
+    large = LargefileInitializerTask("run-1", blob("ünïcode name ?#%+.bin"), "alpha/ünïcode name ?#%+.bin")
     assert decode(encode(large)) == large
-    batch = SmallBatch("run-1", (blob("x"), blob("y")), ("mig/alpha/x", "mig/alpha/y"))
+    batch = DownloadTask("run-1", (blob("x"), blob("y")), ("mig/alpha/x", "mig/alpha/y"))
     assert decode(encode(batch)) == batch
 
 
 def test_a_recombine_task_carries_where_a_read_back_continues_and_older_ones_still_decode() -> None:
-    continued = RecombineTask("run-1", blob(), "alpha/a/b.txt", "up-1", 7, "version-3")
+    continued = LargefileRecombinatorTask("run-1", blob(), "alpha/a/b.txt", "up-1", 7, "version-3")
     assert decode(encode(continued)) == continued
-    first = RecombineTask("run-1", blob(), "alpha/a/b.txt", "up-1")
+    first = LargefileRecombinatorTask("run-1", blob(), "alpha/a/b.txt", "up-1")
     assert '"verify_from"' not in encode(first)  # as messages were before read-backs could continue
     assert decode(encode(first)) == first
 
 
 def test_a_small_batch_written_before_keys_were_carried_still_decodes() -> None:
-    older = encode(SmallBatch("run-1", (blob("x"),))).replace(',"keys":[]', "")
+    older = encode(DownloadTask("run-1", (blob("x"),))).replace(',"keys":[]', "")
     assert '"keys"' not in older
     decoded = decode(older)
-    assert isinstance(decoded, SmallBatch) and decoded.keys == () and decoded.blobs == (blob("x"),)
+    assert isinstance(decoded, DownloadTask) and decoded.keys == () and decoded.blobs == (blob("x"),)
 
 
 def test_a_small_batch_whose_keys_do_not_match_its_blobs_is_refused() -> None:
-    text = encode(SmallBatch("run-1", (blob("x"), blob("y")), ("alpha/x", "alpha/y"))).replace(
+    text = encode(DownloadTask("run-1", (blob("x"), blob("y")), ("alpha/x", "alpha/y"))).replace(
         '"alpha/x",', ""
     )
     with pytest.raises(MessageError, match="2 blobs but 1 keys"):
@@ -74,10 +78,10 @@ def test_a_small_batch_whose_keys_do_not_match_its_blobs_is_refused() -> None:
     ("text", "problem"),
     [
         ("not json", "not JSON"),
-        ('{"v": 2, "kind": "large", "run_id": "r"}', "version 2"),
+        ('{"v": 2, "kind": "largefile-initializer", "run_id": "r"}', "version 2"),
         ('{"v": 1, "kind": "nope", "run_id": "r"}', "unknown message kind"),
-        ('{"v": 1, "kind": "large", "run_id": "r"}', "malformed large"),
-        ('{"v": 1, "kind": "large"}', "no run_id"),
+        ('{"v": 1, "kind": "largefile-initializer", "run_id": "r"}', "malformed largefile-initializer"),
+        ('{"v": 1, "kind": "largefile-initializer"}', "no run_id"),
     ],
 )
 def test_bad_messages_are_refused_with_the_reason(text: str, problem: str) -> None:
@@ -134,7 +138,7 @@ def test_no_message_outcome_error_or_report_carries_a_credential(mode: str) -> N
     source.list_page = refuse_beta  # type: ignore[method-assign]
     h = Harness(source=source, sink=sink, settings=settings)
     texts: list[str] = []
-    outcome = launch(h.deps())
+    outcome = launch_qualification(h.deps())
     texts.append(json.dumps(outcome.to_dict()))
     while h.publisher.queue:
         _, body = h.publisher.queue.popleft()
@@ -171,7 +175,7 @@ def test_no_message_outcome_error_or_report_carries_a_credential(mode: str) -> N
 def test_batches_stay_under_the_sns_limit_and_keep_every_blob_once(entries: list[tuple[str, int]]) -> None:
     blobs = [blob(f"{i}-{name}", size, note="x" * (i % 50)) for i, (name, size) in enumerate(entries)]
     pairs = [(b, f"destination/prefix/{b.container}/{b.name}") for b in blobs]
-    batches = batch_small_blobs("run-1", pairs, max_blobs=25, max_bytes=64 << 20)
+    batches = download_tasks("run-1", pairs, max_blobs=25, max_bytes=64 << 20)
     assert [pair for batch in batches for pair in zip(batch.blobs, batch.keys, strict=True)] == pairs
     for batch in batches:
         assert len(encode(batch).encode()) <= MESSAGE_BUDGET

@@ -27,23 +27,23 @@ locals {
       triggers    = {}
       environment = merge(local.secret_environment, {
         POWERTOOLS_SERVICE_NAME   = "launch-qualification"
-        AZS3COPY_TOPIC_CONTAINERS = local.topics["containers"]
+        AZS3COPY_TOPIC_FIND_BLOBS = local.topics["find-blobs"]
       })
     }
     find-blobs = {
       description = "Lists one page of a container and routes each blob to the small or large path"
-      triggers    = { containers = local.topics["containers"] }
+      triggers    = { find-blobs = local.topics["find-blobs"] }
       environment = merge(local.secret_environment, local.bucket_environment, {
         POWERTOOLS_SERVICE_NAME   = "find-blobs"
-        AZS3COPY_TOPIC_CONTAINERS = local.topics["containers"]
-        AZS3COPY_TOPIC_SMALL      = local.topics["small-blobs"]
-        AZS3COPY_TOPIC_LARGE      = local.topics["large-blobs"]
+        AZS3COPY_TOPIC_FIND_BLOBS = local.topics["find-blobs"]
+        AZS3COPY_TOPIC_DOWNLOAD      = local.topics["download"]
+        AZS3COPY_TOPIC_LARGEFILE_INITIALIZER      = local.topics["largefile-initializer"]
         AZS3COPY_LARGE_THRESHOLD  = tostring(var.large_threshold_bytes)
       })
     }
     download = {
       description = "Copies a batch of small blobs, one S3 object each, and verifies them"
-      triggers    = { small-blobs = local.topics["small-blobs"] }
+      triggers    = { download = local.topics["download"] }
       environment = merge(local.secret_environment, local.bucket_environment, {
         POWERTOOLS_SERVICE_NAME = "download"
         AZS3COPY_CHUNK_SIZE     = tostring(var.chunk_size_bytes)
@@ -52,10 +52,10 @@ locals {
     }
     largefile-initializer = {
       description = "Starts the multipart upload of a large blob and plans its parts"
-      triggers    = { large-blobs = local.topics["large-blobs"] }
+      triggers    = { largefile-initializer = local.topics["largefile-initializer"] }
       environment = merge(local.bucket_environment, {
         POWERTOOLS_SERVICE_NAME = "largefile-initializer"
-        AZS3COPY_TOPIC_PARTS    = local.topics["parts"]
+        AZS3COPY_TOPIC_LARGEFILE_PARTER    = local.topics["largefile-parter"]
         AZS3COPY_PART_SIZE      = tostring(var.part_size_bytes)
         # The largest part the parter's memory holds (the rule of function_memory_mb): a blob that would
         # need larger parts is refused with the reason when its upload is planned.
@@ -64,19 +64,19 @@ locals {
     }
     largefile-parter = {
       description = "Copies one part of a large blob (ranged read, UploadPart with CRC32)"
-      triggers    = { parts = local.topics["parts"] }
+      triggers    = { largefile-parter = local.topics["largefile-parter"] }
       environment = merge(local.secret_environment, local.bucket_environment, {
         POWERTOOLS_SERVICE_NAME  = "largefile-parter"
-        AZS3COPY_TOPIC_RECOMBINE = local.topics["recombine"]
+        AZS3COPY_TOPIC_LARGEFILE_RECOMBINATOR = local.topics["largefile-recombinator"]
       })
     }
     largefile-recombinator = {
       description = "Completes the multipart upload of a large blob and verifies the object"
-      triggers    = { recombine = local.topics["recombine"] }
+      triggers    = { largefile-recombinator = local.topics["largefile-recombinator"] }
       environment = merge(local.bucket_environment, {
         POWERTOOLS_SERVICE_NAME  = "largefile-recombinator"
         AZS3COPY_VERIFY          = var.verify
-        AZS3COPY_TOPIC_RECOMBINE = local.topics["recombine"] # continuations of a long read-back
+        AZS3COPY_TOPIC_LARGEFILE_RECOMBINATOR = local.topics["largefile-recombinator"] # continuations of a long read-back
       })
     }
   }

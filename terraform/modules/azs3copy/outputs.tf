@@ -19,7 +19,7 @@ output "kms_key_arn" {
 }
 
 output "topic_arns" {
-  description = "SNS topic ARNs by hop: containers, small-blobs, large-blobs, parts, recombine."
+  description = "SNS topic ARNs by the function each feeds: find-blobs, download, largefile-initializer, largefile-parter, largefile-recombinator."
   value       = module.messaging.arns
 }
 

@@ -36,7 +36,7 @@ data "aws_iam_policy_document" "launch_qualification" {
   statement {
     sid       = "AnnounceContainers"
     actions   = ["sns:Publish"]
-    resources = [local.topics["containers"]]
+    resources = [local.topics["find-blobs"]]
   }
 }
 
@@ -80,7 +80,7 @@ data "aws_iam_policy_document" "find_blobs" {
   statement {
     sid       = "RouteBlobs"
     actions   = ["sns:Publish"]
-    resources = [local.topics["containers"], local.topics["small-blobs"], local.topics["large-blobs"]]
+    resources = [local.topics["find-blobs"], local.topics["download"], local.topics["largefile-initializer"]]
   }
 }
 
@@ -140,7 +140,7 @@ data "aws_iam_policy_document" "largefile_initializer" {
   statement {
     sid       = "AnnounceParts"
     actions   = ["sns:Publish"]
-    resources = [local.topics["parts"]]
+    resources = [local.topics["largefile-parter"]]
   }
 }
 
@@ -166,7 +166,7 @@ data "aws_iam_policy_document" "largefile_parter" {
   statement {
     sid       = "AnnounceRecombine"
     actions   = ["sns:Publish"]
-    resources = [local.topics["recombine"]]
+    resources = [local.topics["largefile-recombinator"]]
   }
 }
 
@@ -198,6 +198,6 @@ data "aws_iam_policy_document" "largefile_recombinator" {
   statement {
     sid       = "ContinueVerification"
     actions   = ["sns:Publish"]
-    resources = [local.topics["recombine"]]
+    resources = [local.topics["largefile-recombinator"]]
   }
 }

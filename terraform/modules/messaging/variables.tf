@@ -6,7 +6,7 @@ variable "name_prefix" {
 variable "topics" {
   type        = list(string)
   description = "Short names of the topics, one per hop."
-  default     = ["containers", "small-blobs", "large-blobs", "parts", "recombine"]
+  default     = ["find-blobs", "download", "largefile-initializer", "largefile-parter", "largefile-recombinator"]
 }
 
 variable "kms_key_arn" {

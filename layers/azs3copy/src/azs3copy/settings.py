@@ -78,6 +78,11 @@ class AzureCredentials:
     def secret_values(self) -> list[str]:
         """The values that must never be logged or published (for redaction and tests)."""
         values = [self.client_secret, self.sas_token, self.connection_string, self.account_key]
+        if self.connection_string:  # its key or SAS alone, as an error message may quote just that part
+            for part in self.connection_string.split(";"):
+                name, _, secret = part.partition("=")
+                if secret and name.strip().lower() in ("accountkey", "sharedaccesssignature"):
+                    values.append(secret)
         return [value for value in values if value]
 
 
@@ -204,7 +209,7 @@ def cloud_of_account_url(account_url: str) -> str | None:
     return None
 
 
-def parse_azure(value: Any) -> AzureCredentials | None:
+def parse_azure(value: Any) -> AzureCredentials | None:  # noqa: C901 (one branch per credential mode, each naming its keys)
     if value is None:
         return None
     if not isinstance(value, dict):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from azs3copy.model import BlobRef, ContentSettings, SourceBlob
+from azs3copy.messages import BlobRef, ContentSettings, SourceBlob
 
 
 @dataclass(frozen=True)

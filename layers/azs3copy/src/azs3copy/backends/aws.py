@@ -1,0 +1,61 @@
+"""AWS clients and the cached settings loader.
+
+Clients are created by the handlers (once per warm container), never at import time. Endpoints come from the
+standard variables (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), which only the local environment sets.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from azs3copy.backends.aws_errors import classify_client_error
+from azs3copy.backends.wire_logs import quiet_wire_loggers
+from azs3copy.errors import ConfigError
+from azs3copy.settings import Settings, parse_settings
+
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    max_pool_connections=32,
+    connect_timeout=10,
+    read_timeout=120,
+)
+
+
+def client(service: str, session: boto3.session.Session | None = None) -> Any:
+    quiet_wire_loggers()  # botocore would log request parameters and response bodies (secrets) at DEBUG
+    return (session or boto3.session.Session()).client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+class SettingsLoader:
+    """The secret's settings, read through a cache of `ttl` seconds per warm container."""
+
+    def __init__(self, secrets: Any, secret_id: str, ttl: float) -> None:
+        self.secrets = secrets
+        self.secret_id = secret_id
+        self.ttl = ttl
+        self._cached: tuple[float, Settings] | None = None
+
+    def get(self) -> Settings:
+        now = time.monotonic()
+        if self._cached and now - self._cached[0] < self.ttl:
+            return self._cached[1]
+        try:
+            response = self.secrets.get_secret_value(SecretId=self.secret_id)
+        except (ClientError, BotoCoreError) as error:
+            raise classify_client_error(error, f"read secret {self.secret_id}") from error
+        text = response.get("SecretString")
+        if text is None:
+            raise ConfigError(f"secret {self.secret_id} holds binary data; it must hold a JSON text")
+        settings = parse_settings(text)
+        self._cached = (now, settings)
+        return settings
+
+
+def request_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,114 @@
+"""download: copy each blob of a batch into one S3 object (one PutObject, or streamed as parts)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from aws_lambda_powertools import Logger
+
+from azs3copy.checksums import Digest, Segment, crc32_of, md5_b64
+from azs3copy.errors import (
+    Azs3copyError,
+    ChecksumMismatchError,
+    SourceChangedError,
+    TransientError,
+    UploadGoneError,
+)
+from azs3copy.keys import object_key
+from azs3copy.messages import (
+    BlobRef,
+    DownloadTask,
+)
+from azs3copy.redaction import redact
+from azs3copy.steps.context import Deps, Invocation, Outcome
+from azs3copy.steps.report import maybe_report
+from azs3copy.steps.settle import settle
+from azs3copy.steps.verify import completed_before, object_attrs, verify_and_mark
+from azs3copy.transports import CompletedPart
+
+logger = Logger(child=True)
+
+
+def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
+    source, sink, chunk = deps.need_source(), deps.need_sink(), deps.tuning.chunk_size
+    attrs = object_attrs(blob)
+    if blob.size <= chunk:
+        data = source.read_range(blob, 0, blob.size) if blob.size else b""
+        if len(data) != blob.size:
+            raise SourceChangedError(f"{blob.blob_id}: read {len(data)} bytes of {blob.size}")
+        md5 = md5_b64(data)
+        if blob.content_md5 and md5 != blob.content_md5:
+            raise ChecksumMismatchError(
+                f"{blob.blob_id}: bytes read have MD5 {md5}, the blob's Content-MD5 is {blob.content_md5}"
+            )
+        crc = crc32_of(data)
+        version = sink.put(key, data, crc32=crc, md5=md5, attrs=attrs)
+        del data
+        verify_and_mark(deps, key, version, [Segment(blob.size, crc)], blob)
+        return
+    upload_id = sink.create_upload(key, attrs)
+    try:
+        digest, parts = Digest(), []
+        for number, offset in enumerate(range(0, blob.size, chunk), start=1):
+            data = source.read_range(blob, offset, min(chunk, blob.size - offset))
+            digest.update(data)
+            crc = crc32_of(data)
+            parts.append(CompletedPart(number, sink.upload_part(key, upload_id, number, data, crc), crc))
+            del data
+        if digest.size != blob.size:
+            raise SourceChangedError(f"{blob.blob_id}: read {digest.size} bytes of {blob.size}")
+        if blob.content_md5 and digest.md5 != blob.content_md5:
+            raise ChecksumMismatchError(
+                f"{blob.blob_id}: bytes read have MD5 {digest.md5}, the blob's Content-MD5 is {blob.content_md5}"
+            )
+        try:
+            version = sink.complete(key, upload_id, parts, crc32=digest.crc32)
+        except UploadGoneError:  # completed, but the answer was lost and the resend found no upload
+            done = completed_before(sink, key, blob)
+            if done.verified:
+                return
+            version = done.version
+    except BaseException:
+        sink.abort(key, upload_id)
+        raise
+    verify_and_mark(deps, key, version, [Segment(blob.size, digest.crc32)], blob)
+
+
+def download(deps: Deps, batch: DownloadTask, invocation: Invocation) -> Outcome:
+    """Copy each blob of a batch into one S3 object, a few at a time, at the key it was listed for."""
+    outcome = Outcome()
+
+    def one(blob: BlobRef, listed_key: str | None) -> tuple[str, int, str | None]:
+        claim = deps.ledger.claim(
+            batch.run_id, blob.blob_id, invocation.request_id, invocation.remaining_seconds()
+        )
+        if claim.outcome != "claimed":
+            return ("done-before" if claim.outcome == "terminal" else "busy"), 0, None
+        try:
+            key = listed_key or object_key(deps.need_settings().destination_prefix, blob.container, blob.name)
+            _copy_small_blob(deps, batch.run_id, blob, key)
+        except Azs3copyError as error:
+            state = settle(deps, batch.run_id, blob.blob_id, error, invocation)
+            if state is None or error.retryable:
+                if state is None:
+                    deps.ledger.release(batch.run_id, blob.blob_id, invocation.request_id)
+                return state or "retry", 0, redact(str(error), deps.secrets)
+            return state, 0, None
+        except BaseException:
+            deps.ledger.release(batch.run_id, blob.blob_id, invocation.request_id)
+            raise
+        deps.ledger.finish(batch.run_id, blob.blob_id, "copied", None, blob.size)
+        logger.info("blob copied", extra={"run_id": batch.run_id, "blob": blob.blob_id, "bytes": blob.size})
+        return "copied", blob.size, None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(deps.tuning.copy_threads, len(batch.blobs)))) as pool:
+        keys: list[str | None] = list(batch.keys) if batch.keys else [None] * len(batch.blobs)
+        for state, nbytes, why in pool.map(one, batch.blobs, keys):
+            outcome.count(state, nbytes)
+            if why:
+                outcome.retry.append(why)
+    maybe_report(deps, batch.run_id)
+    if outcome.retry:
+        what = "failed after their last attempt" if invocation.final_attempt else "will be retried"
+        raise TransientError(f"{len(outcome.retry)} blob(s) of the batch {what}: {outcome.retry[0]}")
+    return outcome

@@ -1,0 +1,196 @@
+"""find-blobs: list one container page by page, skip what S3 already holds verified, and hand each page's
+blobs to download (small) or largefile-initializer (large)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from fnmatch import fnmatchcase
+
+from aws_lambda_powertools import Logger
+
+from azs3copy.errors import (
+    Azs3copyError,
+    BlobRejectedError,
+)
+from azs3copy.keys import object_key
+from azs3copy.messages import (
+    BlobRef,
+    FindBlobsTask,
+    LargefileInitializerTask,
+    SourceBlob,
+    download_tasks,
+    encode,
+)
+from azs3copy.planner import MAX_OBJECT_SIZE, plan_parts
+from azs3copy.redaction import redact
+from azs3copy.settings import Settings
+from azs3copy.steps.context import Deps, Invocation, Outcome
+from azs3copy.steps.report import maybe_report
+from azs3copy.steps.verify import source_metadata, verified_copy
+from azs3copy.transports import ObjectSink
+
+logger = Logger(child=True)
+
+
+def selected(settings: Settings, blob: SourceBlob) -> bool:
+    """Whether the settings pick this listed blob: modified at or after begindate, a file (not a directory
+    marker), and matching include/exclude."""
+    name = blob.ref.name
+    if blob.is_directory or blob.ref.last_modified < settings.begindate:
+        return False
+    if settings.include and not any(fnmatchcase(name, pattern) for pattern in settings.include):
+        return False
+    return not any(fnmatchcase(name, pattern) for pattern in settings.exclude)
+
+
+#: The ledger page that records a container whose listing could not go on.
+LISTING_FAILED_PAGE = 99_999_999
+
+
+def find_blobs(deps: Deps, task: FindBlobsTask, invocation: Invocation) -> Outcome:
+    """List one container page by page; register, then publish, each page's blobs.
+
+    A listing that cannot go on (wrong credentials, a deleted container, or retries used up) is recorded as
+    a failed entry `<container>/` with the reason, so the run still ends and its report says why."""
+    outcome = Outcome()
+    try:
+        return _list_container(deps, task, invocation, outcome)
+    except Azs3copyError as error:
+        if error.retryable and not invocation.final_attempt:
+            raise
+        reason = redact(
+            f"listing of container {task.container} stopped: {type(error).__name__}: {error}", deps.secrets
+        )
+        deps.ledger.register_page(
+            task.run_id,
+            task.container,
+            LISTING_FAILED_PAGE,
+            [],
+            [(f"{task.container}/", 0, "failed", reason)],
+        )
+        deps.ledger.finish_container(task.run_id, task.container)
+        if not error.retryable and deps.on_fatal:
+            deps.on_fatal(task.run_id, f"{task.container}/", reason)
+        logger.error(
+            "listing failed", extra={"run_id": task.run_id, "container": task.container, "reason": reason}
+        )
+        outcome.count("failed")
+        maybe_report(deps, task.run_id)
+        if error.retryable:
+            raise  # the last attempt failed: recorded, and on to the dead-letter queue
+        return outcome
+
+
+def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, outcome: Outcome) -> Outcome:
+    settings, source, tuning = deps.need_settings(), deps.need_source(), deps.tuning
+    marker, page = task.marker, task.page
+    while True:
+        listing = source.list_page(task.container, settings.prefix, marker, tuning.page_size)
+        candidates = [blob for blob in listing.blobs if selected(settings, blob)]
+        pending, decided = _triage(deps, candidates)
+        status = deps.ledger.register_page(
+            task.run_id,
+            task.container,
+            page,
+            [(blob.blob_id, blob.size) for blob, _ in pending],
+            [(blob.blob_id, blob.size, state, reason) for blob, state, reason in decided],
+        )
+        for blob, state, reason in decided:
+            outcome.count(state)
+            if state == "failed" and status == "new" and deps.on_fatal:  # refused as listed (key, size)
+                deps.on_fatal(task.run_id, blob.blob_id, reason)
+        if status != "published":
+            small = [(blob, key) for blob, key in pending if blob.size < tuning.large_threshold]
+            large = [(blob, key) for blob, key in pending if blob.size >= tuning.large_threshold]
+            batches = download_tasks(
+                task.run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes
+            )
+            if batches:
+                deps.publisher.publish(deps.topics.download, [encode(batch) for batch in batches])
+            if large:
+                deps.publisher.publish(
+                    deps.topics.largefile_initializer,
+                    [encode(LargefileInitializerTask(task.run_id, blob, key)) for blob, key in large],
+                )
+            deps.ledger.mark_page_published(task.run_id, task.container, page)
+            outcome.published += len(batches) + len(large)
+        outcome.detail["pages"] = outcome.detail.get("pages", 0) + 1
+        outcome.detail["candidates"] = outcome.detail.get("candidates", 0) + len(candidates)
+        logger.info(
+            "listed page",
+            extra={
+                "run_id": task.run_id,
+                "container": task.container,
+                "page": page,
+                "blobs": len(candidates),
+            },
+        )
+        marker, page = listing.marker, page + 1
+        if marker is None:
+            deps.ledger.finish_container(task.run_id, task.container)
+            maybe_report(deps, task.run_id)
+            return outcome
+        if invocation.remaining_seconds() < tuning.listing_reserve_seconds:
+            following = FindBlobsTask(task.run_id, task.container, marker, page)
+            deps.publisher.publish(deps.topics.find_blobs, [encode(following)])
+            outcome.detail["continued_at_page"] = page
+            return outcome
+
+
+def _triage(
+    deps: Deps, candidates: list[SourceBlob]
+) -> tuple[list[tuple[BlobRef, str]], list[tuple[BlobRef, str, str]]]:
+    """Split a page into blobs to copy (with their keys) and blobs whose outcome is known at once."""
+    settings, sink = deps.need_settings(), deps.need_sink()
+    pending: list[tuple[BlobRef, str]] = []
+    decided: list[tuple[BlobRef, str, str]] = []
+    for blob in candidates:
+        ref = blob.ref
+        try:
+            key = object_key(settings.destination_prefix, ref.container, ref.name)
+            if ref.size > MAX_OBJECT_SIZE:
+                plan_parts(ref.size, deps.tuning.part_size)  # raises with the reason
+            source_metadata(ref)
+        except BlobRejectedError as error:
+            decided.append((ref, "failed", str(error)))
+            continue
+        if blob.archived:
+            decided.append((ref, "needs-rehydration", "in the archive tier: rehydrate it in Azure first"))
+            continue
+        pending.append((ref, key))
+    unchanged = _unchanged_in_s3(sink, pending, deps.tuning.head_threads)
+    decided += [
+        (ref, "skipped", "already in S3, verified as a copy of the same source ETag and size")
+        for ref, _ in pending
+        if ref.blob_id in unchanged
+    ]
+    pending = [(ref, key) for ref, key in pending if ref.blob_id not in unchanged]
+    return pending, decided
+
+
+def _unchanged_in_s3(sink: ObjectSink, pending: list[tuple[BlobRef, str]], threads: int) -> set[str]:
+    """Blob ids whose S3 object was verified as a copy of the same source ETag and size.
+
+    One ranged listing of the page's key span finds which keys exist with the right size; only those have
+    their tags read (one request each, where a HEAD was before)."""
+    if not pending:
+        return set()
+    keys = sorted((key for _, key in pending), key=str.encode)
+    prefix = _common_prefix(keys)
+    low = keys[0]
+    start_after = low[:-1] if low else low  # just before the lowest key
+    sizes = dict(sink.list_sizes(prefix, start_after, keys[-1]))
+    maybe = [(ref, key) for ref, key in pending if sizes.get(key) == ref.size]
+    if not maybe:
+        return set()
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(maybe)))) as pool:
+        results = pool.map(lambda pair: (pair[0].blob_id, verified_copy(sink, pair[1], pair[0])), maybe)
+        return {blob_id for blob_id, same in results if same}
+
+
+def _common_prefix(keys: list[str]) -> str:
+    first, last = keys[0], keys[-1]
+    length = 0
+    while length < min(len(first), len(last)) and first[length] == last[length]:
+        length += 1
+    return first[:length]

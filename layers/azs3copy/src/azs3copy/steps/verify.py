@@ -1,0 +1,245 @@
+"""What makes an object a copy: the metadata written with it, the checks of its bytes against what was read
+from Azure, and the verified mark set on its version once they pass."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger
+
+from azs3copy.checksums import Segment, combined_crc32, composite_crc32, crc32_b64
+from azs3copy.errors import (
+    Azs3copyError,
+    BlobRejectedError,
+    ChecksumMismatchError,
+    FatalError,
+)
+from azs3copy.messages import (
+    BlobRef,
+    iso,
+)
+from azs3copy.steps.context import Deps
+from azs3copy.transports import WRITE_ID_BYTES, ObjectAttrs, ObjectSink
+
+logger = Logger(child=True)
+
+
+META_PREFIX = "azs3copy-source-"
+
+
+MAX_METADATA_BYTES = 2048  # S3's limit on user-defined metadata
+
+
+def source_metadata(blob: BlobRef) -> dict[str, str]:
+    """The S3 user metadata of a copied blob: the blob's own metadata and where it came from."""
+    metadata = dict(blob.metadata)
+    metadata.update(
+        {
+            f"{META_PREFIX}etag": blob.etag,
+            f"{META_PREFIX}size": str(blob.size),
+            f"{META_PREFIX}last-modified": iso(blob.last_modified),
+            f"{META_PREFIX}container": blob.container,
+        }
+    )
+    if blob.content_md5:
+        metadata[f"{META_PREFIX}content-md5"] = blob.content_md5
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items()) + WRITE_ID_BYTES
+    if size > MAX_METADATA_BYTES:
+        raise BlobRejectedError(
+            f"{blob.blob_id}: its metadata needs {size} bytes in S3, which allows {MAX_METADATA_BYTES}"
+        )
+    return metadata
+
+
+#: The tag that marks an object verified as a copy of one blob version. It is set only after the object was
+#: verified, on the exact version written, so an object whose verification failed, could not run, or whose
+#: writer died before it, is never taken for a copy (its metadata is written with it, before any check).
+VERIFIED_TAG = "azs3copy-verified"
+
+
+_NOT_IN_TAG = re.compile(r"[^\w.:/=+\-@ ]")  # what S3 tag values cannot hold (an ETag's quotes)
+
+
+def verified_mark(blob: BlobRef) -> str:
+    """The value of the verified tag for this blob version: its ETag and size."""
+    return f"{_NOT_IN_TAG.sub('', blob.etag)}:{blob.size}"[:256]
+
+
+def verified_copy(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
+    """Whether the object at key was verified as a copy of this blob version."""
+    tags = sink.get_tags(key)
+    return tags is not None and tags.get(VERIFIED_TAG) == verified_mark(blob)
+
+
+def already_copied(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
+    """Whether the object at key was written from this blob version (verified or not)."""
+    info = sink.head(key)
+    return (
+        info is not None
+        and info.size == blob.size
+        and info.metadata.get(f"{META_PREFIX}etag") == blob.etag
+        and info.metadata.get(f"{META_PREFIX}size") == str(blob.size)
+    )
+
+
+def object_attrs(blob: BlobRef) -> ObjectAttrs:
+    return ObjectAttrs(content=blob.content, metadata=source_metadata(blob))
+
+
+def compare_checksum(deps: Deps, key: str, version_id: str | None, segments: list[Segment]) -> None:
+    """verify=checksum: the size and the CRC32 S3 holds for the object version, against the CRC32s of what
+    was read from Azure (S3 computed its own from the bytes it received)."""
+    expected_size = sum(segment.length for segment in segments)
+    info = deps.need_sink().head(key, version_id, checksums=True)
+    if info is None or info.size != expected_size:
+        found = "no object" if info is None else f"{info.size} bytes"
+        raise ChecksumMismatchError(f"s3 object {key}: expected {expected_size} bytes, found {found}")
+    if info.crc32 is None:
+        raise ChecksumMismatchError(
+            f"s3 object {key}: S3 holds no CRC32 for it, so verify=checksum cannot compare one"
+        )
+    composite = (info.checksum_type or "").upper() == "COMPOSITE"
+    expected = composite_crc32(segments) if composite else combined_crc32(segments)
+    if info.crc32 != expected:
+        kind = "composite" if composite else "full-object"
+        raise ChecksumMismatchError(
+            f"s3 object {key}: S3's {kind} CRC32 {info.crc32} differs from the {expected} of what was read "
+            "from Azure"
+        )
+
+
+def verify_object(
+    deps: Deps, key: str, version_id: str | None, segments: list[Segment], md5: str | None
+) -> None:
+    """Check the object S3 holds: in checksum mode its size and S3's CRC32, in readback mode the CRC32 of
+    every segment read back, and the MD5. Raises ChecksumMismatchError naming what differs. (A small blob's
+    Content-MD5 was compared with the bytes as they were read from Azure, before this.)"""
+    if deps.tuning.verify != "readback":
+        compare_checksum(deps, key, version_id, segments)
+        return
+    read_back(deps, key, version_id, segments, md5)
+
+
+def read_back(
+    deps: Deps,
+    key: str,
+    version_id: str | None,
+    segments: list[Segment],
+    md5: str | None,
+    *,
+    first: int = 0,
+    stop: Callable[[float], bool] | None = None,
+) -> int | None:
+    """Read the object back from segment `first` on and check the CRC32 of each segment (and, read from the
+    start in one go, the whole object's MD5). Raises ChecksumMismatchError naming what differs.
+
+    `stop` is asked after each segment, with the seconds the slowest segment took; when it says so, reading
+    stops and the index of the next segment to check is returned (None when every segment was checked). MD5
+    state cannot be carried to another invocation: a read-back that stops compares the CRC32s only.
+
+    The GET itself checks the size (no HEAD first), and every byte is hashed once."""
+    sink = deps.need_sink()
+    expected_size = sum(segment.length for segment in segments)
+    start = sum(segment.length for segment in segments[:first])
+    whole_md5 = hashlib.md5() if md5 and first == 0 else None
+    size = start
+    index, crc, filled = first, 0, 0
+    slowest, began = 0.0, time.monotonic()
+    chunks = sink.read(key, version_id, start) if index < len(segments) else iter(())
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            size += len(view)
+            if whole_md5 is not None:
+                whole_md5.update(view)
+            while len(view) and index < len(segments):
+                room = segments[index].length - filled
+                piece, view = view[:room], view[room:]
+                crc, filled = zlib.crc32(piece, crc), filled + len(piece)
+                if filled == segments[index].length:
+                    if crc32_b64(crc) != segments[index].crc32:
+                        raise ChecksumMismatchError(
+                            f"s3 object {key}: bytes of part {index + 1} differ from what was read from Azure "
+                            f"(CRC32 {crc32_b64(crc)}, expected {segments[index].crc32})"
+                        )
+                    index, crc, filled = index + 1, 0, 0
+                    now = time.monotonic()
+                    slowest, began = max(slowest, now - began), now
+                    if stop is not None and index < len(segments) and stop(slowest):
+                        return index
+    except ChecksumMismatchError:
+        raise
+    except Azs3copyError:
+        if sink.head(key, version_id) is None:
+            raise ChecksumMismatchError(
+                f"s3 object {key}: expected {expected_size} bytes, found no object"
+            ) from None
+        raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # a read-back that stops early releases its connection
+    if size != expected_size:
+        raise ChecksumMismatchError(f"s3 object {key}: read back {size} bytes, expected {expected_size}")
+    if md5 and whole_md5 is not None:
+        found_md5 = base64.b64encode(whole_md5.digest()).decode()
+        if found_md5 != md5:
+            raise ChecksumMismatchError(
+                f"s3 object {key}: MD5 {found_md5} differs from the blob's Content-MD5 {md5}"
+            )
+    elif md5:
+        logger.warning(
+            "Content-MD5 not compared: the read-back spanned invocations; every part's CRC32 matched",
+            extra={"key": key},
+        )
+    return None
+
+
+def discard(deps: Deps, key: str, version_id: str | None) -> None:
+    """Remove an object this invocation wrote and could not verify (its own version only)."""
+    try:
+        deps.need_sink().delete(key, version_id)
+    except Azs3copyError as error:
+        logger.error("could not delete unverified object", extra={"key": key, "error": str(error)})
+        raise
+
+
+def verify_and_mark(
+    deps: Deps, key: str, version: str | None, segments: list[Segment], blob: BlobRef
+) -> None:
+    """Verify the object version just written; remove it when its bytes differ, mark it verified when they
+    do not. An object that is not marked is copied again by the next run, whatever its metadata says."""
+    try:
+        verify_object(deps, key, version, segments, blob.content_md5)
+    except ChecksumMismatchError:
+        discard(deps, key, version)
+        raise
+    mark_verified(deps, key, version, blob)
+
+
+def mark_verified(deps: Deps, key: str, version: str | None, blob: BlobRef) -> None:
+    deps.need_sink().put_tags(key, version, {VERIFIED_TAG: verified_mark(blob)})
+
+
+@dataclass(frozen=True)
+class Completed:
+    version: str | None
+    #: An earlier attempt completed, verified and marked the object, and died before recording it.
+    verified: bool = False
+
+
+def completed_before(sink: ObjectSink, key: str, blob: BlobRef) -> Completed:
+    """The object a multipart upload that no longer exists left at `key`: completed by an earlier attempt
+    (or by a completion whose answer was lost) when it was written from this blob."""
+    if verified_copy(sink, key, blob):
+        return Completed(None, verified=True)
+    if already_copied(sink, key, blob):
+        info = sink.head(key)
+        return Completed(info.version_id if info else None)
+    raise FatalError(f"multipart upload of {key} is gone and no complete object is there") from None

@@ -1,0 +1,33 @@
+"""What the step tests share: settings with SAS credentials, a harness over the in-memory fakes, and the
+check that every blob arrived byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+from azs3copy.settings import parse_settings
+from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
+from tests.support.harness import Harness
+
+MiB = 1 << 20
+
+
+SAS = {"account_url": "https://acct.blob.core.windows.net", "sas_token": "sv=1&sig=TOPSECRET"}
+
+
+def settings(**extra: object):  # type: ignore[no-untyped-def]
+    return parse_settings(json.dumps({"isactive": True, "begindate": "2020-01-01", "azure": SAS, **extra}))
+
+
+def harness(source: MemoryBlobSource, sink: MemoryObjectSink | None = None, **kwargs: object) -> Harness:
+    return Harness(
+        source=source, sink=sink or MemoryObjectSink(), settings=kwargs.pop("settings", settings()), **kwargs
+    )  # type: ignore[arg-type]
+
+
+def assert_copied(source: MemoryBlobSource, sink: MemoryObjectSink, prefix: str = "") -> None:
+    for container, blobs in source.containers.items():
+        for name, blob in blobs.items():
+            key = f"{prefix}{container}/{name}"
+            assert key in sink.objects, f"{key} missing"
+            assert sink.objects[key].data == blob.data, f"{key} differs"
