@@ -37,8 +37,8 @@ node: node_modules/.package-lock.json ## Install Azurite into ./node_modules
 deps: venv node ## Everything the tests and the demo need
 
 lint: venv ## ruff (lint and format check) and mypy on the package
-	$(VENV)/bin/ruff check layers lambdas scripts tests bench
-	$(VENV)/bin/ruff format --check layers lambdas scripts tests bench
+	$(VENV)/bin/ruff check layers lambdas scripts tests bench devenv
+	$(VENV)/bin/ruff format --check layers lambdas scripts tests bench devenv
 	$(VENV)/bin/mypy layers/azs3copy/src/azs3copy
 
 test-unit: venv ## Unit tests (fakes and moto in-process)
