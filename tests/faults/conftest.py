@@ -6,8 +6,9 @@ The functions reach the emulators through the proxies by their ordinary endpoint
 BlobEndpoint of the connection string in the secret. The Azure account's key is a recognisable canary, so the
 suite can look for it everywhere a secret must never appear.
 
-At the end of the session the scenario table is written to docs/reliability.md, if and only if the whole
-suite ran (every scenario has a row, passed or not, and nothing was deselected).
+At the end of the session the scenario table is written to build/reliability.md if the whole suite ran (every
+scenario has a row, passed or not, and nothing was deselected), else to build/reliability-partial.md;
+`make reliability-report` copies a whole run's table into docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from botocore.exceptions import ClientError
 
-from azs3copy.local.emulators import Azurite, MotoServer, read_list_sas
-from azs3copy.local.faultproxy import FaultProxy
-from azs3copy.local.runtime import FunctionPool, Runtime
+from devenv.emulators import Azurite, MotoServer, read_list_sas
+from devenv.faultproxy import FaultProxy
+from devenv.runtime import FunctionPool, Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 TF_ROOT = REPO / "terraform" / "envs" / "local"
@@ -305,13 +306,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
         log_dir = work / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        # Every AWS call the functions' workers make (azs3copy.local.worker), for the least-privilege test.
+        # Every AWS call the functions' workers make (devenv.worker), for the least-privilege test.
         os.environ["AZS3COPY_LOCAL_CALL_LOG"] = str(log_dir / "aws-calls.jsonl")
         # The runtime's own records (retries, give-ups with the error) are scanned by the hygiene test too.
         runtime_log = logging.FileHandler(log_dir / "local-runtime.log", encoding="utf-8")
         runtime_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        logging.getLogger("azs3copy.local").addHandler(runtime_log)
-        logging.getLogger("azs3copy.local").setLevel(logging.DEBUG)
+        logging.getLogger("devenv").addHandler(runtime_log)
+        logging.getLogger("devenv").setLevel(logging.DEBUG)
         runtime = Runtime(
             moto.endpoint,
             region=REGION,
@@ -329,7 +330,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         finally:
             runtime.stop()
             os.environ.pop("AZS3COPY_LOCAL_CALL_LOG", None)
-            logging.getLogger("azs3copy.local").removeHandler(runtime_log)
+            logging.getLogger("devenv").removeHandler(runtime_log)
             s3_proxy.close()
             azure_proxy.close()
             kept = REPO / ".local" / "faults-logs"
@@ -464,13 +465,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     why = _not_whole(session)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    # Under build/, never docs/: a test run leaves the checkout as it found it. `make reliability-report`
+    # copies a whole run's table into docs/reliability.md.
     if why is None:
-        write_table(ROWS, REPO / "docs" / "reliability.md")
-        message = f"docs/reliability.md written ({len(ROWS)} scenarios)"
+        table = REPO / "build" / "reliability.md"
+        message = f"{table.relative_to(REPO)} written ({len(ROWS)} scenarios): `make reliability-report` copies it into docs/"
     else:
-        partial = REPO / ".local" / "reliability-partial.md"
-        partial.parent.mkdir(exist_ok=True)
-        write_table(ROWS, partial)
-        message = f"docs/reliability.md left alone ({why}); this run's table: {partial.relative_to(REPO)}"
+        table = REPO / "build" / "reliability-partial.md"
+        message = f"not a whole run ({why}); this run's table: {table.relative_to(REPO)}"
+    table.parent.mkdir(exist_ok=True)
+    write_table(ROWS, table)
     if reporter is not None:
         reporter.write_line(message)
