@@ -1,7 +1,8 @@
 """The Terraform of issue 3: formatted, valid, clean under checkov, and really applied against moto.
 
-The local root is applied to a moto server of its own, planned again (no changes) and destroyed. Terraform
-runs offline: providers come from the filesystem mirror configured by `make tf-config`.
+The local root is applied to a moto server of its own, planned again (no changes) and destroyed; a copy of
+the example root outside the repository is planned against it. Terraform runs offline: providers come
+from the filesystem mirror configured by `make tf-config`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from devenv.emulators import MotoServer
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
 LOCAL_ROOT = TERRAFORM / "envs" / "local"
+EXAMPLE_ROOT = TERRAFORM / "envs" / "example"
 FUNCTIONS = [
     "download",
     "find-blobs",
@@ -61,9 +63,11 @@ class Terraform:
 
     root: Path
     work: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE" and not k.startswith("TF_")}
+        env.update(self.extra_env)
         env["TF_CLI_CONFIG_FILE"] = str(ROOT / ".local" / "terraformrc")
         env["TF_DATA_DIR"] = str(self.work / ".terraform")
         env["TF_IN_AUTOMATION"] = "1"
@@ -139,6 +143,43 @@ def test_checkov_reports_no_failed_check() -> None:
     result = make("checkov")
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
     assert "Failed checks: 0" in result.stdout
+
+
+def test_a_copy_of_the_example_outside_the_repository_plans_with_its_tfvars(
+    built: Path, moto: MotoServer, tmp_path: Path
+) -> None:
+    """docs/deploy.md's copy: the module source pointed at the checkout, build_dir set, example.tfvars used."""
+    copy = tmp_path / "prod"
+    shutil.copytree(EXAMPLE_ROOT, copy, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+    main = copy / "main.tf"
+    source = 'source = "../../modules/azs3copy"'
+    assert main.read_text().count(source) == 1
+    modules = os.path.relpath(TERRAFORM / "modules" / "azs3copy", copy)
+    main.write_text(main.read_text().replace(source, f'source = "{modules}"'))
+    # The S3 backend needs a real bucket: a local state instead, as an override file leaves versions.tf alone.
+    (copy / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    terraform = Terraform(
+        copy, tmp_path, {"AWS_ENDPOINT_URL": moto.endpoint, "AWS_S3_USE_PATH_STYLE": "true", **credentials}
+    )
+    terraform.init()
+    plan = tmp_path / "tfplan"
+    variables = ["-var-file=example.tfvars", "-var", f"build_dir={built}"]
+    terraform.ok("plan", "-input=false", "-no-color", f"-out={plan}", *variables)
+
+    planned = json.loads(terraform.ok("show", "-json", "-no-color", str(plan)))
+    modules_left = [planned["planned_values"]["root_module"]]
+    functions = {}
+    while modules_left:
+        module = modules_left.pop()
+        modules_left.extend(module.get("child_modules", []))
+        for resource in module.get("resources", []):
+            if resource["type"] == "aws_lambda_function":
+                functions[resource["values"]["function_name"]] = resource["values"]
+    assert sorted(functions) == [f"azs3copy-{name}" for name in FUNCTIONS]
+    for name, values in functions.items():
+        assert values["filename"] == f"{built}/functions/{name.removeprefix('azs3copy-')}.zip"
+        assert (values["runtime"], values["architectures"]) == ("python3.12", ["arm64"])
 
 
 @pytest.fixture(scope="module")
