@@ -34,11 +34,11 @@ locals {
       description = "Lists one page of a container and routes each blob to the small or large path"
       triggers    = { find-blobs = local.topics["find-blobs"] }
       environment = merge(local.secret_environment, local.bucket_environment, {
-        POWERTOOLS_SERVICE_NAME   = "find-blobs"
-        AZS3COPY_TOPIC_FIND_BLOBS = local.topics["find-blobs"]
-        AZS3COPY_TOPIC_DOWNLOAD      = local.topics["download"]
-        AZS3COPY_TOPIC_LARGEFILE_INITIALIZER      = local.topics["largefile-initializer"]
-        AZS3COPY_LARGE_THRESHOLD  = tostring(var.large_threshold_bytes)
+        POWERTOOLS_SERVICE_NAME              = "find-blobs"
+        AZS3COPY_TOPIC_FIND_BLOBS            = local.topics["find-blobs"]
+        AZS3COPY_TOPIC_DOWNLOAD              = local.topics["download"]
+        AZS3COPY_TOPIC_LARGEFILE_INITIALIZER = local.topics["largefile-initializer"]
+        AZS3COPY_LARGE_THRESHOLD             = tostring(var.large_threshold_bytes)
       })
     }
     download = {
@@ -54,9 +54,9 @@ locals {
       description = "Starts the multipart upload of a large blob and plans its parts"
       triggers    = { largefile-initializer = local.topics["largefile-initializer"] }
       environment = merge(local.bucket_environment, {
-        POWERTOOLS_SERVICE_NAME = "largefile-initializer"
-        AZS3COPY_TOPIC_LARGEFILE_PARTER    = local.topics["largefile-parter"]
-        AZS3COPY_PART_SIZE      = tostring(var.part_size_bytes)
+        POWERTOOLS_SERVICE_NAME         = "largefile-initializer"
+        AZS3COPY_TOPIC_LARGEFILE_PARTER = local.topics["largefile-parter"]
+        AZS3COPY_PART_SIZE              = tostring(var.part_size_bytes)
         # The largest part the parter's memory holds (the rule of function_memory_mb): a blob that would
         # need larger parts is refused with the reason when its upload is planned.
         AZS3COPY_MAX_PART_SIZE = tostring(min(5368709120, floor((var.function_memory_mb.largefile_parter - 256) / 2) * 1048576))
@@ -66,7 +66,7 @@ locals {
       description = "Copies one part of a large blob (ranged read, UploadPart with CRC32)"
       triggers    = { largefile-parter = local.topics["largefile-parter"] }
       environment = merge(local.secret_environment, local.bucket_environment, {
-        POWERTOOLS_SERVICE_NAME  = "largefile-parter"
+        POWERTOOLS_SERVICE_NAME               = "largefile-parter"
         AZS3COPY_TOPIC_LARGEFILE_RECOMBINATOR = local.topics["largefile-recombinator"]
       })
     }
@@ -74,8 +74,8 @@ locals {
       description = "Completes the multipart upload of a large blob and verifies the object"
       triggers    = { largefile-recombinator = local.topics["largefile-recombinator"] }
       environment = merge(local.bucket_environment, {
-        POWERTOOLS_SERVICE_NAME  = "largefile-recombinator"
-        AZS3COPY_VERIFY          = var.verify
+        POWERTOOLS_SERVICE_NAME               = "largefile-recombinator"
+        AZS3COPY_VERIFY                       = var.verify
         AZS3COPY_TOPIC_LARGEFILE_RECOMBINATOR = local.topics["largefile-recombinator"] # continuations of a long read-back
       })
     }
