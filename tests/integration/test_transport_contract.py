@@ -242,6 +242,16 @@ def test_a_multipart_object_has_the_full_object_crc32_and_reads_from_an_offset(s
     assert b"".join(sink.read("c/whole", version, 5 * 1024 * 1024 - 3)) == data[-1003:]
 
 
+def test_a_put_object_reports_the_crc32_it_was_sent_with(sink: ObjectSink) -> None:
+    """verify=checksum compares the CRC32 S3 holds for an object written by one PutObject: S3 keeps the
+    checksum sent in the x-amz-checksum-crc32 header, whether or not an SDK named its algorithm too."""
+    data = os.urandom(300_000)
+    version = sink.put("c/one-put", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS)
+    info = sink.head("c/one-put", version, checksums=True)
+    assert info is not None and info.size == len(data)
+    assert info.crc32 == crc32_of(data) and info.checksum_type == "FULL_OBJECT"
+
+
 def test_aborted_upload_is_gone(sink: ObjectSink) -> None:
     upload = sink.create_upload("c/gone", ATTRS)
     sink.abort("c/gone", upload)
