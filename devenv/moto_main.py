@@ -20,8 +20,9 @@ lock on every function create, and the apply failed (seen in CI: the whole of `t
 5 minutes, then `azs3copy-download` failed with 409). A request for a different function of the same
 name still gets the 409.
 
-S3 keeps the additional checksum a PutObject carries and reports it on HEAD with its type, as S3 does
-(devenv.moto_s3_checksums says what moto lacked).
+S3 checks the checksums a PutObject, UploadPart or CompleteMultipartUpload carries and refuses bytes that do
+not match them, and keeps a PutObject's checksum and reports it on HEAD with its type, as S3 does; moto
+accepts any checksum and keeps none sent without an SDK header (devenv.moto_s3_checksums).
 """
 
 from __future__ import annotations

@@ -1,7 +1,25 @@
-"""moto's S3 with S3's additional checksums, installed by devenv.moto_main.
+"""moto's S3 with S3's checksums, installed by devenv.moto_main.
 
-S3 keeps the checksum a PutObject carries in an `x-amz-checksum-<algorithm>` header (or in the trailer of an
-aws-chunked body) and reports it on HEAD and GET with `ChecksumMode=ENABLED`, with `x-amz-checksum-type`
+S3 checks the checksums a request carries and refuses bytes that do not match them; moto 5.2.5 accepts
+anything. The integrity chain relies on the refusal (a flipped byte on the way to S3 must never land), so
+here they are refused as S3 refuses them (AWS's PutObject, UploadPart and CompleteMultipartUpload
+documentation; the messages as S3 sends them):
+
+| request | when | answer (all 400) |
+|---|---|---|
+| PutObject, UploadPart | `x-amz-checksum-<alg>` (header or aws-chunked trailer) differs from the body's | BadDigest "The CRC32 you specified did not match the calculated checksum." |
+| same | its value is not base64 of the algorithm's size | InvalidRequest "Value for x-amz-checksum-crc32 header is invalid." |
+| same | two checksums | InvalidRequest "Expecting a single x-amz-checksum- header. …" |
+| same | Content-MD5 differs / is not base64 of 16 bytes | BadDigest "The Content-MD5 you specified did not match what we received." / InvalidDigest |
+| UploadPart | the upload was created with ChecksumAlgorithm X and the part carries another or none | InvalidRequest "Checksum Type mismatch occurred, …" |
+| CompleteMultipartUpload | the FULL_OBJECT checksum sent differs from the whole object's | BadDigest "The crc32 you specified did not match the calculated checksum.", the upload stays open |
+
+A refused request stores nothing (no version either). Not emulated: the part checksums named in a
+completion (S3: InvalidPart when they differ from the parts'), part checksums in ListParts, the checksum in
+the completion's answer, and `x-amz-content-sha256` (XAmzContentSHA256Mismatch).
+
+S3 also keeps the checksum a PutObject carries in an `x-amz-checksum-<algorithm>` header (or in the trailer
+of an aws-chunked body) and reports it on HEAD and GET with `ChecksumMode=ENABLED`, with `x-amz-checksum-type`
 (FULL_OBJECT for a PutObject; COMPOSITE values end in `-<parts>`). moto 5.2.5 keeps it only when the request
 also carries `x-amz-sdk-checksum-algorithm`, a header SDKs add when they compute the checksum themselves and
 which S3 ignores. azs3copy computes its CRC32 itself and sends the value alone, so moto held no checksum for
@@ -12,13 +30,31 @@ answers the type as S3 does.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import zlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
-from moto.s3.models import S3Backend
+from awscrt import checksums as crt
+from moto.s3.exceptions import S3ClientError
+from moto.s3.models import FakeMultipart, S3Backend
 from moto.s3.responses import S3Response
 from moto.s3.utils import compute_checksum
 
-ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+#: Each algorithm's digest of a body, as S3 computes it (big-endian CRCs). moto's own helper falls back to
+#: CRC32 for CRC32C without the `crc32c` package; awscrt (a dev requirement) has both CRCs.
+DIGESTS: dict[str, Callable[[bytes], bytes]] = {
+    "CRC32": lambda data: zlib.crc32(data).to_bytes(4, "big"),
+    "CRC32C": lambda data: crt.crc32c(data).to_bytes(4, "big"),
+    "CRC64NVME": lambda data: crt.crc64nvme(data).to_bytes(8, "big"),
+    "SHA1": lambda data: hashlib.sha1(data).digest(),
+    "SHA256": lambda data: hashlib.sha256(data).digest(),
+}
+SIZES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
+ALGORITHMS = tuple(DIGESTS)
 
 
 def header(algorithm: str) -> str:
@@ -106,7 +142,111 @@ def _head_object_with_type(
     return status, response_headers, body
 
 
+# --- refusing what S3 refuses ------------------------------------------------------------------------------
+
+
+def refused(code: str, message: str) -> S3ClientError:
+    """An error moto answers as S3 does: status 400, `<Error><Code>…</Code><Message>…</Message>…`."""
+    return S3ClientError(code, message)
+
+
+def _decoded(value: str, size: int) -> bytes | None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == size else None
+
+
+def check_body(response: S3Response) -> str | None:
+    """Refuse a body that does not match the checksums sent with it; the algorithm of the one sent, if any."""
+    sent = sent_checksums(response)
+    if len(sent) > 1:
+        raise refused(
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        )
+    body = bytes(response.body or b"")
+    for algorithm, value in sent.items():
+        if _decoded(value, SIZES[algorithm]) is None:
+            raise refused("InvalidRequest", f"Value for {header(algorithm)} header is invalid.")
+        if base64.b64encode(DIGESTS[algorithm](body)).decode() != value:
+            raise refused(
+                "BadDigest", f"The {algorithm} you specified did not match the calculated checksum."
+            )
+    md5 = response.headers.get("Content-MD5")
+    if md5:
+        if _decoded(md5, 16) is None:
+            raise refused("InvalidDigest", "The Content-MD5 you specified was invalid.")
+        if base64.b64encode(hashlib.md5(body).digest()).decode() != md5:
+            raise refused("BadDigest", "The Content-MD5 you specified did not match what we received.")
+    return next(iter(sent), None)
+
+
+_put_object_response = S3Response.put_object
+
+
+def _checked_put_object(self: S3Response) -> Any:
+    check_body(self)
+    return _put_object_response(self)
+
+
+_upload_part = S3Response.upload_part
+
+
+def _checked_upload_part(self: S3Response) -> Any:
+    upload = self.backend.get_bucket(self.bucket_name).multiparts.get(self._get_param("uploadId"))
+    if upload is None:
+        return _upload_part(self)  # moto answers NoSuchUpload
+    algorithm = check_body(self)
+    expected = upload.metadata.get("x-amz-checksum-algorithm")
+    if expected and (algorithm or "").upper() != expected.upper():
+        raise refused(
+            "InvalidRequest",
+            "Checksum Type mismatch occurred, expected checksum Type: "
+            f"{expected.lower()}, actual checksum Type: {(algorithm or 'null').lower()}",
+        )
+    return _upload_part(self)
+
+
+#: The checksums a CompleteMultipartUpload request carries, for the completion it is running.
+_completing: ContextVar[dict[str, str] | None] = ContextVar("completing", default=None)
+_key_response_post = S3Response._key_response_post
+
+
+def _post_with_checksums(
+    self: S3Response, request: Any, body: bytes, bucket_name: str, query: dict[str, Any], key_name: str
+) -> Any:
+    sent = {name: request.headers[header(name)] for name in ALGORITHMS if request.headers.get(header(name))}
+    token = _completing.set(sent if query.get("uploadId") else None)
+    try:
+        return _key_response_post(self, request, body, bucket_name, query, key_name)
+    finally:
+        _completing.reset(token)
+
+
+_complete = FakeMultipart.complete
+
+
+def _checked_complete(self: FakeMultipart, body: Iterator[tuple[int, str]]) -> Any:
+    """moto's completion, then S3's check of a FULL_OBJECT checksum sent with it. It runs before moto removes
+    the upload, so a refused completion leaves the upload open, as on S3."""
+    value, etag, details = _complete(self, body)
+    algorithm = (self.metadata.get("x-amz-checksum-algorithm") or "").upper()
+    for name, sent in (_completing.get() or {}).items():
+        full_object = details is not None and details[0] == "FULL_OBJECT"
+        if name != algorithm or not full_object or details is None or details[1] != sent:
+            raise refused(
+                "BadDigest", f"The {name.lower()} you specified did not match the calculated checksum."
+            )
+    return value, etag, details
+
+
 def install() -> None:
     S3Response._get_checksum = _get_checksum  # type: ignore[method-assign]
     S3Backend.put_object = _put_object_with_type  # type: ignore[method-assign]
     S3Response.head_object = _head_object_with_type  # type: ignore[method-assign]
+    S3Response.put_object = _checked_put_object  # type: ignore[method-assign]
+    S3Response.upload_part = _checked_upload_part  # type: ignore[method-assign]
+    S3Response._key_response_post = _post_with_checksums  # type: ignore[method-assign]
+    FakeMultipart.complete = _checked_complete  # type: ignore[method-assign]
