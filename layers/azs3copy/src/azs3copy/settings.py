@@ -6,6 +6,7 @@ value found (never the value of a credential). Nothing falls back to a placehold
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -209,6 +210,54 @@ def cloud_of_account_url(account_url: str) -> str | None:
     return None
 
 
+def _loopback(host: str | None) -> bool:
+    """Whether a URL's host is this machine (the local emulator): nothing sent there crosses a network."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def connection_string_endpoint(connection_string: str) -> str | None:
+    """The blob endpoint the storage SDK derives from a connection string (its own rule: BlobEndpoint, else
+    DefaultEndpointsProtocol with AccountName and EndpointSuffix, else https; UseDevelopmentStorage is the
+    local emulator), or None when the string names no endpoint."""
+    fields: dict[str, str] = {}
+    for part in connection_string.strip().rstrip(";").split(";"):
+        name, _, value = part.partition("=")
+        fields[name.strip().upper()] = value.strip()
+    if fields.get("USEDEVELOPMENTSTORAGE") == "true":
+        return "http://127.0.0.1:10000/devstoreaccount1"
+    if fields.get("BLOBENDPOINT"):
+        return fields["BLOBENDPOINT"]
+    account, suffix = fields.get("ACCOUNTNAME"), fields.get("ENDPOINTSUFFIX")
+    if account and suffix and fields.get("DEFAULTENDPOINTSPROTOCOL"):
+        return f"{fields['DEFAULTENDPOINTSPROTOCOL']}://{account}.blob.{suffix}"
+    return f"https://{account}.blob.{suffix or 'core.windows.net'}" if account else None
+
+
+def _require_tls(mode: CredentialMode, account_url: str | None, connection_string: str | None) -> None:
+    """A SAS token, an account key's signature or a connection string's secret travels with every request:
+    only over HTTPS, or to the loopback emulator."""
+    key = "azure.connection_string" if mode == "connection-string" else "azure.account_url"
+    url = connection_string_endpoint(connection_string or "") if mode == "connection-string" else account_url
+    if url is None or url.lower().startswith("https://"):
+        return
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "http" and _loopback(parts.hostname):
+        return
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    shown = f"{parts.scheme}://{host}" if parts.scheme else "an endpoint without https://"
+    raise ConfigError(
+        f"secret key '{key}' must reach the storage account over https:// (the credential would travel in "
+        f"clear text), found {shown}; plain http:// is accepted only for a loopback emulator (127.0.0.1)"
+    )
+
+
 def parse_azure(value: Any) -> AzureCredentials | None:  # noqa: C901 (one branch per credential mode, each naming its keys)
     if value is None:
         return None
@@ -269,6 +318,7 @@ def parse_azure(value: Any) -> AzureCredentials | None:  # noqa: C901 (one branc
             f"secret key 'azure.account_url' must be an https:// URL for a service principal "
             f"(Azure accepts its tokens over HTTPS only), found {_shown_url(account_url)!r}"
         )
+    _require_tls(mode, account_url, get["connection_string"])
     return AzureCredentials(
         mode=mode,
         account_url=account_url,
@@ -300,6 +350,11 @@ def parse_settings(text: str | bytes) -> Settings:
         if key not in document:
             raise ConfigError(f"secret key '{key}' is missing")
     containers = _string_list(document, "containers")
+    if containers == ():
+        raise ConfigError(
+            "secret key 'containers' is an empty list: name the containers to copy, or leave the key out "
+            "to copy every container of the account"
+        )
     for name in containers or ():
         if not _CONTAINER_NAME.match(name):
             raise ConfigError(
