@@ -359,15 +359,17 @@ class MemoryLedger:
             current = self.current
             if current and launch_id and current.launched_by == launch_id:
                 return current.run_id
-            fresh = current is not None and time.time() - current.started_at < stale_after
-            if current and not force and not current.finished and fresh:
-                raise RunInProgressError(f"run {current.run_id} has not finished", run_id=current.run_id)
+            if current and not force and not current.finished:
+                progress = self.runs[current.run_id].record["progress_at"]
+                if time.time() - progress < stale_after:  # taken over only when it made no progress
+                    raise RunInProgressError(f"run {current.run_id} has not finished", run_id=current.run_id)
             if run_id in self.runs:
                 raise FatalError(f"run {run_id} is in the ledger already")
             self.runs[run_id] = _MemRun(
                 {
                     "run_id": run_id,
                     "started_at": time.time(),
+                    "progress_at": time.time(),
                     "containers": list(containers),
                     "begindate": begindate,
                     "listing_pending": len(containers),
@@ -399,6 +401,7 @@ class MemoryLedger:
     ) -> PageStatus:
         with self._lock:
             run = self._run(run_id)
+            run.record["progress_at"] = time.time()
             status = run.pages.get((container, page))
             if status in ("registered", "published"):
                 return status  # type: ignore[return-value]
@@ -422,6 +425,7 @@ class MemoryLedger:
             if container not in run.listed:
                 run.listed.add(container)
                 run.record["listing_pending"] -= 1
+                run.record["progress_at"] = time.time()
 
     def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim:
         with self._lock:
@@ -433,6 +437,7 @@ class MemoryLedger:
             if state == "working" and item.get("owner") != owner and item.get("lease_until", 0) > now:
                 return Claim("busy", blob_record(blob_id, item))
             item.update(state="working", owner=owner, lease_until=now + lease_seconds)
+            self._run(run_id).record["progress_at"] = now
             return Claim("claimed", blob_record(blob_id, item))
 
     def release(self, run_id: str, blob_id: str, owner: str) -> None:
@@ -450,6 +455,7 @@ class MemoryLedger:
             if item["state"] in TERMINAL_STATES:
                 return False
             item.update(state=state, reason=reason, owner=None)
+            run.record["progress_at"] = time.time()
             run.record[COUNTER[state]] = run.record.get(COUNTER[state], 0) + 1
             run.record["bytes_copied"] = run.record.get("bytes_copied", 0) + nbytes
             return True
@@ -489,6 +495,7 @@ class MemoryLedger:
             done = set(item.get("parts_done") or ())
             done.add(number)
             item["parts_done"] = done
+            run.record["progress_at"] = time.time()
             return len(done)
 
     def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:

@@ -26,8 +26,9 @@ locals {
       description = "Reads the settings secret, starts a run and announces its containers"
       triggers    = {}
       environment = merge(local.secret_environment, {
-        POWERTOOLS_SERVICE_NAME   = "launch-qualification"
-        AZS3COPY_TOPIC_FIND_BLOBS = local.topics["find-blobs"]
+        POWERTOOLS_SERVICE_NAME    = "launch-qualification"
+        AZS3COPY_TOPIC_FIND_BLOBS  = local.topics["find-blobs"]
+        AZS3COPY_STALE_RUN_SECONDS = tostring(var.stale_run_seconds)
       })
     }
     find-blobs = {

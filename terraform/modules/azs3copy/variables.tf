@@ -149,6 +149,20 @@ variable "settings_ttl_seconds" {
   }
 }
 
+variable "stale_run_seconds" {
+  type        = number
+  description = "Seconds a run may go without progress (no page listed, blob settled or part uploaded) before the next launch takes it over (AZS3COPY_STALE_RUN_SECONDS); a run that makes progress is never taken over."
+  default     = 43200
+  nullable    = false
+
+  validation {
+    # A message can wait in Lambda's queue for maximum_event_age_seconds with nothing recorded meanwhile: a
+    # run whose last messages wait there is not stalled.
+    condition     = var.stale_run_seconds >= 1800 && var.stale_run_seconds > var.maximum_event_age_seconds
+    error_message = "stale_run_seconds must be at least 1800 (twice the longest invocation) and more than maximum_event_age_seconds."
+  }
+}
+
 variable "runtime" {
   type        = string
   description = "Lambda runtime of the functions and layers; the layers are built for its Python version."

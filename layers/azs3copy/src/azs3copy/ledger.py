@@ -45,6 +45,8 @@ class RunRecord:
     begindate: str = ""
     finished_at: float | None = None
     report_key: str | None = None
+    #: When the run last moved: a page listed, a blob claimed or settled, a part uploaded (epoch seconds).
+    progress_at: float = 0.0
 
     @property
     def done(self) -> int:
@@ -102,7 +104,9 @@ class Ledger(Protocol):
         launch_id: str | None = None,
     ) -> str:
         """Make `run_id` the current run and return it. Raises RunInProgressError while another run has not
-        finished (unless forced, or that run is older than stale_after seconds).
+        finished, unless forced or that run has made no progress (`RunRecord.progress_at`: a page listed, a
+        blob claimed or settled, a part uploaded) for stale_after seconds: a run that is copying is never taken
+        over, however long it takes.
 
         `launch_id` names the launch (the Lambda request id, which a retry of the invocation keeps): when the
         current run was started by the same launch, nothing is written and that run's id is returned, so a
@@ -170,6 +174,7 @@ def run_record(data: dict[str, Any]) -> RunRecord:
         begindate=str(data.get("begindate", "")),
         finished_at=float(data["finished_at"]) if data.get("finished_at") is not None else None,
         report_key=data.get("report_key"),
+        progress_at=float(data.get("progress_at") or data["started_at"]),
     )
 
 

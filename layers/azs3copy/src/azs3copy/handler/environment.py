@@ -97,6 +97,7 @@ class RuntimeConfig:
                 page_size=_int(self.env, "PAGE_SIZE", 5000, 1),
                 copy_threads=_int(self.env, "COPY_THREADS", 4, 1),
                 max_part_size=_int(self.env, "MAX_PART_SIZE", MAX_PART_SIZE, 5 * MiB),
+                stale_run_seconds=_int(self.env, "STALE_RUN_SECONDS", 12 * 3600, 60),
             )
         except ValueError as error:  # Tuning's own checks
             raise ConfigError(f"environment: {error}") from None

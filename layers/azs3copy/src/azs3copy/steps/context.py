@@ -31,7 +31,9 @@ class Tuning:
     max_attempts: int = 3
     verify: Literal["readback", "checksum"] = "readback"
     report_prefix: str = "_azs3copy/reports/"
-    stale_run_seconds: float = 24 * 3600
+    #: A run that made no progress for this long (AZS3COPY_STALE_RUN_SECONDS) is taken over by the next launch;
+    #: one that makes progress never is. Longer than a message can wait in Lambda's queue (6 h at most).
+    stale_run_seconds: float = 12 * 3600
     batch_blobs: int = 25
     batch_bytes: int = 64 * MiB
     copy_threads: int = 4
