@@ -35,6 +35,7 @@ from azs3copy.ledger import (
     run_record,
 )
 from azs3copy.messages import BlobRef, ContentSettings, SourceBlob
+from azs3copy.settings import RunSettings
 from azs3copy.transports import (
     CompletedPart,
     ListPage,
@@ -323,6 +324,7 @@ class _MemRun:
     listed: set[str] = field(default_factory=set)
     parts: dict[str, dict[int, str]] = field(default_factory=dict)
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)
+    settings: RunSettings | None = None
 
 
 @dataclass
@@ -354,6 +356,7 @@ class MemoryLedger:
         force: bool,
         stale_after: float,
         launch_id: str | None = None,
+        settings: RunSettings | None = None,
     ) -> str:
         with self._lock:
             current = self.current
@@ -373,7 +376,8 @@ class MemoryLedger:
                     "containers": list(containers),
                     "begindate": begindate,
                     "listing_pending": len(containers),
-                }
+                },
+                settings=settings,
             )
             self.current = _Current(run_id, time.time(), launch_id)
             return run_id
@@ -382,6 +386,11 @@ class MemoryLedger:
         with self._lock:
             run = self.runs.get(run_id)
             return run_record(dict(run.record)) if run else None
+
+    def run_settings(self, run_id: str) -> RunSettings | None:
+        with self._lock:
+            run = self.runs.get(run_id)
+            return run.settings if run else None
 
     def current_run_id(self) -> str | None:
         with self._lock:
@@ -425,7 +434,6 @@ class MemoryLedger:
             if container not in run.listed:
                 run.listed.add(container)
                 run.record["listing_pending"] -= 1
-                run.record["progress_at"] = time.time()
 
     def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim:
         with self._lock:

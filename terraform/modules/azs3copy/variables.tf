@@ -137,15 +137,15 @@ variable "report_prefix" {
   }
 }
 
-variable "settings_ttl_seconds" {
+variable "credentials_ttl_seconds" {
   type        = number
-  description = "Seconds a warm function keeps the secret's value before reading it again (AZS3COPY_SETTINGS_TTL)."
+  description = "Seconds a warm find-blobs, download or parter keeps the Azure credentials it read from the secret (AZS3COPY_CREDENTIALS_TTL); launch-qualification reads the whole secret at every launch."
   default     = 60
   nullable    = false
 
   validation {
-    condition     = var.settings_ttl_seconds >= 0
-    error_message = "settings_ttl_seconds must be 0 or more."
+    condition     = var.credentials_ttl_seconds >= 0
+    error_message = "credentials_ttl_seconds must be 0 or more."
   }
 }
 

@@ -2,6 +2,11 @@
 
 Parsed strictly. A value that is not what the key allows is a `ConfigError` that names the key and shows the
 value found (never the value of a credential). Nothing falls back to a placeholder default.
+
+The launch reads the whole secret as it is at that moment and records what the run copies (`RunSettings`:
+begindate, prefix, filters, destination prefix) with the run; every later step of that run uses the recorded
+settings, so an edit of the secret mid-run neither splits the run nor breaks it. Only the credentials are
+read from the secret by the functions that reach Azure (`parse_credentials`).
 """
 
 from __future__ import annotations
@@ -88,6 +93,42 @@ class AzureCredentials:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """What one run copies and where it puts it, as the launch read them from the secret; recorded with the
+    run (no credential), used by each of its steps."""
+
+    begindate: datetime
+    prefix: str = ""
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    destination_prefix: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "begindate": self.begindate.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                "prefix": self.prefix,
+                "include": list(self.include),
+                "exclude": list(self.exclude),
+                "destination_prefix": self.destination_prefix,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSettings:
+        data = json.loads(text)
+        return cls(
+            begindate=parse_begindate(data["begindate"]),
+            prefix=str(data.get("prefix") or ""),
+            include=tuple(str(pattern) for pattern in data.get("include") or ()),
+            exclude=tuple(str(pattern) for pattern in data.get("exclude") or ()),
+            destination_prefix=str(data.get("destination_prefix") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     isactive: bool
     begindate: datetime
@@ -104,6 +145,10 @@ class Settings:
                 "the secret has no 'azure' credentials: put them in with `azs3copy set-azure-credentials`"
             )
         return self.azure
+
+    def run_settings(self) -> RunSettings:
+        """What a run launched now copies: recorded with the run, whatever the secret says later."""
+        return RunSettings(self.begindate, self.prefix, self.include, self.exclude, self.destination_prefix)
 
 
 def parse_isactive(value: Any) -> bool:
@@ -382,3 +427,20 @@ def parse_settings(text: str | bytes) -> Settings:
         exclude=_string_list(document, "exclude") or (),
         destination_prefix=destination_prefix,
     )
+
+
+def parse_credentials(text: str | bytes) -> AzureCredentials:
+    """The Azure credentials of the secret's JSON text, and nothing else: the other keys belong to the launch,
+    which checks them (a typo there written mid-run does not stop the run's copies)."""
+    try:
+        document = json.loads(text)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"the secret is not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"the secret must be a JSON object, found a {type(document).__name__}")
+    creds = parse_azure(document.get("azure"))
+    if creds is None:
+        raise ConfigError(
+            "the secret has no 'azure' credentials: put them in with `azs3copy set-azure-credentials`"
+        )
+    return creds

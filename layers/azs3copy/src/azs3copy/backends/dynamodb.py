@@ -29,6 +29,7 @@ from azs3copy.ledger import (
     page_entries,
     run_record,
 )
+from azs3copy.settings import RunSettings
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -174,6 +175,7 @@ class DynamoLedger:
         force: bool,
         stale_after: float,
         launch_id: str | None = None,
+        settings: RunSettings | None = None,
     ) -> str:
         current = self._get("CURRENT", "CURRENT") or {}
         if launch_id and current.get("launched_by") == launch_id:
@@ -229,6 +231,9 @@ class DynamoLedger:
             launched_by=launch_id,
             **{COUNTER[state]: 0 for state in TERMINAL_STATES},
         )
+        # The settings get their own item, written once: META is rewritten by every finish, billed by its size.
+        text = settings.to_json() if settings else None
+        recorded = _item(pk=f"RUN#{run_id}", sk="SETTINGS", settings=text, expires_at=self._expires())
         failed = self._transact(
             [
                 {"Put": put_current},
@@ -247,11 +252,12 @@ class DynamoLedger:
                         ),
                     }
                 },
+                {"Put": {"TableName": self.table, "Item": recorded}},
                 *stalled,
             ],
             "start_run",
         )
-        if 0 in failed or (stalled and 3 in failed):
+        if 0 in failed or (stalled and 4 in failed):
             current = self._get("CURRENT", "CURRENT") or {}
             running = str(current["run_id"]) if current.get("run_id") else None
             raise RunInProgressError(
@@ -264,6 +270,10 @@ class DynamoLedger:
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(f"RUN#{run_id}", "META")
         return run_record(item) if item else None
+
+    def run_settings(self, run_id: str) -> RunSettings | None:
+        item = self._get(f"RUN#{run_id}", "SETTINGS") or {}
+        return RunSettings.from_json(str(item["settings"])) if item.get("settings") else None
 
     def current_run_id(self) -> str | None:
         item = self._get("CURRENT", "CURRENT")
@@ -345,10 +355,9 @@ class DynamoLedger:
                     "TableName": self.table,
                     "Key": self._key(run_id, "META"),
                     "UpdateExpression": "ADD "
-                    + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True))
-                    + " SET progress_at = :now",
+                    + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
                     "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": _item(**values, **{":now": Decimal(str(time.time()))}),
+                    "ExpressionAttributeValues": _item(**values),
                 }
             }
             exist = self._transact([*puts, count], "register_page")
@@ -380,10 +389,8 @@ class DynamoLedger:
                     "Update": {
                         "TableName": self.table,
                         "Key": self._key(run_id, "META"),
-                        "UpdateExpression": "ADD listing_pending :minus SET progress_at = :now",
-                        "ExpressionAttributeValues": _item(
-                            **{":minus": -1, ":now": Decimal(str(time.time()))}
-                        ),
+                        "UpdateExpression": "ADD listing_pending :minus",
+                        "ExpressionAttributeValues": _item(**{":minus": -1}),
                     }
                 },
             ],
@@ -525,8 +532,7 @@ class DynamoLedger:
         return len(response["Attributes"].get("parts_done", {}).get("NS", []))
 
     def _progress(self, run_id: str) -> None:
-        """Stamp the run's progress, which keeps a later launch from taking the run over (at most once a
-        PROGRESS_INTERVAL from this container: the stamp only has to be recent to within the stale time)."""
+        """Stamp the run's progress, which keeps a later launch from taking it over (finish stamps it too)."""
         now = time.time()
         if now - self._progressed.get(run_id, 0.0) < PROGRESS_INTERVAL:
             return

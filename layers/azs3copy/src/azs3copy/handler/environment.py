@@ -70,8 +70,9 @@ class RuntimeConfig:
         return self.optional("DLQ_URL")
 
     @property
-    def settings_ttl(self) -> int:
-        return _int(self.env, "SETTINGS_TTL", 60, 0)
+    def credentials_ttl(self) -> int:
+        """Seconds a warm worker keeps the Azure credentials it read from the secret."""
+        return _int(self.env, "CREDENTIALS_TTL", 60, 0)
 
     def topics(self, function: str) -> Topics:
         """The topics `function` publishes to, each required (a ConfigError naming its variable when it is

@@ -49,6 +49,7 @@ def launch_qualification(
             force=force,
             stale_after=deps.tuning.stale_run_seconds,
             launch_id=invocation.request_id,
+            settings=settings.run_settings(),
         )
     except RunInProgressError as error:
         reason = (
