@@ -35,6 +35,7 @@ from azs3copy.ledger import (
     run_record,
 )
 from azs3copy.messages import BlobRef, ContentSettings, SourceBlob
+from azs3copy.settings import RunSettings
 from azs3copy.transports import (
     CompletedPart,
     ListPage,
@@ -323,6 +324,7 @@ class _MemRun:
     listed: set[str] = field(default_factory=set)
     parts: dict[str, dict[int, str]] = field(default_factory=dict)
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)
+    settings: RunSettings | None = None
 
 
 @dataclass
@@ -354,24 +356,28 @@ class MemoryLedger:
         force: bool,
         stale_after: float,
         launch_id: str | None = None,
+        settings: RunSettings | None = None,
     ) -> str:
         with self._lock:
             current = self.current
             if current and launch_id and current.launched_by == launch_id:
                 return current.run_id
-            fresh = current is not None and time.time() - current.started_at < stale_after
-            if current and not force and not current.finished and fresh:
-                raise RunInProgressError(f"run {current.run_id} has not finished", run_id=current.run_id)
+            if current and not force and not current.finished:
+                progress = self.runs[current.run_id].record["progress_at"]
+                if time.time() - progress < stale_after:  # taken over only when it made no progress
+                    raise RunInProgressError(f"run {current.run_id} has not finished", run_id=current.run_id)
             if run_id in self.runs:
                 raise FatalError(f"run {run_id} is in the ledger already")
             self.runs[run_id] = _MemRun(
                 {
                     "run_id": run_id,
                     "started_at": time.time(),
+                    "progress_at": time.time(),
                     "containers": list(containers),
                     "begindate": begindate,
                     "listing_pending": len(containers),
-                }
+                },
+                settings=settings,
             )
             self.current = _Current(run_id, time.time(), launch_id)
             return run_id
@@ -380,6 +386,11 @@ class MemoryLedger:
         with self._lock:
             run = self.runs.get(run_id)
             return run_record(dict(run.record)) if run else None
+
+    def run_settings(self, run_id: str) -> RunSettings | None:
+        with self._lock:
+            run = self.runs.get(run_id)
+            return run.settings if run else None
 
     def current_run_id(self) -> str | None:
         with self._lock:
@@ -399,6 +410,7 @@ class MemoryLedger:
     ) -> PageStatus:
         with self._lock:
             run = self._run(run_id)
+            run.record["progress_at"] = time.time()
             status = run.pages.get((container, page))
             if status in ("registered", "published"):
                 return status  # type: ignore[return-value]
@@ -433,6 +445,7 @@ class MemoryLedger:
             if state == "working" and item.get("owner") != owner and item.get("lease_until", 0) > now:
                 return Claim("busy", blob_record(blob_id, item))
             item.update(state="working", owner=owner, lease_until=now + lease_seconds)
+            self._run(run_id).record["progress_at"] = now
             return Claim("claimed", blob_record(blob_id, item))
 
     def release(self, run_id: str, blob_id: str, owner: str) -> None:
@@ -450,6 +463,7 @@ class MemoryLedger:
             if item["state"] in TERMINAL_STATES:
                 return False
             item.update(state=state, reason=reason, owner=None)
+            run.record["progress_at"] = time.time()
             run.record[COUNTER[state]] = run.record.get(COUNTER[state], 0) + 1
             run.record["bytes_copied"] = run.record.get("bytes_copied", 0) + nbytes
             return True
@@ -489,6 +503,7 @@ class MemoryLedger:
             done = set(item.get("parts_done") or ())
             done.add(number)
             item["parts_done"] = done
+            run.record["progress_at"] = time.time()
             return len(done)
 
     def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,9 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from azs3copy.backends import dynamodb
 from azs3copy.backends.dynamodb import DynamoLedger
 from azs3copy.errors import FatalError, TransientError
 from azs3copy.ledger import Ledger, RunInProgressError
+from tests.support import fakes
 from tests.support.aws import create_ledger_table
 from tests.support.fakes import MemoryLedger
 
@@ -213,6 +216,63 @@ def test_a_retried_launch_gets_the_run_it_started_and_no_second_one(ledger: Ledg
     # finished before Lambda's retry came: still that run, not a second one
     assert launch("20240101T000004Z-eeeeee", "request-1") == "20240101T000000Z-aaaaaa"
     assert launch("20240101T000005Z-ffffff", "request-3") == "20240101T000005Z-ffffff"
+
+
+class Clock:
+    """The ledgers' time.time(), moved by the test (both ledgers stamp runs with it)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    for module in (dynamodb, fakes):
+        monkeypatch.setattr(module, "time", clock)
+    return clock
+
+
+def test_a_run_making_progress_is_never_taken_over_however_long_it_runs(ledger: Ledger, clock: Clock) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/big", 10)], [])
+    ledger.claim(run, "c0/big", "parter", 900)
+    for part in range(1, 5):  # a large blob's parts go in, 50 minutes apart: 3 h 20 min in all
+        clock.advance(3000)
+        ledger.record_part(run, "c0/big", part, "crc")
+    clock.advance(3000)
+    ledger.claim(run, "c0/a", "download", 900)
+    ledger.finish(run, "c0/a", "copied", None, 1)
+    clock.advance(3000)  # the run is 4 h 10 min old, its last progress 50 minutes ago: not stalled
+    with pytest.raises(RunInProgressError) as refused:
+        start(ledger, "20240101T000001Z-bbbbbb")  # stale_after 3600
+    assert refused.value.run_id == run
+    assert ledger.current_run_id() == run
+
+
+def test_a_run_without_progress_for_stale_after_seconds_is_taken_over(ledger: Ledger, clock: Clock) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [("c0/a", 1)], [])
+    clock.advance(3000)
+    ledger.claim(run, "c0/a", "download", 900)  # then the invocation died: the run stalls here
+    clock.advance(3599)
+    with pytest.raises(RunInProgressError):
+        start(ledger, "20240101T000001Z-bbbbbb")
+    clock.advance(2)
+    assert start(ledger, "20240101T000002Z-cccccc") == "20240101T000002Z-cccccc"
+    assert ledger.current_run_id() == "20240101T000002Z-cccccc"
 
 
 def test_blobs_lists_every_state_with_reasons(ledger: Ledger) -> None:

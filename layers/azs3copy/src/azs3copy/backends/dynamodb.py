@@ -29,12 +29,15 @@ from azs3copy.ledger import (
     page_entries,
     run_record,
 )
+from azs3copy.settings import RunSettings
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 RETENTION_SECONDS = 90 * 24 * 3600
 #: Blob items created per transaction: DynamoDB's 100 items, less the run's counters.
 _CREATE_CHUNK = 99
+#: A container stamps a run's progress from claims and parts at most this often (they come by the thousand).
+PROGRESS_INTERVAL = 60.0
 
 
 def _item(**values: Any) -> dict[str, Any]:
@@ -99,6 +102,7 @@ class DynamoLedger:
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
+        self._progressed: dict[str, float] = {}  # run id → when this container last stamped its progress
 
     # -- helpers
     def _key(self, run_id: str, sk: str) -> dict[str, Any]:
@@ -171,11 +175,11 @@ class DynamoLedger:
         force: bool,
         stale_after: float,
         launch_id: str | None = None,
+        settings: RunSettings | None = None,
     ) -> str:
-        if launch_id:
-            current = self._get("CURRENT", "CURRENT") or {}
-            if current.get("launched_by") == launch_id:
-                return str(current["run_id"])  # this launch started it: a retry of the invocation
+        current = self._get("CURRENT", "CURRENT") or {}
+        if launch_id and current.get("launched_by") == launch_id:
+            return str(current["run_id"])  # this launch started it: a retry of the invocation
         now = time.time()
         put_current: dict[str, Any] = {
             "TableName": self.table,
@@ -188,16 +192,36 @@ class DynamoLedger:
                 launched_by=launch_id,
             ),
         }
-        if not force:
+        stalled: list[dict[str, Any]] = []
+        if not force and current.get("run_id") and not current.get("finished"):
+            # Taken over only when it recorded no progress for stale_after seconds (a run that copies is never
+            # taken over, however long it takes), and only while CURRENT still names it.
             put_current.update(
-                ConditionExpression="attribute_not_exists(run_id) OR finished = :yes OR started_at < :stale",
-                ExpressionAttributeValues=_item(**{":yes": True, ":stale": Decimal(str(now - stale_after))}),
+                ConditionExpression="run_id = :old",
+                ExpressionAttributeValues=_item(**{":old": current["run_id"]}),
+            )
+            stalled.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self.table,
+                        "Key": self._key(str(current["run_id"]), "META"),
+                        "ConditionExpression": "attribute_not_exists(pk) OR progress_at < :stale OR "
+                        "(attribute_not_exists(progress_at) AND started_at < :stale)",
+                        "ExpressionAttributeValues": _item(**{":stale": Decimal(str(now - stale_after))}),
+                    }
+                }
+            )
+        elif not force:
+            put_current.update(
+                ConditionExpression="attribute_not_exists(run_id) OR finished = :yes",
+                ExpressionAttributeValues=_item(**{":yes": True}),
             )
         meta = _item(
             pk=f"RUN#{run_id}",
             sk="META",
             run_id=run_id,
             started_at=Decimal(str(now)),
+            progress_at=Decimal(str(now)),
             containers=list(containers),
             begindate=begindate,
             listing_pending=len(containers),
@@ -207,6 +231,9 @@ class DynamoLedger:
             launched_by=launch_id,
             **{COUNTER[state]: 0 for state in TERMINAL_STATES},
         )
+        # The settings get their own item, written once: META is rewritten by every finish, billed by its size.
+        text = settings.to_json() if settings else None
+        recorded = _item(pk=f"RUN#{run_id}", sk="SETTINGS", settings=text, expires_at=self._expires())
         failed = self._transact(
             [
                 {"Put": put_current},
@@ -225,10 +252,12 @@ class DynamoLedger:
                         ),
                     }
                 },
+                {"Put": {"TableName": self.table, "Item": recorded}},
+                *stalled,
             ],
             "start_run",
         )
-        if 0 in failed:
+        if 0 in failed or (stalled and 4 in failed):
             current = self._get("CURRENT", "CURRENT") or {}
             running = str(current["run_id"]) if current.get("run_id") else None
             raise RunInProgressError(
@@ -241,6 +270,10 @@ class DynamoLedger:
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(f"RUN#{run_id}", "META")
         return run_record(item) if item else None
+
+    def run_settings(self, run_id: str) -> RunSettings | None:
+        item = self._get(f"RUN#{run_id}", "SETTINGS") or {}
+        return RunSettings.from_json(str(item["settings"])) if item.get("settings") else None
 
     def current_run_id(self) -> str | None:
         item = self._get("CURRENT", "CURRENT")
@@ -269,6 +302,7 @@ class DynamoLedger:
     ) -> PageStatus:
         page_key = self._key(run_id, f"PAGE#{container}#{page:08d}")
         status: PageStatus = "new"
+        self._progress(run_id)  # a listing whose pages select nothing makes progress too
         try:
             self._call(
                 "put_item",
@@ -392,6 +426,7 @@ class DynamoLedger:
             if record and record.state in TERMINAL_STATES:
                 return Claim("terminal", record)
             return Claim("busy", record)
+        self._progress(run_id)
         return Claim("claimed", blob_record(blob_id, _plain(response["Attributes"])))
 
     def release(self, run_id: str, blob_id: str, owner: str) -> None:
@@ -434,9 +469,11 @@ class DynamoLedger:
                     "Update": {
                         "TableName": self.table,
                         "Key": self._key(run_id, "META"),
-                        "UpdateExpression": "ADD #n :one, bytes_copied :bytes",
+                        "UpdateExpression": "ADD #n :one, bytes_copied :bytes SET progress_at = :now",
                         "ExpressionAttributeNames": {"#n": COUNTER[state]},
-                        "ExpressionAttributeValues": _item(**{":one": 1, ":bytes": nbytes}),
+                        "ExpressionAttributeValues": _item(
+                            **{":one": 1, ":bytes": nbytes, ":now": values[":now"]}
+                        ),
                     }
                 },
             ],
@@ -491,7 +528,25 @@ class DynamoLedger:
             ExpressionAttributeValues={":p": {"NS": [str(number)]}},
             ReturnValues="ALL_NEW",
         )
+        self._progress(run_id)
         return len(response["Attributes"].get("parts_done", {}).get("NS", []))
+
+    def _progress(self, run_id: str) -> None:
+        """Stamp the run's progress, which keeps a later launch from taking it over (finish stamps it too)."""
+        now = time.time()
+        if now - self._progressed.get(run_id, 0.0) < PROGRESS_INTERVAL:
+            return
+        try:
+            self._call(
+                "update_item",
+                Key=self._key(run_id, "META"),
+                UpdateExpression="SET progress_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=_item(**{":now": Decimal(str(now))}),
+            )
+        except ClientError:
+            pass  # no such run
+        self._progressed[run_id] = now
 
     def _query(self, run_id: str, prefix: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {

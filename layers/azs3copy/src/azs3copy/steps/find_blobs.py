@@ -23,8 +23,8 @@ from azs3copy.messages import (
 )
 from azs3copy.planner import MAX_OBJECT_SIZE, plan_parts
 from azs3copy.redaction import redact
-from azs3copy.settings import Settings
-from azs3copy.steps.context import Deps, Invocation, Outcome
+from azs3copy.settings import RunSettings
+from azs3copy.steps.context import Deps, Invocation, Outcome, run_settings
 from azs3copy.steps.report import maybe_report
 from azs3copy.steps.verify import source_metadata, verified_copy
 from azs3copy.transports import ObjectSink
@@ -32,7 +32,7 @@ from azs3copy.transports import ObjectSink
 logger = Logger(child=True)
 
 
-def selected(settings: Settings, blob: SourceBlob) -> bool:
+def selected(settings: RunSettings, blob: SourceBlob) -> bool:
     """Whether the settings pick this listed blob: modified at or after begindate, a file (not a directory
     marker), and matching include/exclude."""
     name = blob.ref.name
@@ -82,12 +82,12 @@ def find_blobs(deps: Deps, task: FindBlobsTask, invocation: Invocation) -> Outco
 
 
 def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, outcome: Outcome) -> Outcome:
-    settings, source, tuning = deps.need_settings(), deps.need_source(), deps.tuning
+    settings, source, tuning = run_settings(deps, task.run_id), deps.need_source(), deps.tuning
     marker, page = task.marker, task.page
     while True:
         listing = source.list_page(task.container, settings.prefix, marker, tuning.page_size)
         candidates = [blob for blob in listing.blobs if selected(settings, blob)]
-        pending, decided = _triage(deps, candidates)
+        pending, decided = _triage(deps, settings, candidates)
         status = deps.ledger.register_page(
             task.run_id,
             task.container,
@@ -138,10 +138,10 @@ def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, out
 
 
 def _triage(
-    deps: Deps, candidates: list[SourceBlob]
+    deps: Deps, settings: RunSettings, candidates: list[SourceBlob]
 ) -> tuple[list[tuple[BlobRef, str]], list[tuple[BlobRef, str, str]]]:
     """Split a page into blobs to copy (with their keys) and blobs whose outcome is known at once."""
-    settings, sink = deps.need_settings(), deps.need_sink()
+    sink = deps.need_sink()
     pending: list[tuple[BlobRef, str]] = []
     decided: list[tuple[BlobRef, str, str]] = []
     for blob in candidates:
