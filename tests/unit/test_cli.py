@@ -564,12 +564,11 @@ def test_an_account_without_the_deployment_is_one_line(
 
 
 class FakeAzure:
-    """The AzureBlobSource surface `verify` uses: one listing page and a download of each blob's bytes."""
+    """The AzureBlobSource surface `verify` uses: one listing page and ranged reads of each blob's bytes."""
 
     def __init__(self, blobs: dict[str, tuple[bytes, datetime]], read_error: Exception | None = None) -> None:
         self.blobs = blobs
         self.read_error = read_error
-        self.service = self
 
     def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
         return ListPage(
@@ -581,21 +580,10 @@ class FakeAzure:
             None,
         )
 
-    def get_blob_client(self, container: str, name: str) -> Any:
-        data, error = self.blobs[name][0], self.read_error
-
-        class Download:
-            def chunks(self) -> Iterator[bytes]:
-                yield data[:1]
-                if error is not None:
-                    raise error
-                yield data[1:]
-
-        class Client:
-            def download_blob(self, max_concurrency: int = 1) -> Download:
-                return Download()
-
-        return Client()
+    def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
+        if self.read_error is not None:
+            raise self.read_error
+        return self.blobs[blob.name][0][offset : offset + length]
 
 
 NEW = datetime(2024, 6, 1, tzinfo=UTC)
