@@ -27,7 +27,7 @@ from azs3copy.cli import enable, set_azure_credentials, verify
 from azs3copy.cli import main as cli
 from azs3copy.cli.set_azure_credentials import AZURE_ENV, azure_from_environment
 from azs3copy.cli.target import Target
-from azs3copy.errors import AzureAuthError
+from azs3copy.errors import AzureAuthError, SourceChangedError
 from azs3copy.functions import FUNCTIONS
 from azs3copy.messages import BlobRef, SourceBlob
 from azs3copy.transports import ListPage
@@ -665,6 +665,16 @@ def test_verify_an_azure_error_mid_read_is_one_line_without_the_sas_signature(
     err = one_line_error(capsys)
     assert "SECRET" not in err
     assert "Azure Storage refused the request (read c/new.txt)" in err
+
+
+def test_verify_reports_a_blob_overwritten_while_it_was_compared_as_changed_not_identical(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = SourceChangedError("c/new.txt changed after it was listed")
+    with_azure(monkeypatch, FakeAzure({"new.txt": (b"new bytes", NEW)}, changed), {"c/new.txt": b"new bytes"})
+    code, out = run_cli("verify", "c")
+    assert code == 1 and "0 identical, 0 missing, 1 different" in out, out
+    assert f"different  s3://{BUCKET}/c/new.txt: the blob changed in Azure while it was compared" in out
 
 
 def test_an_unclassified_azure_error_is_one_line_without_the_sas_signature(
