@@ -25,6 +25,7 @@ from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import (
     ChecksumMismatchError,
     NeedsRehydrationError,
+    PartReplacedError,
     SourceChangedError,
     SourceVanishedError,
     UploadGoneError,
@@ -279,6 +280,22 @@ def test_a_multipart_object_has_the_full_object_crc32_and_reads_from_an_offset(s
     assert info is not None and info.size == len(data)
     assert info.crc32 == crc32_of(data) and info.checksum_type == "FULL_OBJECT"
     assert b"".join(sink.read("c/whole", version, 5 * 1024 * 1024 - 3)) == data[-1003:]
+
+
+def test_completing_with_a_part_etag_the_part_no_longer_has_is_refused_and_the_upload_stays_open(
+    sink: ObjectSink,
+) -> None:
+    body = os.urandom(1000)
+    upload = sink.create_upload("c/again", ATTRS)
+    etag = sink.upload_part("c/again", upload, 1, body, crc32_of(body))
+    stale = CompletedPart(
+        1, '"' + "0" * 32 + '"', crc32_of(body)
+    )  # the ETag of an earlier upload of the part
+    with pytest.raises(PartReplacedError):
+        sink.complete("c/again", upload, [stale])
+    assert [part.etag for part in sink.list_parts("c/again", upload)] == [etag]  # still open
+    sink.complete("c/again", upload, [CompletedPart(1, etag, crc32_of(body))])
+    assert b"".join(sink.read("c/again")) == body
 
 
 def test_aborted_upload_is_gone(sink: ObjectSink) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from azs3copy.errors import Azs3copyError
 from azs3copy.messages import decode
-from azs3copy.steps.context import Invocation
+from azs3copy.steps.context import Invocation, Tuning
 from azs3copy.steps.dispatch import dispatch
 from azs3copy.steps.launch_qualification import launch_qualification
 from azs3copy.steps.verify import VERIFIED_TAG
-from azs3copy.transports import CompletedPart
+from azs3copy.transports import CompletedPart, UploadedPart
 from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 from tests.support.harness import Harness
 from tests.unit.steps.common import MiB, harness
@@ -148,3 +148,46 @@ def test_s3_refusing_an_assembly_that_does_not_match_the_whole_crc32_leaves_noth
     report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
     assert report["counts"]["failed"] == 1 and "BadDigest" in report["failures"][0]["reason"]
     assert "alpha/large" not in sink.objects and not sink.uploads
+
+
+class PartUploadedAgainWhileCompleting(MemoryObjectSink):
+    """S3 with SSE-KMS, where a duplicate delivery of one part's message is handled while the recombinator
+    is between ListParts and CompleteMultipartUpload: the part it listed now has another ETag."""
+
+    def __init__(self) -> None:
+        super().__init__(kms=True)
+        self.between: Callable[[], None] | None = None
+
+    def list_parts(self, key: str, upload_id: str) -> Iterator[UploadedPart]:
+        yield from super().list_parts(key, upload_id)
+        if self.between is not None:
+            between, self.between = self.between, None
+            between()
+
+
+def test_a_part_uploaded_again_between_listing_and_completion_is_listed_again_and_the_blob_completes() -> (
+    None
+):
+    source = MemoryBlobSource()
+    data = os.urandom(13 * MiB)  # 3 parts of 5 MiB
+    source.put("alpha", "big", data)
+    sink = PartUploadedAgainWhileCompleting()
+    # One attempt: the completion itself must list the parts again, not wait for Lambda to retry it.
+    h = harness(source, sink, tuning=Tuning(large_threshold=12 * MiB, part_size=5 * MiB, max_attempts=1))
+    run_id = launch_qualification(h.deps()).detail["run_id"]
+
+    def duplicate_of_part_two() -> None:
+        body = next(
+            body
+            for topic, body in h.publisher.sent
+            if topic == "largefile-parter" and getattr(decode(body), "part", None) == 2
+        )
+        h.deliver("largefile-parter", body)
+
+    sink.between = duplicate_of_part_two
+    h.drain()
+    run = h.report(run_id)
+    assert sink.between is None  # the duplicate came between the listing and the completion
+    assert run.complete and run.counts["copied"] == 1 and run.counts["failed"] == 0, h.dead_letters
+    assert sink.objects["alpha/big"].data == data
+    assert not sink.uploads and not h.dead_letters and not h.fatal

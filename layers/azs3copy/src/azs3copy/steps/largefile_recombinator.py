@@ -11,6 +11,7 @@ from azs3copy.errors import (
     Azs3copyError,
     ChecksumMismatchError,
     FatalError,
+    PartReplacedError,
     TransientError,
     UploadGoneError,
 )
@@ -127,6 +128,10 @@ def _time_is_short(deps: Deps, invocation: Invocation) -> Callable[[float], bool
     return lambda slowest: invocation.remaining_seconds() < deps.tuning.verify_reserve_seconds + 2 * slowest
 
 
+#: How often the recombinator lists the parts and completes when a part was uploaded again in between.
+COMPLETE_ATTEMPTS = 3
+
+
 def _complete_upload(
     deps: Deps,
     task: LargefileRecombinatorTask,
@@ -136,12 +141,36 @@ def _complete_upload(
     absent: list[int],
 ) -> Completed:
     """Complete the multipart upload once every planned part is in with its planned size. An upload that is
-    gone was completed by an earlier attempt when the object at the key was written from this blob."""
+    gone was completed by an earlier attempt when the object at the key was written from this blob.
+
+    A part uploaded again after the listing (a duplicate delivery of its message) has another ETag when S3
+    encrypts with KMS, and S3 refuses the completion (InvalidPart): the parts are listed again."""
     sink, blob = deps.need_sink(), task.blob
-    try:
-        listed = {part.number: part for part in sink.list_parts(task.key, task.upload_id)}
-    except UploadGoneError:
-        return completed_before(sink, task.key, blob)
+    whole = combined_crc32(segments) if checksum_type == "FULL_OBJECT" else None
+    for attempt in range(1, COMPLETE_ATTEMPTS + 1):
+        try:
+            parts = _listed_parts(deps, task, plan, segments, absent)
+            return Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole))
+        except UploadGoneError:
+            # Completed before, or S3 completed it but the answer was lost and the SDK's resend found the
+            # upload gone (NoSuchUpload): the object is there, to be verified like any other.
+            return completed_before(sink, task.key, blob)
+        except PartReplacedError as error:
+            if attempt == COMPLETE_ATTEMPTS:
+                raise
+            logger.warning(
+                "a part was uploaded again after the parts were listed: listing them again",
+                extra={"run_id": task.run_id, "blob": blob.blob_id, "error": str(error)},
+            )
+    raise AssertionError("unreachable")
+
+
+def _listed_parts(
+    deps: Deps, task: LargefileRecombinatorTask, plan: PartPlan, segments: list[Segment], absent: list[int]
+) -> list[CompletedPart]:
+    """The parts to complete with, as ListParts has them now; TransientError until every planned part is in
+    with its planned size and its recorded checksum."""
+    listed = {part.number: part for part in deps.need_sink().list_parts(task.key, task.upload_id)}
     missing = [part.number for part in plan.parts() if part.number not in listed]
     wrong = [p.number for p in plan.parts() if p.number in listed and listed[p.number].size != p.length]
     if missing or wrong:
@@ -150,11 +179,4 @@ def _complete_upload(
         )
     if absent:
         raise TransientError(f"{task.key}: no recorded checksum for parts {absent[:10]}")
-    parts = [CompletedPart(n, listed[n].etag, segments[n - 1].crc32) for n in range(1, plan.count + 1)]
-    whole = combined_crc32(segments) if checksum_type == "FULL_OBJECT" else None
-    try:
-        return Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole))
-    except UploadGoneError:
-        # S3 completed it but the answer was lost, and the SDK's resend found the upload gone (NoSuchUpload):
-        # the object is there, to be verified like any other.
-        return completed_before(sink, task.key, blob)
+    return [CompletedPart(n, listed[n].etag, segments[n - 1].crc32) for n in range(1, plan.count + 1)]
