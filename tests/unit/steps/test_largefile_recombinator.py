@@ -15,7 +15,7 @@ from azs3copy.steps.verify import VERIFIED_TAG
 from azs3copy.transports import CompletedPart, UploadedPart
 from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 from tests.support.harness import Harness
-from tests.unit.steps.common import MiB, harness
+from tests.unit.steps.common import MiB, RecordingRefused, harness
 
 
 def test_recombinator_that_finds_the_upload_already_completed_verifies_and_counts_success() -> None:
@@ -191,3 +191,21 @@ def test_a_part_uploaded_again_between_listing_and_completion_is_listed_again_an
     assert run.complete and run.counts["copied"] == 1 and run.counts["failed"] == 0, h.dead_letters
     assert sink.objects["alpha/big"].data == data
     assert not sink.uploads and not h.dead_letters and not h.fatal
+
+
+def test_a_large_copy_that_could_not_be_recorded_is_recorded_by_a_redrive_without_copying_again() -> None:
+    source = MemoryBlobSource()
+    data = os.urandom(13 * MiB)
+    source.put("alpha", "big", data)
+    sink = MemoryObjectSink(versioned=True)
+    ledger = RecordingRefused(refusals=1_000)
+    h = harness(source, sink, ledger=ledger)
+    run_id = h.run()
+    assert run_id and [topic for topic, _, _ in h.dead_letters] == ["largefile-recombinator"]
+    assert ledger.get_blob(run_id, "alpha/big").state == "pending"  # type: ignore[union-attr]
+    ledger.refusals = 0  # DynamoDB answers again; the operator redrives the dead letter (a new request id)
+    topic, body, _ = h.dead_letters.pop()
+    h.deliver(topic, body)
+    run = h.report(run_id)
+    assert run.complete and run.counts["copied"] == 1 and run.report_key
+    assert sink.objects["alpha/big"].data == data and len(sink.versions["alpha/big"]) == 1

@@ -22,7 +22,7 @@ from azs3copy.messages import (
 from azs3copy.planner import PartPlan, plan_parts
 from azs3copy.steps.context import Deps, Invocation, Outcome
 from azs3copy.steps.report import maybe_report
-from azs3copy.steps.settle import abandon_upload, settle
+from azs3copy.steps.settle import abandon_upload, release, settle
 from azs3copy.steps.verify import (
     Completed,
     compare_checksum,
@@ -58,50 +58,20 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
         absent = [number for number in range(1, plan.count + 1) if number not in checksums]
         segments = [Segment(part.length, checksums.get(part.number, "")) for part in plan.parts()]
         if task.verify_from:  # a read-back this blob's earlier invocation handed over
-            version, first = task.version_id, task.verify_from - 1
+            handed_over = _verify(
+                deps, task, invocation, segments, absent, task.version_id, task.verify_from - 1
+            )
         else:
             completed = _complete_upload(deps, task, plan, record.checksum_type, segments, absent)
-            if completed.verified:
-                deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
-                outcome.count("copied", blob.size)
-                maybe_report(deps, task.run_id)
-                return outcome
-            version, first = completed.version, 0
-        if absent:
-            raise FatalError(f"{task.key}: the ledger lacks the checksums of parts {absent[:10]} to verify")
-        resume: int | None = None
-        try:
-            # A blob with a Content-MD5 is read back in either mode: only the bytes can be compared with it.
-            if deps.tuning.verify == "readback" or blob.content_md5:
-                stop = _time_is_short(deps, invocation)
-                resume = read_back(
-                    deps, task.key, version, segments, blob.content_md5, first=first, stop=stop
-                )
-            else:
-                compare_checksum(deps, task.key, version, segments)
-        except ChecksumMismatchError as error:
-            discard(deps, task.key, version)
-            raise FatalError(f"verification failed, object removed: {error}") from None
-        if resume is not None:
-            deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
-            following = LargefileRecombinatorTask(
-                task.run_id, blob, task.key, task.upload_id, resume + 1, version
+            # verified: an earlier attempt completed, verified and marked the object, then died before
+            # recording it (or could not record it)
+            handed_over = (
+                None
+                if completed.verified
+                else _verify(deps, task, invocation, segments, absent, completed.version, 0)
             )
-            deps.publisher.publish(deps.topics.largefile_recombinator, [encode(following)])
-            outcome.count("verifying")
-            outcome.published = 1
-            outcome.detail = {"verified_parts": resume, "parts": plan.count}
-            logger.info(
-                "read-back continues in a fresh invocation",
-                extra={
-                    "run_id": task.run_id,
-                    "blob": blob.blob_id,
-                    "verified_parts": resume,
-                    "parts": plan.count,
-                },
-            )
-            return outcome
-        mark_verified(deps, task.key, version, blob)
+        if handed_over is not None:
+            return handed_over
     except Azs3copyError as error:
         state = settle(deps, task.run_id, blob.blob_id, error, invocation)
         if state is None:
@@ -116,10 +86,56 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
     except BaseException:
         deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
         raise
-    deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
+    try:
+        deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
+    except Azs3copyError:
+        # The object is verified and marked; only its record is missing. The claim is let go, so the retry (or
+        # a redrive) takes the blob at once: it finds the upload gone and the object verified, and records it.
+        release(deps, task.run_id, blob.blob_id, invocation)
+        raise
     outcome.count("copied", blob.size)
     logger.info("large blob copied", extra={"run_id": task.run_id, "blob": blob.blob_id, "bytes": blob.size})
     maybe_report(deps, task.run_id)
+    return outcome
+
+
+def _verify(
+    deps: Deps,
+    task: LargefileRecombinatorTask,
+    invocation: Invocation,
+    segments: list[Segment],
+    absent: list[int],
+    version: str | None,
+    first: int,
+) -> Outcome | None:
+    """Verify the completed object from segment `first` on and mark it verified. Returns the outcome of an
+    invocation that handed the rest of the read-back to a fresh one, None when the object is verified."""
+    blob = task.blob
+    if absent:
+        raise FatalError(f"{task.key}: the ledger lacks the checksums of parts {absent[:10]} to verify")
+    resume: int | None = None
+    try:
+        # A blob with a Content-MD5 is read back in either mode: only the bytes can be compared with it.
+        if deps.tuning.verify == "readback" or blob.content_md5:
+            stop = _time_is_short(deps, invocation)
+            resume = read_back(deps, task.key, version, segments, blob.content_md5, first=first, stop=stop)
+        else:
+            compare_checksum(deps, task.key, version, segments)
+    except ChecksumMismatchError as error:
+        discard(deps, task.key, version)
+        raise FatalError(f"verification failed, object removed: {error}") from None
+    if resume is None:
+        mark_verified(deps, task.key, version, blob)
+        return None
+    deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
+    following = LargefileRecombinatorTask(task.run_id, blob, task.key, task.upload_id, resume + 1, version)
+    deps.publisher.publish(deps.topics.largefile_recombinator, [encode(following)])
+    outcome = Outcome(published=1, detail={"verified_parts": resume, "parts": len(segments)})
+    outcome.count("verifying")
+    logger.info(
+        "read-back continues in a fresh invocation",
+        extra={"run_id": task.run_id, "blob": blob.blob_id, "verified_parts": resume, "parts": len(segments)},
+    )
     return outcome
 
 
