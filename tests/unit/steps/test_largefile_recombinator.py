@@ -67,7 +67,7 @@ def drive(
         request_id = f"request-{len(delivered)}"
         for attempt in range(1, h.tuning.max_attempts + 1):
             final = attempt == h.tuning.max_attempts
-            invocation = Invocation(request_id, final_attempt=final, remaining_seconds=remaining(topic))
+            invocation = Invocation(request_id, final, remaining(topic), attempt)
             try:
                 dispatch(h.deps(), decode(body), invocation)
                 break
