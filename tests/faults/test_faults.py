@@ -469,7 +469,9 @@ def new_container(world: World, blobs: dict[str, bytes]) -> str:
 
 def azure_now(world: World, container: str) -> dict[str, bytes]:
     client = world.azure.get_container_client(container)
-    return {blob.name: client.download_blob(blob.name).readall() for blob in client.list_blobs()}
+    return {
+        blob.name: client.download_blob(blob.name, decompress=False).readall() for blob in client.list_blobs()
+    }
 
 
 def s3_state(world: World, container: str) -> tuple[dict[str, bytes], dict[str, int], list[dict[str, Any]]]:

@@ -25,6 +25,10 @@ What each function's code calls, derived by reading the engine, the ledger and t
   was lost and its resend found the upload gone (found by the recorded calls below, not by reading). The recombinator continues a long read-back by publishing to
   its own topic. A PutObject the SDK resent (RetryAttempts > 0) lists the key's versions
   (ListBucketVersions) to remove the one its unanswered first attempt stored.
+* one grant no call names: S3 evaluates s3:ListBucket on the bucket when a HEAD, GET or GetObjectTagging
+  names a key that is not there, and answers 404 with it, 403 without. download and the recombinator read
+  keys that may be gone (a verified copy looked for, an object deleted under a read-back), so they hold it
+  to tell a missing object from a refused one.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ REPORTING = grants(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
 )
 SNS_STEP = grants(["dynamodb:UpdateItem"], LEDGER) | REPORTING  # bump_attempt, finish, the report
 READ_SECRET = grants(["secretsmanager:GetSecretValue"], SECRET)
+#: Not an API call: what makes S3 answer a read of a missing key with 404 instead of 403 (see above).
+TELL_MISSING = grants(["s3:ListBucket"], BUCKET)
 WRITE_AND_VERIFY = grants(
     [
         "s3:AbortMultipartUpload",
@@ -96,6 +102,7 @@ USES: dict[str, set[Grant]] = {
     "download": READ_SECRET
     | SNS_STEP
     | WRITE_AND_VERIFY
+    | TELL_MISSING
     | grants(["s3:ListBucketVersions"], BUCKET)
     | grants(["s3:GetObjectTagging"], OBJECTS),
     "largefile-initializer": SNS_STEP
@@ -108,6 +115,7 @@ USES: dict[str, set[Grant]] = {
     | grants(["sns:Publish"], "topic largefile-recombinator"),
     "largefile-recombinator": SNS_STEP
     | WRITE_AND_VERIFY
+    | TELL_MISSING
     | grants(["s3:GetObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic largefile-recombinator"),
 }

@@ -3,9 +3,13 @@ Every copy is checked the way a user would: the bytes in S3 equal the bytes in A
 
 from __future__ import annotations
 
+import argparse
 import base64
+import gzip
+import io
 import os
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +17,8 @@ import boto3
 import pytest
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
+from azs3copy.cli.target import Target
+from azs3copy.cli.verify import cmd_verify
 from azs3copy.errors import ConfigError
 from azs3copy.messages import FindBlobsTask, encode, iso
 from devenv.emulators import Azurite, MotoServer
@@ -102,6 +108,46 @@ def test_verify_checksum_copies_every_kind_of_blob_byte_identical(
         report = checked.report(run_id)
         assert report["failures"] == [] and report["counts"]["copied"] == len(blobs) + 1
         assert checked.assert_identical(container) == len(blobs) + 1
+
+
+def cli_target(stack: Stack) -> Target:
+    """What `azs3copy --local` would act on, for the stack's bucket and secret."""
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    names = {"secret_id": stack.secret_id, "bucket": stack.bucket, "ledger_table": "unused"}
+    return Target(session, prefix="pipe", endpoint=stack.moto.endpoint, local=names)
+
+
+def test_blobs_stored_compressed_arrive_as_stored_with_their_content_encoding(stack: Stack) -> None:
+    """gzip and deflate blobs read by one request, in chunks, and as parts: in S3 byte for byte as Azure stores
+    them (still compressed), with their Content-Encoding, and `verify` finds them identical."""
+    container = new_container(stack)
+    text = b"2024-06-01T00:00:00Z GET /index.html 200\n" * 5000
+    blobs = {
+        "web/index.html.gz": ("gzip", gzip.compress(text)),
+        "logs/chunked.log.gz": ("gzip", gzip.compress(os.urandom(PART + 4321), compresslevel=1)),
+        "logs/large.log.gz": ("gzip", gzip.compress(os.urandom(THRESHOLD + 1000), compresslevel=1)),
+        "data/table.deflate": ("deflate", zlib.compress(text)),
+    }
+    for name, (encoding, data) in blobs.items():
+        upload(stack, container, name, data, content_settings=ContentSettings("text/plain", encoding))
+    stack.configure([container])
+    pump = stack.pump()
+    run_id = stack.launch()
+    pump.drain()
+    assert not pump.failures
+    report = stack.report(run_id)
+    assert report["counts"]["copied"] == len(blobs) and report["ok"] is True, report["failures"]
+    for name, (encoding, data) in blobs.items():
+        assert stack.object_bytes(f"{container}/{name}") == data, name
+        head = stack.s3.head_object(Bucket=stack.bucket, Key=f"{container}/{name}")
+        assert head["ContentEncoding"] == encoding and head["ContentLength"] == len(data)
+    assert pump.invocations["largefile-parter"] == 3  # the large one went as parts
+    out = io.StringIO()
+    args = argparse.Namespace(location=container, quick=False, all=False)
+    assert cmd_verify(cli_target(stack), args, out) == 0, out.getvalue()
+    assert f"{len(blobs)} identical, 0 missing, 0 different" in out.getvalue()
 
 
 def test_tricky_names_same_name_in_two_containers_and_metadata_round_trip(stack: Stack) -> None:

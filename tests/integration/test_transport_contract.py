@@ -3,8 +3,10 @@ moto server). The engine's tests run on the fakes, so the fakes must behave like
 
 from __future__ import annotations
 
+import gzip
 import os
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import (
     ChecksumMismatchError,
     NeedsRehydrationError,
+    PartReplacedError,
     SourceChangedError,
     SourceVanishedError,
     UploadGoneError,
@@ -150,6 +153,33 @@ def test_ranged_reads_return_exact_bytes(kit: SourceKit) -> None:
     assert kit.source.read_range(ref, len(data) - 3, 3) == data[-3:]
 
 
+def compressed(encoding: str, size: int) -> bytes:
+    """Bytes as a blob stored with this Content-Encoding holds them. Random content does not shrink, so the
+    stored bytes span several 4 MiB ranges. (No brotli encoder here: br is opaque bytes under that name.)"""
+    content = os.urandom(size)
+    if encoding == "gzip":
+        return gzip.compress(content)
+    if encoding == "deflate":
+        return zlib.compress(content)
+    return content
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_blob_stored_with_a_content_encoding_reads_as_stored_still_compressed(
+    kit: SourceKit, encoding: str
+) -> None:
+    container = container_name()
+    stored = compressed(encoding, 5 * 1024 * 1024)
+    kit.put(container, f"log.{encoding}", stored, ContentSettings("text/plain", content_encoding=encoding))
+    ref = listed(kit, container, f"log.{encoding}")
+    assert ref.content.content_encoding == encoding and ref.size == len(stored)
+    assert ref.content_md5 == md5_b64(stored)  # what Azure computed over the stored bytes
+    assert kit.source.read_range(ref, 0, len(stored)) == stored
+    assert kit.source.read_range(ref, 3, 100) == stored[3:103]
+    boundary = 4 * 1024 * 1024  # where one piece of a long read ends and the next begins
+    assert kit.source.read_range(ref, boundary - 7, 20) == stored[boundary - 7 : boundary + 13]
+
+
 def test_read_of_an_overwritten_blob_raises_source_changed(kit: SourceKit) -> None:
     container = container_name()
     kit.put(container, "blob", b"first version")
@@ -217,6 +247,16 @@ def test_put_head_read_delete_round_trip(sink: ObjectSink) -> None:
     assert sink.head("c/ünï code?#%+.txt") is None
 
 
+def test_an_object_with_a_content_encoding_reads_back_as_stored(sink: ObjectSink) -> None:
+    stored = gzip.compress(os.urandom(100_000))
+    attrs = ObjectAttrs(ContentSettings("text/csv", content_encoding="gzip"), dict(ATTRS.metadata))
+    sink.put("c/log.csv.gz", stored, crc32=crc32_of(stored), md5=md5_b64(stored), attrs=attrs)
+    info = sink.head("c/log.csv.gz")
+    assert info is not None and info.size == len(stored) and info.content.content_encoding == "gzip"
+    assert b"".join(sink.read("c/log.csv.gz")) == stored  # not decoded on the way back either
+    assert b"".join(sink.read("c/log.csv.gz", start=10)) == stored[10:]
+
+
 def test_multipart_lists_more_than_a_thousand_parts_and_completes(sink: ObjectSink) -> None:
     upload = sink.create_upload("c/big", ATTRS)
     bodies = {n: bytes([n % 256]) * 7 for n in range(1, 1003)}
@@ -250,6 +290,22 @@ def test_a_put_object_reports_the_crc32_it_was_sent_with(sink: ObjectSink) -> No
     info = sink.head("c/one-put", version, checksums=True)
     assert info is not None and info.size == len(data)
     assert info.crc32 == crc32_of(data) and info.checksum_type == "FULL_OBJECT"
+
+
+def test_completing_with_a_part_etag_the_part_no_longer_has_is_refused_and_the_upload_stays_open(
+    sink: ObjectSink,
+) -> None:
+    body = os.urandom(1000)
+    upload = sink.create_upload("c/again", ATTRS)
+    etag = sink.upload_part("c/again", upload, 1, body, crc32_of(body))
+    stale = CompletedPart(
+        1, '"' + "0" * 32 + '"', crc32_of(body)
+    )  # the ETag of an earlier upload of the part
+    with pytest.raises(PartReplacedError):
+        sink.complete("c/again", upload, [stale])
+    assert [part.etag for part in sink.list_parts("c/again", upload)] == [etag]  # still open
+    sink.complete("c/again", upload, [CompletedPart(1, etag, crc32_of(body))])
+    assert b"".join(sink.read("c/again")) == body
 
 
 def test_aborted_upload_is_gone(sink: ObjectSink) -> None:

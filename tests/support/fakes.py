@@ -18,6 +18,7 @@ from azs3copy.errors import (
     ChecksumMismatchError,
     FatalError,
     NeedsRehydrationError,
+    PartReplacedError,
     SourceChangedError,
     SourceVanishedError,
     UploadGoneError,
@@ -163,8 +164,10 @@ class _Upload:
 
 
 class MemoryObjectSink:
-    def __init__(self, *, versioned: bool = False, list_page_size: int = 1000) -> None:
+    def __init__(self, *, versioned: bool = False, list_page_size: int = 1000, kms: bool = False) -> None:
         self.objects: dict[str, _Object] = {}
+        #: As S3 with SSE-KMS: a part's ETag is not its MD5, and a part uploaded again gets a new one.
+        self.kms = kms
         self.versions: dict[str, list[str]] = {}
         self.uploads: dict[str, _Upload] = {}
         self.versioned = versioned
@@ -238,7 +241,8 @@ class MemoryObjectSink:
             if upload is None or upload.key != key:
                 raise UploadGoneError(f"upload {upload_id} of {key} does not exist")
             self._check(f"upload part {number} of {key}", data, crc32)
-            etag = '"' + hashlib.md5(data).hexdigest() + '"'
+            digest = hashlib.md5(data if not self.kms else f"{upload_id}/{number}/{next(self._ids)}".encode())
+            etag = '"' + digest.hexdigest() + '"'
             upload.parts[number] = (data, etag, crc32)
         return etag
 
@@ -262,7 +266,9 @@ class MemoryObjectSink:
             for part in parts:  # S3: InvalidPart, and the upload stays open
                 held = upload.parts.get(part.number)
                 if held is None or held[1] != part.etag or held[2] != part.crc32:
-                    raise FatalError(f"complete {key}: InvalidPart: part {part.number} is not as given")
+                    raise PartReplacedError(
+                        f"complete {key}: InvalidPart: part {part.number} is not as given"
+                    )
             data = b"".join(upload.parts[part.number][0] for part in parts)
             if crc32 is not None:
                 self._check(f"complete {key}", data, crc32)

@@ -88,7 +88,9 @@ class Harness:
         request_id = uuid.uuid4().hex  # Lambda keeps one request id across the retries of an async event
         for attempt in range(1, self.tuning.max_attempts + 1):
             self.deliveries += 1
-            invocation = Invocation(request_id=request_id, final_attempt=attempt >= self.tuning.max_attempts)
+            invocation = Invocation(
+                request_id=request_id, final_attempt=attempt >= self.tuning.max_attempts, attempt=attempt
+            )
             try:
                 dispatch(self.deps(), decode(body), invocation)
                 return

@@ -78,7 +78,9 @@ class Stack:
         client = self.azure.get_container_client(container)
         count = 0
         for blob in client.list_blobs():
-            expected = client.download_blob(blob.name).readall()
+            expected = client.download_blob(
+                blob.name, decompress=False
+            ).readall()  # as stored, encoded or not
             assert self.object_bytes(f"{prefix}{container}/{blob.name}") == expected, blob.name
             count += 1
         return count

@@ -27,7 +27,7 @@ from azs3copy.cli import enable, set_azure_credentials, verify
 from azs3copy.cli import main as cli
 from azs3copy.cli.set_azure_credentials import AZURE_ENV, azure_from_environment
 from azs3copy.cli.target import Target
-from azs3copy.errors import AzureAuthError
+from azs3copy.errors import AzureAuthError, SourceChangedError
 from azs3copy.functions import FUNCTIONS
 from azs3copy.messages import BlobRef, SourceBlob
 from azs3copy.transports import ListPage
@@ -564,12 +564,11 @@ def test_an_account_without_the_deployment_is_one_line(
 
 
 class FakeAzure:
-    """The AzureBlobSource surface `verify` uses: one listing page and a download of each blob's bytes."""
+    """The AzureBlobSource surface `verify` uses: one listing page and ranged reads of each blob's bytes."""
 
     def __init__(self, blobs: dict[str, tuple[bytes, datetime]], read_error: Exception | None = None) -> None:
         self.blobs = blobs
         self.read_error = read_error
-        self.service = self
 
     def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
         return ListPage(
@@ -581,21 +580,10 @@ class FakeAzure:
             None,
         )
 
-    def get_blob_client(self, container: str, name: str) -> Any:
-        data, error = self.blobs[name][0], self.read_error
-
-        class Download:
-            def chunks(self) -> Iterator[bytes]:
-                yield data[:1]
-                if error is not None:
-                    raise error
-                yield data[1:]
-
-        class Client:
-            def download_blob(self, max_concurrency: int = 1) -> Download:
-                return Download()
-
-        return Client()
+    def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
+        if self.read_error is not None:
+            raise self.read_error
+        return self.blobs[blob.name][0][offset : offset + length]
 
 
 NEW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -677,6 +665,16 @@ def test_verify_an_azure_error_mid_read_is_one_line_without_the_sas_signature(
     err = one_line_error(capsys)
     assert "SECRET" not in err
     assert "Azure Storage refused the request (read c/new.txt)" in err
+
+
+def test_verify_reports_a_blob_overwritten_while_it_was_compared_as_changed_not_identical(
+    account: FakeLambda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = SourceChangedError("c/new.txt changed after it was listed")
+    with_azure(monkeypatch, FakeAzure({"new.txt": (b"new bytes", NEW)}, changed), {"c/new.txt": b"new bytes"})
+    code, out = run_cli("verify", "c")
+    assert code == 1 and "0 identical, 0 missing, 1 different" in out, out
+    assert f"different  s3://{BUCKET}/c/new.txt: the blob changed in Azure while it was compared" in out
 
 
 def test_an_unclassified_azure_error_is_one_line_without_the_sas_signature(

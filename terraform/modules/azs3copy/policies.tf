@@ -119,6 +119,14 @@ data "aws_iam_policy_document" "download" {
     resources = [module.storage.arn]
   }
 
+  # Never called: with it S3 answers a HEAD, GET or GetObjectTagging of a key that is not there with 404
+  # (read as "no object"); without it, with 403, which reads as a permissions fault.
+  statement {
+    sid       = "TellMissingObjectsApart"
+    actions   = ["s3:ListBucket"]
+    resources = [module.storage.arn]
+  }
+
   statement {
     sid       = "RecordBlobStates"
     actions   = local.ledger_step
@@ -188,6 +196,14 @@ data "aws_iam_policy_document" "largefile_recombinator" {
       "s3:PutObjectVersionTagging",
     ]
     resources = [local.objects]
+  }
+
+  # Never called: with it S3 answers a HEAD, GET or GetObjectTagging of a key that is not there with 404
+  # (read as "no object"); without it, with 403, which reads as a permissions fault.
+  statement {
+    sid       = "TellMissingObjectsApart"
+    actions   = ["s3:ListBucket"]
+    resources = [module.storage.arn]
   }
 
   statement {

@@ -10,6 +10,7 @@ from azs3copy.errors import (
     AccessDeniedError,
     ChecksumMismatchError,
     FatalError,
+    PartReplacedError,
     TransientError,
     UploadGoneError,
 )
@@ -34,6 +35,7 @@ def client_error(code: str, status: int, message: str = "refused") -> ClientErro
         (client_error("AccessDenied", 403), AccessDeniedError, False),
         (client_error("KMS.AccessDeniedException", 400), AccessDeniedError, False),
         (client_error("NoSuchUpload", 404), UploadGoneError, False),
+        (client_error("InvalidPart", 400), PartReplacedError, True),
         (client_error("InvalidArgument", 400), FatalError, False),
         (EndpointConnectionError(endpoint_url="https://s3.example"), TransientError, True),
         (NoCredentialsError(), AccessDeniedError, False),

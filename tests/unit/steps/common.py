@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
+from azs3copy.errors import TransientError
 from azs3copy.settings import parse_settings
-from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
+from tests.support.fakes import MemoryBlobSource, MemoryLedger, MemoryObjectSink
 from tests.support.harness import Harness
 
 MiB = 1 << 20
@@ -31,3 +32,20 @@ def assert_copied(source: MemoryBlobSource, sink: MemoryObjectSink, prefix: str 
             key = f"{prefix}{container}/{name}"
             assert key in sink.objects, f"{key} missing"
             assert sink.objects[key].data == blob.data, f"{key} differs"
+
+
+class RecordingRefused(MemoryLedger):
+    """DynamoDB refusing, `refusals` times, the transaction that records a blob copied (throttling, or a
+    TransactionConflict on the run's META item that did not clear within the ledger's own retries)."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool:
+        if state == "copied" and self.refusals > 0:
+            self.refusals -= 1
+            raise TransientError(
+                "ledger finish: transaction still cancelled after 8 attempts (TransactionConflict)"
+            )
+        return super().finish(run_id, blob_id, state, reason, nbytes)

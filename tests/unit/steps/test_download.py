@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
-from tests.unit.steps.common import MiB, harness
+from tests.unit.steps.common import MiB, RecordingRefused, assert_copied, harness
 
 
 def test_blob_deleted_after_listing_is_recorded_as_vanished() -> None:
@@ -50,3 +50,42 @@ def test_a_wrong_checksum_sent_with_the_bytes_is_refused_and_nothing_is_stored(
     assert report["counts"]["failed"] == 2
     assert all("BadDigest" in failure["reason"] for failure in report["failures"])
     assert not sink.uploads
+
+
+def three_small_blobs() -> MemoryBlobSource:
+    source = MemoryBlobSource()
+    source.put("alpha", "one.bin", os.urandom(4000))
+    source.put("alpha", "two.bin", os.urandom(70_000))
+    source.put("alpha", "chunked.bin", os.urandom(9 * MiB))  # more than one 5 MiB chunk: parts of its own
+    return source
+
+
+def test_a_verified_copy_whose_record_failed_is_recorded_by_the_retry_not_copied_again() -> None:
+    source = three_small_blobs()
+    sink = MemoryObjectSink(versioned=True)
+    h = harness(source, sink, ledger=RecordingRefused(refusals=2))  # the first two attempts cannot record
+    run_id = h.run()
+    assert run_id
+    assert_copied(source, sink)
+    assert {key: len(versions) for key, versions in sink.versions.items() if not key.startswith("_")} == {
+        "alpha/one.bin": 1,
+        "alpha/two.bin": 1,
+        "alpha/chunked.bin": 1,
+    }
+    run = h.report(run_id)
+    assert run.complete and run.counts["copied"] == 3 and run.report_key and not h.dead_letters
+
+
+def test_a_batch_that_could_not_record_on_any_attempt_leaves_its_blobs_to_a_redrive_not_working() -> None:
+    source = three_small_blobs()
+    ledger = RecordingRefused(refusals=1_000)
+    h = harness(source, MemoryObjectSink(versioned=True), ledger=ledger)
+    run_id = h.run()
+    assert run_id and len(h.dead_letters) == 1  # the batch, after its last attempt
+    assert {record.state for record in ledger.blobs(run_id)} == {"pending"}  # claims let go, none working
+    ledger.refusals = 0  # DynamoDB answers again; the operator redrives the dead letter (a new request id)
+    topic, body, _ = h.dead_letters.pop()
+    h.deliver(topic, body)
+    run = h.report(run_id)
+    assert run.complete and run.counts["copied"] == 3 and run.report_key
+    assert_copied(source, h.sink)  # type: ignore[arg-type]

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from azs3copy.errors import Azs3copyError
 from azs3copy.messages import decode
-from azs3copy.steps.context import Invocation
+from azs3copy.steps.context import Invocation, Tuning
 from azs3copy.steps.dispatch import dispatch
 from azs3copy.steps.launch_qualification import launch_qualification
 from azs3copy.steps.verify import VERIFIED_TAG
-from azs3copy.transports import CompletedPart
+from azs3copy.transports import CompletedPart, UploadedPart
 from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 from tests.support.harness import Harness
-from tests.unit.steps.common import MiB, harness
+from tests.unit.steps.common import MiB, RecordingRefused, harness
 
 
 def test_recombinator_that_finds_the_upload_already_completed_verifies_and_counts_success() -> None:
@@ -67,7 +67,7 @@ def drive(
         request_id = f"request-{len(delivered)}"
         for attempt in range(1, h.tuning.max_attempts + 1):
             final = attempt == h.tuning.max_attempts
-            invocation = Invocation(request_id, final_attempt=final, remaining_seconds=remaining(topic))
+            invocation = Invocation(request_id, final, remaining(topic), attempt)
             try:
                 dispatch(h.deps(), decode(body), invocation)
                 break
@@ -148,3 +148,64 @@ def test_s3_refusing_an_assembly_that_does_not_match_the_whole_crc32_leaves_noth
     report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
     assert report["counts"]["failed"] == 1 and "BadDigest" in report["failures"][0]["reason"]
     assert "alpha/large" not in sink.objects and not sink.uploads
+
+
+class PartUploadedAgainWhileCompleting(MemoryObjectSink):
+    """S3 with SSE-KMS, where a duplicate delivery of one part's message is handled while the recombinator
+    is between ListParts and CompleteMultipartUpload: the part it listed now has another ETag."""
+
+    def __init__(self) -> None:
+        super().__init__(kms=True)
+        self.between: Callable[[], None] | None = None
+
+    def list_parts(self, key: str, upload_id: str) -> Iterator[UploadedPart]:
+        yield from super().list_parts(key, upload_id)
+        if self.between is not None:
+            between, self.between = self.between, None
+            between()
+
+
+def test_a_part_uploaded_again_between_listing_and_completion_is_listed_again_and_the_blob_completes() -> (
+    None
+):
+    source = MemoryBlobSource()
+    data = os.urandom(13 * MiB)  # 3 parts of 5 MiB
+    source.put("alpha", "big", data)
+    sink = PartUploadedAgainWhileCompleting()
+    # One attempt: the completion itself must list the parts again, not wait for Lambda to retry it.
+    h = harness(source, sink, tuning=Tuning(large_threshold=12 * MiB, part_size=5 * MiB, max_attempts=1))
+    run_id = launch_qualification(h.deps()).detail["run_id"]
+
+    def duplicate_of_part_two() -> None:
+        body = next(
+            body
+            for topic, body in h.publisher.sent
+            if topic == "largefile-parter" and getattr(decode(body), "part", None) == 2
+        )
+        h.deliver("largefile-parter", body)
+
+    sink.between = duplicate_of_part_two
+    h.drain()
+    run = h.report(run_id)
+    assert sink.between is None  # the duplicate came between the listing and the completion
+    assert run.complete and run.counts["copied"] == 1 and run.counts["failed"] == 0, h.dead_letters
+    assert sink.objects["alpha/big"].data == data
+    assert not sink.uploads and not h.dead_letters and not h.fatal
+
+
+def test_a_large_copy_that_could_not_be_recorded_is_recorded_by_a_redrive_without_copying_again() -> None:
+    source = MemoryBlobSource()
+    data = os.urandom(13 * MiB)
+    source.put("alpha", "big", data)
+    sink = MemoryObjectSink(versioned=True)
+    ledger = RecordingRefused(refusals=1_000)
+    h = harness(source, sink, ledger=ledger)
+    run_id = h.run()
+    assert run_id and [topic for topic, _, _ in h.dead_letters] == ["largefile-recombinator"]
+    assert ledger.get_blob(run_id, "alpha/big").state == "pending"  # type: ignore[union-attr]
+    ledger.refusals = 0  # DynamoDB answers again; the operator redrives the dead letter (a new request id)
+    topic, body, _ = h.dead_letters.pop()
+    h.deliver(topic, body)
+    run = h.report(run_id)
+    assert run.complete and run.counts["copied"] == 1 and run.report_key
+    assert sink.objects["alpha/big"].data == data and len(sink.versions["alpha/big"]) == 1

@@ -70,5 +70,11 @@ class MessageError(FatalError):
     """A message between the functions is malformed or of an unknown version."""
 
 
+class PartReplacedError(RetryableError):
+    """CompleteMultipartUpload named a part by an ETag the part no longer has (S3's InvalidPart): the part was
+    uploaded again after the parts were listed, by a duplicate delivery of its message (with SSE-KMS a part's
+    ETag is not its MD5, so the same bytes get a new one). Listing the parts again gives the ETags to use."""
+
+
 class UploadGoneError(Azs3copyError):
     """The multipart upload no longer exists: it was aborted (the blob changed or failed) or completed."""

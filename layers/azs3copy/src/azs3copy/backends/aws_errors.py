@@ -17,6 +17,7 @@ from azs3copy.errors import (
     Azs3copyError,
     ChecksumMismatchError,
     FatalError,
+    PartReplacedError,
     TransientError,
     UploadGoneError,
 )
@@ -57,6 +58,8 @@ def classify_client_error(error: BaseException | None, action: str) -> Azs3copyE
         message = f"{action}: {code or status}: {details.get('Message', '')}".rstrip(": ")
         if code == "NoSuchUpload":
             return UploadGoneError(message)
+        if code == "InvalidPart":
+            return PartReplacedError(message)
         if code in _BAD_CHECKSUM:
             return ChecksumMismatchError(f"{message} (the bytes were corrupted on the way to S3)")
         if code in _DENIED or (code.startswith("KMS.") and "Denied" in code) or status == 403:

@@ -1,13 +1,17 @@
 """BlobSource on Azure Blob Storage (azure-storage-blob).
 
-Every ranged read names the ETag the blob had when it was listed (If-Match) and asks Azure for a
-transactional MD5 of each response (`validate_content`), so a blob overwritten mid-copy or bytes corrupted on
-the way are caught, never copied."""
+Every ranged read names the ETag the blob had when it was listed (If-Match) and asks Azure for the MD5 of
+each range it sends, so a blob overwritten mid-copy or bytes corrupted on the way are caught, never copied.
+
+Bytes are read as stored. A blob with a Content-Encoding (gzip, deflate, br) is not decoded on the way
+(`decompress=False`), and the MD5 is compared here rather than by the SDK: its `validate_content` hashes the
+body the HTTP stack has already decoded, which never matches the MD5 Azure computed over the stored bytes."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,13 +20,20 @@ from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobProperties, BlobServiceClient
 
 from azs3copy.backends.azure_auth import classify_azure_error
+from azs3copy.checksums import md5_b64
 from azs3copy.errors import Azs3copyError, ChecksumMismatchError, SourceChangedError, SourceVanishedError
 from azs3copy.messages import BlobRef, ContentSettings, SourceBlob
 from azs3copy.settings import AzureCredentials
 from azs3copy.transports import ListPage
 
-#: Azure sends a transactional MD5 only for ranges of at most 4 MiB; larger reads are split and run in parallel.
+#: Azure sends the MD5 of a range only for ranges of at most 4 MiB; longer reads are made of such pieces, read
+#: in parallel, each one request.
 MD5_RANGE = 4 * 1024 * 1024
+#: The request header that asks Azure for the MD5 of the range it answers with (in Content-MD5).
+RANGE_MD5_HEADER = "x-ms-range-get-content-md5"
+#: A piece whose bytes do not match their MD5 is read once more before the mismatch is raised, as the SDK's
+#: own checksum retry did: one flipped bit in flight should not cost a retry of the whole message.
+PIECE_ATTEMPTS = 2
 
 
 def _md5_b64(value: Any) -> str | None:
@@ -77,8 +88,6 @@ class AzureBlobSource:
         except Azs3copyError:
             raise
         except (AzureError, OSError, ValueError) as error:
-            if "md5" in str(error).lower() and "mismatch" in str(error).lower():
-                raise ChecksumMismatchError(f"{action}: {error}") from None
             # not chained: the SDK's own text can hold the request URL, and with it a SAS signature
             raise classify_azure_error(error, self.creds, what=action) from None
 
@@ -100,10 +109,15 @@ class AzureBlobSource:
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         if length == 0:
             return b""
-        action = f"read {blob.blob_id} bytes {offset}-{offset + length - 1}"
         client = self.service.get_blob_client(blob.container, blob.name)
+        end = offset + length
+        pieces = [(start, min(MD5_RANGE, end - start)) for start in range(offset, end, MD5_RANGE)]
         try:
-            data = self._read(client, blob, offset, length, action)
+            if len(pieces) == 1:
+                data = self._read_piece(client, blob, offset, length)
+            else:
+                with ThreadPoolExecutor(max_workers=max(1, min(self.read_concurrency, len(pieces)))) as pool:
+                    data = b"".join(pool.map(lambda piece: self._read_piece(client, blob, *piece), pieces))
         except SourceChangedError:
             # If-Match fails (412) for a deleted blob too; tell the two apart.
             with self._errors(f"check {blob.blob_id}"):
@@ -112,17 +126,39 @@ class AzureBlobSource:
                 raise SourceVanishedError(f"{blob.blob_id} was deleted after it was listed") from None
             raise
         if len(data) != length:
-            raise ChecksumMismatchError(f"{action}: got {len(data)} bytes")
+            raise ChecksumMismatchError(
+                f"read {blob.blob_id} bytes {offset}-{end - 1}: got {len(data)} bytes"
+            )
         return data
 
-    def _read(self, client: Any, blob: BlobRef, offset: int, length: int, action: str) -> bytes:
+    def _read_piece(self, client: Any, blob: BlobRef, offset: int, length: int) -> bytes:
+        """One range of at most MD5_RANGE bytes, as stored, checked against the MD5 Azure sends with it."""
+        action = f"read {blob.blob_id} bytes {offset}-{offset + length - 1}"
+        found, sent = "", None
+        for _ in range(PIECE_ATTEMPTS):
+            data, sent = self._get(client, blob, offset, length, action)
+            found = md5_b64(data)
+            if found == sent:
+                return data
+        raise ChecksumMismatchError(f"{action}: the bytes have MD5 {found}, Azure sent {sent or 'no MD5'}")
+
+    def _get(
+        self, client: Any, blob: BlobRef, offset: int, length: int, action: str
+    ) -> tuple[bytes, str | None]:
+        """One GET of a range: its bytes as stored, and the Content-MD5 of the response they came in."""
+        answers: list[str | None] = []  # one per response: a request the SDK sent again adds one
         with self._errors(action):
             stream = client.download_blob(
                 offset=offset,
                 length=length,
                 etag=blob.etag,
                 match_condition=MatchConditions.IfNotModified,
-                validate_content=True,
-                max_concurrency=self.read_concurrency,
+                decompress=False,
+                headers={RANGE_MD5_HEADER: "true"},
+                raw_response_hook=lambda response: answers.append(
+                    response.http_response.headers.get("Content-MD5")
+                ),
+                max_concurrency=1,
             )
-            return bytes(stream.readall())
+            data = bytes(stream.readall())
+        return data, answers[-1] if answers else None

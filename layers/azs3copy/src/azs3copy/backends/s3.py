@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from azs3copy.backends.aws_errors import classify_client_error
 from azs3copy.checksums import crc32_of, md5_b64
-from azs3copy.errors import Azs3copyError, TransientError, UploadGoneError
+from azs3copy.errors import AccessDeniedError, Azs3copyError, TransientError, UploadGoneError
 from azs3copy.messages import ContentSettings
 from azs3copy.transports import (
     WRITE_ID_METADATA,
@@ -32,6 +32,19 @@ _CONTENT_ARGS = {
     "cache_control": "CacheControl",
 }
 READ_CHUNK = 1024 * 1024
+
+
+def _read_error(error: ClientError | BotoCoreError, action: str) -> Azs3copyError:
+    """The error of a HEAD, GET or GetObjectTagging of one key. S3 answers such a read of a key that is not
+    there with 403, not 404, when the role may not s3:ListBucket the bucket: a refusal says so, since the
+    object may simply be gone (the functions that read keys that may be gone hold s3:ListBucket for that)."""
+    classified = classify_client_error(error, action)
+    if isinstance(classified, AccessDeniedError):
+        return AccessDeniedError(
+            f"{classified}; S3 gives this answer for a key that is not there too when the role lacks "
+            "s3:ListBucket on the bucket"
+        )
+    return classified
 
 
 class S3ObjectSink:
@@ -72,9 +85,9 @@ class S3ObjectSink:
                 "NotFound",
             ):
                 return None
-            raise classify_client_error(error, f"HEAD s3://{self.bucket}/{key}") from error
+            raise _read_error(error, f"HEAD s3://{self.bucket}/{key}") from error
         except BotoCoreError as error:
-            raise classify_client_error(error, f"HEAD s3://{self.bucket}/{key}") from error
+            raise _read_error(error, f"HEAD s3://{self.bucket}/{key}") from error
         content = ContentSettings(**{field: response.get(arg) for field, arg in _CONTENT_ARGS.items()})
         metadata = dict(response.get("Metadata") or {})
         metadata.pop(WRITE_ID_METADATA, None)  # the sink's own, not the blob's
@@ -239,7 +252,10 @@ class S3ObjectSink:
             kwargs["VersionId"] = version_id
         if start:
             kwargs["Range"] = f"bytes={start}-"
-        response = self._call("get_object", f"GET s3://{self.bucket}/{key}", **kwargs)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, **kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise _read_error(error, f"GET s3://{self.bucket}/{key}") from error
         body = response["Body"]
         try:
             while chunk := body.read(READ_CHUNK):
@@ -273,9 +289,9 @@ class S3ObjectSink:
             # 404: no object; 405: the current version is a delete marker
             if status in (404, 405) or code in ("NoSuchKey", "NotFound", "MethodNotAllowed"):
                 return None
-            raise classify_client_error(error, f"read tags of s3://{self.bucket}/{key}") from error
+            raise _read_error(error, f"read tags of s3://{self.bucket}/{key}") from error
         except BotoCoreError as error:
-            raise classify_client_error(error, f"read tags of s3://{self.bucket}/{key}") from error
+            raise _read_error(error, f"read tags of s3://{self.bucket}/{key}") from error
         return {str(tag["Key"]): str(tag["Value"]) for tag in response.get("TagSet", [])}
 
     def put_json(self, key: str, body: bytes) -> None:

@@ -195,6 +195,7 @@ class Function:
             request_id=context.aws_request_id,
             final_attempt=attempt >= deps.tuning.max_attempts,
             remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000.0,
+            attempt=attempt,
         )
         logger.append_keys(run_id=message.run_id, attempt=attempt)
         fatal: list[dict[str, str]] = []

@@ -77,6 +77,9 @@ class Invocation:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     final_attempt: bool = True
     remaining_seconds: Callable[[], float] = lambda: 900.0
+    #: Which attempt at this message this is (1 for the first): a retry first looks for what an earlier
+    #: attempt finished but could not record.
+    attempt: int = 1
 
 
 @dataclass

@@ -22,8 +22,8 @@ from azs3copy.messages import (
 from azs3copy.redaction import redact
 from azs3copy.steps.context import Deps, Invocation, Outcome, run_settings
 from azs3copy.steps.report import maybe_report
-from azs3copy.steps.settle import settle
-from azs3copy.steps.verify import completed_before, object_attrs, verify_and_mark
+from azs3copy.steps.settle import release, settle
+from azs3copy.steps.verify import completed_before, object_attrs, verified_copy, verify_and_mark
 from azs3copy.transports import CompletedPart
 
 logger = Logger(child=True)
@@ -88,7 +88,13 @@ def download(deps: Deps, batch: DownloadTask, invocation: Invocation) -> Outcome
             key = listed_key or object_key(
                 run_settings(deps, batch.run_id).destination_prefix, blob.container, blob.name
             )
-            _copy_small_blob(deps, batch.run_id, blob, key)
+            if invocation.attempt > 1 and verified_copy(deps.need_sink(), key, blob):
+                # An earlier attempt copied and verified this blob version, then could not record it.
+                logger.info(
+                    "verified copy found: recording it", extra={"run_id": batch.run_id, "blob": blob.blob_id}
+                )
+            else:
+                _copy_small_blob(deps, batch.run_id, blob, key)
         except Azs3copyError as error:
             state = settle(deps, batch.run_id, blob.blob_id, error, invocation)
             if state is None or error.retryable:
@@ -99,7 +105,14 @@ def download(deps: Deps, batch: DownloadTask, invocation: Invocation) -> Outcome
         except BaseException:
             deps.ledger.release(batch.run_id, blob.blob_id, invocation.request_id)
             raise
-        deps.ledger.finish(batch.run_id, blob.blob_id, "copied", None, blob.size)
+        try:
+            deps.ledger.finish(batch.run_id, blob.blob_id, "copied", None, blob.size)
+        except Azs3copyError as error:
+            # The object is verified and marked; only its record is missing. The claim is let go, so the retry
+            # of the batch (or a redrive) takes the blob at once and finds the verified copy.
+            release(deps, batch.run_id, blob.blob_id, invocation)
+            why = f"{blob.blob_id} was copied and verified, but recording it failed: {error}"
+            return "retry", 0, redact(why, deps.secrets)
         logger.info("blob copied", extra={"run_id": batch.run_id, "blob": blob.blob_id, "bytes": blob.size})
         return "copied", blob.size, None
 

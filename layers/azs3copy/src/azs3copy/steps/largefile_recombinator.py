@@ -11,6 +11,7 @@ from azs3copy.errors import (
     Azs3copyError,
     ChecksumMismatchError,
     FatalError,
+    PartReplacedError,
     TransientError,
     UploadGoneError,
 )
@@ -21,7 +22,7 @@ from azs3copy.messages import (
 from azs3copy.planner import PartPlan, plan_parts
 from azs3copy.steps.context import Deps, Invocation, Outcome
 from azs3copy.steps.report import maybe_report
-from azs3copy.steps.settle import abandon_upload, settle
+from azs3copy.steps.settle import abandon_upload, release, settle
 from azs3copy.steps.verify import (
     Completed,
     compare_checksum,
@@ -57,50 +58,20 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
         absent = [number for number in range(1, plan.count + 1) if number not in checksums]
         segments = [Segment(part.length, checksums.get(part.number, "")) for part in plan.parts()]
         if task.verify_from:  # a read-back this blob's earlier invocation handed over
-            version, first = task.version_id, task.verify_from - 1
+            handed_over = _verify(
+                deps, task, invocation, segments, absent, task.version_id, task.verify_from - 1
+            )
         else:
             completed = _complete_upload(deps, task, plan, record.checksum_type, segments, absent)
-            if completed.verified:
-                deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
-                outcome.count("copied", blob.size)
-                maybe_report(deps, task.run_id)
-                return outcome
-            version, first = completed.version, 0
-        if absent:
-            raise FatalError(f"{task.key}: the ledger lacks the checksums of parts {absent[:10]} to verify")
-        resume: int | None = None
-        try:
-            # A blob with a Content-MD5 is read back in either mode: only the bytes can be compared with it.
-            if deps.tuning.verify == "readback" or blob.content_md5:
-                stop = _time_is_short(deps, invocation)
-                resume = read_back(
-                    deps, task.key, version, segments, blob.content_md5, first=first, stop=stop
-                )
-            else:
-                compare_checksum(deps, task.key, version, segments)
-        except ChecksumMismatchError as error:
-            discard(deps, task.key, version)
-            raise FatalError(f"verification failed, object removed: {error}") from None
-        if resume is not None:
-            deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
-            following = LargefileRecombinatorTask(
-                task.run_id, blob, task.key, task.upload_id, resume + 1, version
+            # verified: an earlier attempt completed, verified and marked the object, then died before
+            # recording it (or could not record it)
+            handed_over = (
+                None
+                if completed.verified
+                else _verify(deps, task, invocation, segments, absent, completed.version, 0)
             )
-            deps.publisher.publish(deps.topics.largefile_recombinator, [encode(following)])
-            outcome.count("verifying")
-            outcome.published = 1
-            outcome.detail = {"verified_parts": resume, "parts": plan.count}
-            logger.info(
-                "read-back continues in a fresh invocation",
-                extra={
-                    "run_id": task.run_id,
-                    "blob": blob.blob_id,
-                    "verified_parts": resume,
-                    "parts": plan.count,
-                },
-            )
-            return outcome
-        mark_verified(deps, task.key, version, blob)
+        if handed_over is not None:
+            return handed_over
     except Azs3copyError as error:
         state = settle(deps, task.run_id, blob.blob_id, error, invocation)
         if state is None:
@@ -115,16 +86,66 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
     except BaseException:
         deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
         raise
-    deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
+    try:
+        deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
+    except Azs3copyError:
+        # The object is verified and marked; only its record is missing. The claim is let go, so the retry (or
+        # a redrive) takes the blob at once: it finds the upload gone and the object verified, and records it.
+        release(deps, task.run_id, blob.blob_id, invocation)
+        raise
     outcome.count("copied", blob.size)
     logger.info("large blob copied", extra={"run_id": task.run_id, "blob": blob.blob_id, "bytes": blob.size})
     maybe_report(deps, task.run_id)
     return outcome
 
 
+def _verify(
+    deps: Deps,
+    task: LargefileRecombinatorTask,
+    invocation: Invocation,
+    segments: list[Segment],
+    absent: list[int],
+    version: str | None,
+    first: int,
+) -> Outcome | None:
+    """Verify the completed object from segment `first` on and mark it verified. Returns the outcome of an
+    invocation that handed the rest of the read-back to a fresh one, None when the object is verified."""
+    blob = task.blob
+    if absent:
+        raise FatalError(f"{task.key}: the ledger lacks the checksums of parts {absent[:10]} to verify")
+    resume: int | None = None
+    try:
+        # A blob with a Content-MD5 is read back in either mode: only the bytes can be compared with it.
+        if deps.tuning.verify == "readback" or blob.content_md5:
+            stop = _time_is_short(deps, invocation)
+            resume = read_back(deps, task.key, version, segments, blob.content_md5, first=first, stop=stop)
+        else:
+            compare_checksum(deps, task.key, version, segments)
+    except ChecksumMismatchError as error:
+        discard(deps, task.key, version)
+        raise FatalError(f"verification failed, object removed: {error}") from None
+    if resume is None:
+        mark_verified(deps, task.key, version, blob)
+        return None
+    deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
+    following = LargefileRecombinatorTask(task.run_id, blob, task.key, task.upload_id, resume + 1, version)
+    deps.publisher.publish(deps.topics.largefile_recombinator, [encode(following)])
+    outcome = Outcome(published=1, detail={"verified_parts": resume, "parts": len(segments)})
+    outcome.count("verifying")
+    logger.info(
+        "read-back continues in a fresh invocation",
+        extra={"run_id": task.run_id, "blob": blob.blob_id, "verified_parts": resume, "parts": len(segments)},
+    )
+    return outcome
+
+
 def _time_is_short(deps: Deps, invocation: Invocation) -> Callable[[float], bool]:
     """Whether a read-back should hand over now: less time left than the reserve and twice the slowest part."""
     return lambda slowest: invocation.remaining_seconds() < deps.tuning.verify_reserve_seconds + 2 * slowest
+
+
+#: How often the recombinator lists the parts and completes when a part was uploaded again in between.
+COMPLETE_ATTEMPTS = 3
 
 
 def _complete_upload(
@@ -136,12 +157,36 @@ def _complete_upload(
     absent: list[int],
 ) -> Completed:
     """Complete the multipart upload once every planned part is in with its planned size. An upload that is
-    gone was completed by an earlier attempt when the object at the key was written from this blob."""
+    gone was completed by an earlier attempt when the object at the key was written from this blob.
+
+    A part uploaded again after the listing (a duplicate delivery of its message) has another ETag when S3
+    encrypts with KMS, and S3 refuses the completion (InvalidPart): the parts are listed again."""
     sink, blob = deps.need_sink(), task.blob
-    try:
-        listed = {part.number: part for part in sink.list_parts(task.key, task.upload_id)}
-    except UploadGoneError:
-        return completed_before(sink, task.key, blob)
+    whole = combined_crc32(segments) if checksum_type == "FULL_OBJECT" else None
+    for attempt in range(1, COMPLETE_ATTEMPTS + 1):
+        try:
+            parts = _listed_parts(deps, task, plan, segments, absent)
+            return Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole))
+        except UploadGoneError:
+            # Completed before, or S3 completed it but the answer was lost and the SDK's resend found the
+            # upload gone (NoSuchUpload): the object is there, to be verified like any other.
+            return completed_before(sink, task.key, blob)
+        except PartReplacedError as error:
+            if attempt == COMPLETE_ATTEMPTS:
+                raise
+            logger.warning(
+                "a part was uploaded again after the parts were listed: listing them again",
+                extra={"run_id": task.run_id, "blob": blob.blob_id, "error": str(error)},
+            )
+    raise AssertionError("unreachable")
+
+
+def _listed_parts(
+    deps: Deps, task: LargefileRecombinatorTask, plan: PartPlan, segments: list[Segment], absent: list[int]
+) -> list[CompletedPart]:
+    """The parts to complete with, as ListParts has them now; TransientError until every planned part is in
+    with its planned size and its recorded checksum."""
+    listed = {part.number: part for part in deps.need_sink().list_parts(task.key, task.upload_id)}
     missing = [part.number for part in plan.parts() if part.number not in listed]
     wrong = [p.number for p in plan.parts() if p.number in listed and listed[p.number].size != p.length]
     if missing or wrong:
@@ -150,11 +195,4 @@ def _complete_upload(
         )
     if absent:
         raise TransientError(f"{task.key}: no recorded checksum for parts {absent[:10]}")
-    parts = [CompletedPart(n, listed[n].etag, segments[n - 1].crc32) for n in range(1, plan.count + 1)]
-    whole = combined_crc32(segments) if checksum_type == "FULL_OBJECT" else None
-    try:
-        return Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole))
-    except UploadGoneError:
-        # S3 completed it but the answer was lost, and the SDK's resend found the upload gone (NoSuchUpload):
-        # the object is there, to be verified like any other.
-        return completed_before(sink, task.key, blob)
+    return [CompletedPart(n, listed[n].etag, segments[n - 1].crc32) for n in range(1, plan.count + 1)]

@@ -35,3 +35,14 @@ def abandon_upload(deps: Deps, key: str, upload_id: str) -> None:
         deps.need_sink().abort(key, upload_id)
     except Azs3copyError as error:  # the S3 lifecycle rule removes it later; the blob's state is what matters
         logger.error("could not abort multipart upload", extra={"key": key, "error": str(error)})
+
+
+def release(deps: Deps, run_id: str, blob_id: str, invocation: Invocation) -> None:
+    """Let go of the blob's claim when its outcome could not be recorded, so that another attempt can take it
+    before the lease runs out; a failure to do even that is logged (the lease still ends)."""
+    try:
+        deps.ledger.release(run_id, blob_id, invocation.request_id)
+    except Azs3copyError as error:
+        logger.error(
+            "could not release the claim", extra={"run_id": run_id, "blob": blob_id, "error": str(error)}
+        )
