@@ -117,9 +117,12 @@ def test_a_mix_counts_like_its_listing_class_by_class() -> None:
 
 def test_a_sample_scaled_up_keeps_its_largest_blob() -> None:
     work = workload_of_mix([(10, MiB), (1, 200 * MiB)], Tuning())
-    scaled = work.scaled(3.0)
+    scaled = work.scaled(3.0, page_size=5000)
     assert (scaled.blobs, scaled.bytes, scaled.parts) == (33, 3 * (10 * MiB + 200 * MiB), 3 * 13)
     assert scaled.largest_blob == 200 * MiB and scaled.containers == 1
+    assert (scaled.pages, scaled.register_writes) == (1, 1)  # 33 blobs: one page, one transaction
+    big = workload_of_mix([(5000, 1000)], Tuning()).scaled(2.5, page_size=5000)
+    assert (big.pages, big.register_writes) == (3, 2 * 51 + 26)  # 12,500 blobs: 5,000 + 5,000 + 2,500
 
 
 def test_the_histogram_bins_grow_fourfold_from_one_kib() -> None:

@@ -48,6 +48,7 @@ class ContainerListing:
 class Listing:
     containers: list[ContainerListing]
     seconds: float
+    page_size: int
     scale_factor: float = 1.0  # applied to the sampled containers
     scaled_to: int | None = None
 
@@ -59,7 +60,8 @@ class Listing:
         total = Workload()
         for container in self.containers:
             work = container.counter.workload()
-            total = total + (work.scaled(self.scale_factor) if container.sampled else work)
+            grown = work.scaled(self.scale_factor, self.page_size) if container.sampled else work
+            total = total + grown
         return total
 
     def histogram(self) -> SizeHistogram:
@@ -119,7 +121,7 @@ def list_selection(
             if sample is not None and listing.selected >= sample:
                 listing.sampled = True  # more pages follow: the container holds more than the sample
                 break
-    return Listing(found, time.monotonic() - started)
+    return Listing(found, time.monotonic() - started, tuning.page_size)
 
 
 def scale_listing(listing: Listing, scale_to: int | None) -> Listing:
@@ -216,6 +218,11 @@ def _with_local_workers(target: Target, deployment: Deployment) -> Deployment:
         deployment,
         concurrency={f: workers.get(f, deployment.concurrency[f]) for f in FUNCTIONS},
     )
+
+
+def money(usd: float) -> str:
+    """Dollars to the cent, or to a hundredth of a cent under a dollar (a small plan costs that little)."""
+    return f"${usd:>12,.2f}" if usd >= 1 or usd == 0 else f"${usd:>12.4f}"
 
 
 def duration(seconds: float) -> str:
@@ -391,9 +398,9 @@ def plan_document(
             if not target.local
             else "AWS, for the same deployment (the local environment is free)",
             "lines": _cost_lines(cost),
-            "aws_usd": round(cost.aws_usd, 2),
-            "azure_usd": round(cost.azure_usd, 2),
-            "datasync_usd": round(datasync_usd(work.bytes, prices), 2),
+            "aws_usd": round(cost.aws_usd, 4),
+            "azure_usd": round(cost.azure_usd, 4),
+            "datasync_usd": round(datasync_usd(work.bytes, prices), 4),
             "prices": dict(prices.values),
         },
     }
@@ -455,13 +462,10 @@ def print_plan(doc: dict[str, Any], out: TextIO) -> None:
     )
     print(f"  deployed  {functions} (concurrency × memory)", file=out)
     where = "in the local environment" if doc["where"] == "local" else "on Lambda"
-    print(
-        f"  duration  {duration(pred['seconds'])} {where}, set by {pred['binding']} "
-        f"(calibration: {pred['calibration']})",
-        file=out,
-    )
+    print(f"  duration  {duration(pred['seconds'])} {where}, set by {pred['binding']}", file=out)
     for name, seconds in list(pred["bounds_seconds"].items())[:6]:
         print(f"    {duration(seconds):>10}  {name}", file=out)
+    print(f"    (the scale model's {pred['calibration']})", file=out)
     for warning in pred["warnings"]:
         print(f"  WARNING   {warning}", file=out)
     prices = cost["prices"]
@@ -472,12 +476,11 @@ def print_plan(doc: dict[str, Any], out: TextIO) -> None:
     )
     for line in cost["lines"]:
         mark = " (estimate)" if line["estimate"] else ""
-        print(f"    {line['service']:<18} ${line['usd']:>12,.2f}  {line['quantity']}{mark}", file=out)
-    print(f"    {'AWS in all':<18} ${cost['aws_usd']:>12,.2f}  (without Azure's charges)", file=out)
-    print(f"    {'Azure in all':<18} ${cost['azure_usd']:>12,.2f}  (egress and reads: estimates)", file=out)
+        print(f"    {line['service']:<18} {money(line['usd'])}  {line['quantity']}{mark}", file=out)
+    print(f"    {'AWS in all':<18} {money(cost['aws_usd'])}  (without Azure's charges)", file=out)
+    print(f"    {'Azure in all':<18} {money(cost['azure_usd'])}  (egress and reads: estimates)", file=out)
     print(
-        f"    {'DataSync instead':<18} ${cost['datasync_usd']:>12,.2f}  (its per-GB fee and one task)",
-        file=out,
+        f"    {'DataSync instead':<18} {money(cost['datasync_usd'])}  (its per-GB fee and one task)", file=out
     )
     print("  prices used:", file=out)
     for key, value in prices.items():

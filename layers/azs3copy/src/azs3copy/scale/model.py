@@ -173,7 +173,7 @@ def predict(
         hottest_item_writes_per_1000_blobs=1000 * meta_writes / work.blobs if work.blobs else 0.0,
         expired_share=expired,
         warnings=warnings,
-        calibration=f"{calibration.name} ({calibration.measured})",
+        calibration=f"{calibration.name} calibration, {calibration.measured}",
     )
 
 

@@ -168,7 +168,7 @@ def estimate_cost(usage: Usage, prices: PriceTable, architecture: str = "arm64")
         ),
         CostLine(
             "KMS",
-            f"{math.ceil(usage.kms_requests):,} requests (an upper bound)",
+            f"{math.ceil(usage.kms_requests):,} requests, at most",
             usage.kms_requests / 1e4 * prices["kms_requests_per_10000"],
             estimate=True,
         ),

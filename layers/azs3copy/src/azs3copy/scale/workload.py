@@ -55,14 +55,21 @@ class Workload:
         }
         return Workload(**values)
 
-    def scaled(self, factor: float) -> Workload:
-        """The same mix with `factor` times the blobs (a sample scaled up); the largest blob stays."""
+    def scaled(self, factor: float, page_size: int) -> Workload:
+        """One container's work with `factor` times the blobs (a sample scaled up): counts grow with the
+        blobs, its pages and ledger transactions are those of the longer listing; the largest blob stays."""
         kept = ("containers", "largest_blob", "largest_blob_parts")
-        return Workload(
+        grown = Workload(
             **{
                 f.name: getattr(self, f.name) if f.name in kept else round(getattr(self, f.name) * factor)
                 for f in fields(self)
             }
+        )
+        full, rest = divmod(grown.blobs, page_size)
+        return replace(
+            grown,
+            pages=max(1, -(-grown.listed // page_size)),
+            register_writes=full * -(-page_size // REGISTER_CHUNK) + -(-rest // REGISTER_CHUNK),
         )
 
 
