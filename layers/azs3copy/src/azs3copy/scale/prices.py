@@ -20,7 +20,8 @@ from azs3copy.scale.model import Usage
 
 GiB = 1024**3
 
-#: The table and the day it was taken from the pricing pages (the keys are the override file's).
+#: The table and the date of the list prices it holds (the keys are the override file's). They were written
+#: from the pricing pages as of that date, not read from them when the table was committed: check them.
 PRICES: dict[str, Any] = {
     "as_of": "2025-06-01",
     "region": "us-east-1",
