@@ -190,8 +190,88 @@ def section(results: dict[str, Any]) -> str:
                 + " | ".join(_fmt(split.get(name), 3) for name in PROFILE_LABELS)
                 + " |"
             )
+    if "scale_model" in r:
+        lines += scale_section(r)
     lines += ["", END]
     return "\n".join(lines) + "\n"
+
+
+def _hours(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def scale_section(r: dict[str, Any]) -> list[str]:
+    """The scale model's check against the local runs, its 100 TB prediction, the curve and the costs."""
+    scale, targets = r["scale_model"], r["targets"]
+    plan = scale["migration"]
+    ok = {True: "met", False: "**missed**", None: "–"}
+    mix = " + ".join(f"{row['blobs']:,} × {row['bytes'] / 1e6:g} MB" for row in plan["mix"])
+    concurrency = ", ".join(f"{name} {value}" for name, value in plan["concurrency"].items())
+    lines = [
+        "",
+        "### The scale model",
+        "",
+        f"`bench/scale.py` drives the model in `azs3copy/scale/` (the one `azs3copy plan` uses) with per-step "
+        f"costs calibrated from this file ({scale['calibration']['measured']}). Its prediction of the local "
+        f"runs recorded above (worst error {r['scale_model_error']:.1%}, target ≤ 25 %: "
+        f"{ok[targets.get('scale_model_error')]}):",
+        "",
+        "| run | measured s | predicted s | error |",
+        "|---|---|---|---|",
+    ]
+    for row in scale["checks"]:
+        lines.append(f"| {row['run']} | {row['measured_s']} | {row['predicted_s']} | {row['error']:+.1%} |")
+    lines += [
+        "",
+        f"**10 M blobs / 100 TB** ({mix}; one container) at the Terraform module's default concurrency "
+        f"({concurrency}): **{_hours(plan['hours'])} h**, set by {plan['binding']} (target ≤ 12 h: "
+        f"{ok[targets.get('scale_100tb_hours')]}); AWS charges without Azure's egress **${plan['aws_usd']:,.2f}** "
+        f"(target ≤ $250: {ok[targets.get('scale_100tb_cost_usd')]}). AWS DataSync for the same bytes: "
+        f"${plan['datasync_usd']:,.2f} ($0.0125 a GB and $0.55 a task execution, its us-east-1 list price on "
+        "aws.amazon.com/datasync/pricing as issue 14 quotes it). Azure's egress, paid either way: about "
+        f"${plan['azure_egress_usd']:,.2f}. The META item takes {plan['hottest_item_writes_per_1000_blobs']:g} "
+        "writes per 1,000 blobs (issue 14's target: ≤ 50).",
+        "",
+        "What each constraint alone would take (hours):",
+        "",
+        "| constraint | hours |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {_hours(hours)} |" for name, hours in plan["bounds_hours"].items()]
+    if plan["warnings"]:
+        lines += ["", *(f"- {warning}" for warning in plan["warnings"])]
+    longest = max(row["one_container"]["hours"] for row in plan["curve"]) or 1.0
+    lines += [
+        "",
+        "Time against concurrency (every function's default reserved concurrency × the factor; the account's "
+        'quota assumed raised to the reservations + 100; "expire": some events would outlive the 6 h event '
+        "age and the run would not finish):",
+        "",
+        "| × | download | parter | reserved | 1 container: h | | set by | 10 containers: h | set by | AWS $ |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in plan["curve"]:
+        one, ten = row["one_container"], row["ten_containers"]
+        bar = "█" * max(1, round(20 * one["hours"] / longest))
+        lines.append(
+            f"| {row['factor']:g} | {row['download']} | {row['largefile_parter']} | {row['reserved_total']} | "
+            f"{_hours(one['hours'])}{' expire' if one['events_expire'] else ''} | {bar} | {one['binding']} | "
+            f"{_hours(ten['hours'])}{' expire' if ten['events_expire'] else ''} | {ten['binding']} | "
+            f"{row['aws_usd']:,.2f} |"
+        )
+    lines += [
+        "",
+        f"Cost by service at the defaults (list prices of {plan['prices_as_of']}, us-east-1; "
+        "`azs3copy/scale/prices.py`):",
+        "",
+        "| service | what | $ |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {line['service']} | {line['quantity']} | {line['usd']:,.2f} |" for line in plan["cost"]]
+    lines += ["", "Where the model's inputs come from:", ""]
+    for source, items in scale["inputs"].items():
+        lines.append(f"- **{source}**: " + "; ".join(items) + ".")
+    return lines
 
 
 def write_doc(results: dict[str, Any], path: Path = DOC) -> None:

@@ -1,5 +1,6 @@
 """`make bench`: the pipeline against rclone and the emulators' ceiling, per-invocation memory, a big listing,
-and the Lambda cost; writes bench/results.json, bench/chart.png and the section of BENCHMARKS.md.
+and the Lambda cost, then the scale model calibrated from them (bench/scale.py); writes bench/results.json,
+bench/chart.png and the section of BENCHMARKS.md.
 
     python -m bench.run [--scale 0.1] [--repeats 3] [--listing-blobs N] [--rclone-setting tuned]
 """
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import cost, invocations, pipeline, rclone, report
+from bench import cost, invocations, pipeline, rclone, report, scale
 from bench.ceiling import run_ceiling
 from bench.common import (
     WORK,
@@ -281,13 +282,19 @@ def main(argv: list[str] | None = None) -> None:
         "listing_memory_flat": _flat([row["peak_rss_mib"] for row in listing_runs]),
         "listing_messages": max(row["largest_message_bytes"] for row in listing_runs) <= 256 * 1024,
     }
+    say("scale model: calibrating from these measurements, checking it against the runs, predicting 100 TB")
+    scale.apply(results)
     report.RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     report.chart(results)
     report.write_doc(results)
     say(f"wrote {report.RESULTS}, {report.CHART} and the section of {report.DOC}")
     print(
         json.dumps(
-            {k: results[k] for k in results if k.endswith(("_s", "_mib", "_gb", "_rclone", "_ceiling"))},
+            {
+                k: results[k]
+                for k in results
+                if k.endswith(("_s", "_mib", "_gb", "_rclone", "_ceiling", "_hours", "_usd", "_error"))
+            },
             indent=2,
         )
     )

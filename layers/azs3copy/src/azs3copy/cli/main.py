@@ -25,6 +25,7 @@ from botocore.exceptions import (
 
 from azs3copy.cli.dlq import cmd_dlq
 from azs3copy.cli.enable import cmd_enable
+from azs3copy.cli.plan import cmd_plan
 from azs3copy.cli.run import cmd_run
 from azs3copy.cli.set_azure_credentials import cmd_set_azure_credentials
 from azs3copy.cli.set_begindate import cmd_set_begindate
@@ -37,7 +38,7 @@ from azs3copy.errors import Azs3copyError, ConfigError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="azs3copy",
-        description="Operate azs3copy: settings, runs, failures and verification.",
+        description="Operate azs3copy: settings, plans, runs, failures and verification.",
         epilog="Against AWS: normal boto3 credentials (--profile, --region). Locally: --local after `make up`. "
         "Exit status: 0 success, 1 failure, 2 usage error; `run --wait` 3 when no blob failed but some were "
         "not copied.",
@@ -100,6 +101,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="compare size and recorded source ETag, not bytes"
     )
     verify.add_argument("--all", action="store_true", help="also blobs the settings do not select")
+    plan = commands.add_parser(
+        "plan",
+        help="list what the settings select and predict the run's duration and cost, without copying",
+        description="Lists the source as find-blobs would (the secret's containers, prefix, include/exclude, "
+        "begindate), reads the deployed concurrency, memory and tuning from Lambda, and prints blobs, bytes, "
+        "sizes, the predicted duration and the cost by service with the price table used.",
+    )
+    plan.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="list at most N selected blobs a container; the figures are the sample's unless --scale-to",
+    )
+    plan.add_argument(
+        "--scale-to",
+        type=int,
+        metavar="BLOBS",
+        help="with --sample: how many blobs the whole selection holds (Azure's Blob Count metric, say); the "
+        "sampled containers are scaled up to it, and the plan says so",
+    )
+    plan.add_argument(
+        "--prices", metavar="FILE", help="a JSON object of prices replacing the package's (same keys)"
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     return parser
 
 
@@ -112,6 +137,7 @@ COMMANDS: dict[str, Callable[[Target, argparse.Namespace, TextIO], int]] = {
     "run": cmd_run,
     "dlq": cmd_dlq,
     "verify": cmd_verify,
+    "plan": cmd_plan,
 }
 
 
