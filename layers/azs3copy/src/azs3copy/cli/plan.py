@@ -87,6 +87,8 @@ def list_selection(
     container), counting the run's work."""
     from azs3copy.steps.find_blobs import selected
 
+    chosen = settings.run_settings()  # what a run started now would record and select with
+
     started = time.monotonic()
     found = []
     for name in containers:
@@ -94,7 +96,7 @@ def list_selection(
         found.append(listing)
         marker: str | None = None
         while True:
-            page = source.list_page(name, settings.prefix, marker, tuning.page_size)
+            page = source.list_page(name, chosen.prefix, marker, tuning.page_size)
             sizes: list[int] = []
             walked = archived = 0
             for blob in page.blobs:
@@ -102,7 +104,7 @@ def list_selection(
                     listing.sampled = True
                     break
                 walked += 1
-                if not selected(settings, blob):
+                if not selected(chosen, blob):
                     continue
                 listing.selected += 1
                 listing.histogram.add(blob.ref.size)
