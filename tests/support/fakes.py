@@ -1,17 +1,17 @@
 """In-memory BlobSource, ObjectSink and Ledger: fast, deterministic fakes for the engine's tests and the contract
 tests. They keep the real services' rules that matter to a copy (ETags change on overwrite, If-Match
-reads, parts listed in pages, uploads that vanish when aborted)."""
+reads, parts listed in pages, uploads that vanish when aborted) and their limits (S3's key and metadata
+sizes, its versions; the ledger, in fake_ledger.py, DynamoDB's)."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import (
@@ -22,18 +22,6 @@ from azs3copy.errors import (
     SourceVanishedError,
     UploadGoneError,
 )
-from azs3copy.ledger import (
-    COUNTER,
-    TERMINAL_STATES,
-    BlobRecord,
-    Claim,
-    PageStatus,
-    RunInProgressError,
-    RunRecord,
-    blob_record,
-    page_entries,
-    run_record,
-)
 from azs3copy.messages import BlobRef, ContentSettings, SourceBlob
 from azs3copy.transports import (
     CompletedPart,
@@ -42,6 +30,7 @@ from azs3copy.transports import (
     ObjectInfo,
     UploadedPart,
 )
+from tests.support.fake_ledger import MemoryLedger as MemoryLedger  # the ledger's fake, with the others
 
 _etags = itertools.count(1)
 
@@ -116,7 +105,9 @@ class MemoryBlobSource:
     def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
         with self._lock:
             names = sorted(name for name in self.containers.get(container, {}) if name.startswith(prefix))
-            start = 0 if marker is None else int(marker)
+            # Azure's continuation names the next blob to list, not a position: a listing resumed after blobs
+            # were added or deleted starts at that name (or the first one after it).
+            start = 0 if marker is None else bisect.bisect_left(names, marker)
             chosen = names[start : start + page_size]
             blobs = [
                 SourceBlob(
@@ -127,7 +118,7 @@ class MemoryBlobSource:
                 for name in chosen
             ]
         following = start + page_size
-        return ListPage(blobs, str(following) if following < len(names) else None)
+        return ListPage(blobs, names[following] if following < len(names) else None)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         if self.before_read:
@@ -310,208 +301,3 @@ class MemoryObjectSink:
         with self._lock:
             found = self.objects.get(key)
             return dict(found.tags) if found is not None else None
-
-
-# --- the ledger ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _MemRun:
-    record: dict[str, Any]
-    blobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pages: dict[tuple[str, int], str] = field(default_factory=dict)
-    listed: set[str] = field(default_factory=set)
-    parts: dict[str, dict[int, str]] = field(default_factory=dict)
-    attempts: dict[tuple[str, str], int] = field(default_factory=dict)
-
-
-@dataclass
-class _Current:
-    run_id: str
-    started_at: float
-    launched_by: str | None
-    finished: bool = False
-
-
-class MemoryLedger:
-    def __init__(self) -> None:
-        self.runs: dict[str, _MemRun] = {}
-        self.current: _Current | None = None
-        self._lock = threading.RLock()
-
-    def _run(self, run_id: str) -> _MemRun:
-        run = self.runs.get(run_id)
-        if run is None:
-            raise KeyError(f"run {run_id} is not in the ledger")
-        return run
-
-    def start_run(
-        self,
-        run_id: str,
-        *,
-        containers: list[str],
-        begindate: str,
-        force: bool,
-        stale_after: float,
-        launch_id: str | None = None,
-    ) -> str:
-        with self._lock:
-            current = self.current
-            if current and launch_id and current.launched_by == launch_id:
-                return current.run_id
-            fresh = current is not None and time.time() - current.started_at < stale_after
-            if current and not force and not current.finished and fresh:
-                raise RunInProgressError(f"run {current.run_id} has not finished", run_id=current.run_id)
-            if run_id in self.runs:
-                raise FatalError(f"run {run_id} is in the ledger already")
-            self.runs[run_id] = _MemRun(
-                {
-                    "run_id": run_id,
-                    "started_at": time.time(),
-                    "containers": list(containers),
-                    "begindate": begindate,
-                    "listing_pending": len(containers),
-                }
-            )
-            self.current = _Current(run_id, time.time(), launch_id)
-            return run_id
-
-    def get_run(self, run_id: str) -> RunRecord | None:
-        with self._lock:
-            run = self.runs.get(run_id)
-            return run_record(dict(run.record)) if run else None
-
-    def current_run_id(self) -> str | None:
-        with self._lock:
-            return self.current.run_id if self.current and not self.current.finished else None
-
-    def latest_run_id(self) -> str | None:
-        with self._lock:
-            return max(self.runs, default=None)
-
-    def register_page(
-        self,
-        run_id: str,
-        container: str,
-        page: int,
-        pending: list[tuple[str, int]],
-        decided: list[tuple[str, int, str, str]],
-    ) -> PageStatus:
-        with self._lock:
-            run = self._run(run_id)
-            status = run.pages.get((container, page))
-            if status in ("registered", "published"):
-                return status  # type: ignore[return-value]
-            for blob_id, size, state, reason in page_entries(pending, decided):
-                if blob_id in run.blobs:
-                    continue  # listed before, by this page's earlier attempt or another page
-                run.blobs[blob_id] = {"state": state, "size": size, "reason": reason}
-                run.record["found"] = run.record.get("found", 0) + 1
-                if state != "pending":
-                    run.record[COUNTER[state]] = run.record.get(COUNTER[state], 0) + 1
-            run.pages[(container, page)] = "registered"
-            return "new" if status is None else "registering"
-
-    def mark_page_published(self, run_id: str, container: str, page: int) -> None:
-        with self._lock:
-            self._run(run_id).pages[(container, page)] = "published"
-
-    def finish_container(self, run_id: str, container: str) -> None:
-        with self._lock:
-            run = self._run(run_id)
-            if container not in run.listed:
-                run.listed.add(container)
-                run.record["listing_pending"] -= 1
-
-    def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim:
-        with self._lock:
-            item = self._run(run_id).blobs.setdefault(blob_id, {"state": "pending"})
-            state = item["state"]
-            if state in TERMINAL_STATES:
-                return Claim("terminal", blob_record(blob_id, item))
-            now = time.time()
-            if state == "working" and item.get("owner") != owner and item.get("lease_until", 0) > now:
-                return Claim("busy", blob_record(blob_id, item))
-            item.update(state="working", owner=owner, lease_until=now + lease_seconds)
-            return Claim("claimed", blob_record(blob_id, item))
-
-    def release(self, run_id: str, blob_id: str, owner: str) -> None:
-        with self._lock:
-            item = self._run(run_id).blobs.get(blob_id)
-            if item and item["state"] == "working" and item.get("owner") == owner:
-                item.update(state="pending", owner=None, lease_until=0)
-
-    def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool:
-        if state not in TERMINAL_STATES:
-            raise ValueError(f"{state!r} is not a terminal state")
-        with self._lock:
-            run = self._run(run_id)
-            item = run.blobs.setdefault(blob_id, {"state": "pending"})
-            if item["state"] in TERMINAL_STATES:
-                return False
-            item.update(state=state, reason=reason, owner=None)
-            run.record[COUNTER[state]] = run.record.get(COUNTER[state], 0) + 1
-            run.record["bytes_copied"] = run.record.get("bytes_copied", 0) + nbytes
-            return True
-
-    def set_upload(
-        self,
-        run_id: str,
-        blob_id: str,
-        upload_id: str,
-        key: str,
-        part_size: int,
-        parts: int,
-        checksum_type: str = "COMPOSITE",
-    ) -> str:
-        with self._lock:
-            item = self._run(run_id).blobs.setdefault(blob_id, {"state": "pending"})
-            if not item.get("upload_id"):
-                item.update(
-                    upload_id=upload_id,
-                    key=key,
-                    part_size=part_size,
-                    parts=parts,
-                    checksum_type=checksum_type,
-                )
-            return str(item["upload_id"])
-
-    def get_blob(self, run_id: str, blob_id: str) -> BlobRecord | None:
-        with self._lock:
-            item = self._run(run_id).blobs.get(blob_id)
-            return blob_record(blob_id, dict(item)) if item is not None else None
-
-    def record_part(self, run_id: str, blob_id: str, number: int, crc32: str) -> int:
-        with self._lock:
-            run = self._run(run_id)
-            run.parts.setdefault(blob_id, {})[number] = crc32
-            item = run.blobs.setdefault(blob_id, {"state": "pending"})
-            done = set(item.get("parts_done") or ())
-            done.add(number)
-            item["parts_done"] = done
-            return len(done)
-
-    def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:
-        with self._lock:
-            return dict(self._run(run_id).parts.get(blob_id, {}))
-
-    def bump_attempt(self, run_id: str, function: str, message_id: str) -> int:
-        with self._lock:
-            run = self._run(run_id)
-            count = run.attempts.get((function, message_id), 0) + 1
-            run.attempts[(function, message_id)] = count
-            return count
-
-    def blobs(self, run_id: str) -> Iterator[BlobRecord]:
-        with self._lock:
-            items = sorted(self._run(run_id).blobs.items())
-        for blob_id, item in items:
-            yield blob_record(blob_id, dict(item))
-
-    def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None:
-        with self._lock:
-            run = self._run(run_id)
-            run.record.setdefault("finished_at", finished_at)
-            run.record["report_key"] = report_key
-            if self.current and self.current.run_id == run_id:
-                self.current.finished = True

@@ -13,6 +13,7 @@ from azs3copy.errors import (
     BlobRejectedError,
 )
 from azs3copy.keys import object_key
+from azs3copy.ledger import ListedBlob
 from azs3copy.messages import (
     BlobRef,
     FindBlobsTask,
@@ -82,59 +83,83 @@ def find_blobs(deps: Deps, task: FindBlobsTask, invocation: Invocation) -> Outco
 
 
 def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, outcome: Outcome) -> Outcome:
-    settings, source, tuning = deps.need_settings(), deps.need_source(), deps.tuning
+    tuning = deps.tuning
     marker, page = task.marker, task.page
     while True:
-        listing = source.list_page(task.container, settings.prefix, marker, tuning.page_size)
-        candidates = [blob for blob in listing.blobs if selected(settings, blob)]
-        pending, decided = _triage(deps, candidates)
-        status = deps.ledger.register_page(
-            task.run_id,
-            task.container,
-            page,
-            [(blob.blob_id, blob.size) for blob, _ in pending],
-            [(blob.blob_id, blob.size, state, reason) for blob, state, reason in decided],
-        )
-        for blob, state, reason in decided:
-            outcome.count(state)
-            if state == "failed" and status == "new" and deps.on_fatal:  # refused as listed (key, size)
-                deps.on_fatal(task.run_id, blob.blob_id, reason)
-        if status != "published":
-            small = [(blob, key) for blob, key in pending if blob.size < tuning.large_threshold]
-            large = [(blob, key) for blob, key in pending if blob.size >= tuning.large_threshold]
-            batches = download_tasks(
-                task.run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes
-            )
-            if batches:
-                deps.publisher.publish(deps.topics.download, [encode(batch) for batch in batches])
-            if large:
-                deps.publisher.publish(
-                    deps.topics.largefile_initializer,
-                    [encode(LargefileInitializerTask(task.run_id, blob, key)) for blob, key in large],
-                )
-            deps.ledger.mark_page_published(task.run_id, task.container, page)
-            outcome.published += len(batches) + len(large)
+        known = deps.ledger.get_page(task.run_id, task.container, page)
+        if known is not None and known.status != "registering":
+            # An earlier attempt (or another delivery) registered this page: publish what it registered, not
+            # what a listing shows now, and go on where that listing went on.
+            if known.status == "registered":
+                _publish(deps, task, page, deps.ledger.page_blobs(task.run_id, task.container, page), outcome)
+            following = known.next_marker
+        else:
+            following = _register_page(deps, task, marker, page, outcome)
         outcome.detail["pages"] = outcome.detail.get("pages", 0) + 1
-        outcome.detail["candidates"] = outcome.detail.get("candidates", 0) + len(candidates)
-        logger.info(
-            "listed page",
-            extra={
-                "run_id": task.run_id,
-                "container": task.container,
-                "page": page,
-                "blobs": len(candidates),
-            },
-        )
-        marker, page = listing.marker, page + 1
+        marker, page = following, page + 1
         if marker is None:
             deps.ledger.finish_container(task.run_id, task.container)
             maybe_report(deps, task.run_id)
             return outcome
         if invocation.remaining_seconds() < tuning.listing_reserve_seconds:
-            following = FindBlobsTask(task.run_id, task.container, marker, page)
-            deps.publisher.publish(deps.topics.find_blobs, [encode(following)])
+            following_task = FindBlobsTask(task.run_id, task.container, marker, page)
+            deps.publisher.publish(deps.topics.find_blobs, [encode(following_task)])
             outcome.detail["continued_at_page"] = page
             return outcome
+
+
+def _register_page(
+    deps: Deps, task: FindBlobsTask, marker: str | None, page: int, outcome: Outcome
+) -> str | None:
+    """List one page, record its blobs in the ledger, publish those to copy; returns the listing's marker."""
+    settings, source = deps.need_settings(), deps.need_source()
+    listing = source.list_page(task.container, settings.prefix, marker, deps.tuning.page_size)
+    candidates = [blob for blob in listing.blobs if selected(settings, blob)]
+    pending, decided = _triage(deps, candidates)
+    registration = deps.ledger.register_page(
+        task.run_id,
+        task.container,
+        page,
+        [ListedBlob(blob, key) for blob, key in pending],
+        [(blob.blob_id, blob.size, state, reason) for blob, state, reason in decided],
+        listing.marker,
+    )
+    for _, state, _ in decided:
+        outcome.count(state)
+    for _ in registration.refused:
+        outcome.count("failed")
+    # Each blob refused for good is told once: one refused as listed (key, size) by the page's first attempt,
+    # one whose record the ledger could not hold by the attempt that recorded it failed instead.
+    told = list(registration.refused)
+    if registration.status == "new":
+        told += [(blob.blob_id, reason) for blob, state, reason in decided if state == "failed"]
+    for blob_id, reason in told:
+        if deps.on_fatal:
+            deps.on_fatal(task.run_id, blob_id, reason)
+    _publish(deps, task, page, registration.pending, outcome)
+    outcome.detail["candidates"] = outcome.detail.get("candidates", 0) + len(candidates)
+    logger.info(
+        "listed page",
+        extra={"run_id": task.run_id, "container": task.container, "page": page, "blobs": len(candidates)},
+    )
+    return listing.marker
+
+
+def _publish(deps: Deps, task: FindBlobsTask, page: int, blobs: list[ListedBlob], outcome: Outcome) -> None:
+    """Hand the page's blobs to download (small) or largefile-initializer (large), then mark it published."""
+    tuning = deps.tuning
+    small = [(blob.ref, blob.key) for blob in blobs if blob.ref.size < tuning.large_threshold]
+    large = [(blob.ref, blob.key) for blob in blobs if blob.ref.size >= tuning.large_threshold]
+    batches = download_tasks(task.run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes)
+    if batches:
+        deps.publisher.publish(deps.topics.download, [encode(batch) for batch in batches])
+    if large:
+        deps.publisher.publish(
+            deps.topics.largefile_initializer,
+            [encode(LargefileInitializerTask(task.run_id, blob, key)) for blob, key in large],
+        )
+    deps.ledger.mark_page_published(task.run_id, task.container, page)
+    outcome.published += len(batches) + len(large)
 
 
 def _triage(
