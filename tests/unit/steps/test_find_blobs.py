@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from azs3copy.errors import TransientError
+from azs3copy.errors import AccessDeniedError, TransientError
 from azs3copy.ledger import TERMINAL_STATES
 from azs3copy.steps.context import Tuning
 from azs3copy.steps.launch_qualification import launch_qualification
@@ -178,6 +178,30 @@ def test_a_listing_retried_after_its_page_was_registered_settles_every_blob_it_r
     assert records["alpha/b"].state in expected[change]
     assert {f"alpha/{name}" for name in "acdfg"} <= copied
     assert not h.dead_letters
+
+
+def test_a_blob_whose_copy_in_s3_cannot_be_checked_fails_alone_and_the_listing_goes_on() -> None:
+    class TagsDenied(MemoryObjectSink):
+        """GetObjectTagging refused for one object (a bucket policy on its prefix, say)."""
+
+        def get_tags(self, key: str) -> dict[str, str] | None:
+            if key == "alpha/locked/b":
+                raise AccessDeniedError(f"GET tagging s3://dest/{key}: AccessDenied")
+            return super().get_tags(key)
+
+    source = MemoryBlobSource()
+    for name in ("a", "locked/b", "c"):
+        source.put("alpha", name, name.encode() * 10)
+    sink = TagsDenied()
+    first = harness(source, sink)
+    first.report(first.run() or "")
+    second = harness(source, sink)
+    run_id = second.run()
+    assert run_id
+    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
+    assert {state: n for state, n in report["counts"].items() if n} == {"skipped": 2, "failed": 1}
+    [failure] = report["failures"]
+    assert failure["blob"] == "alpha/locked/b" and "AccessDenied" in failure["reason"], failure
 
 
 def test_a_destination_prefix_changed_mid_run_does_not_split_the_run() -> None:

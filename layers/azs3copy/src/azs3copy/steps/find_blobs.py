@@ -183,34 +183,50 @@ def _triage(
             decided.append((ref, "needs-rehydration", "in the archive tier: rehydrate it in Azure first"))
             continue
         pending.append((ref, key))
-    unchanged = _unchanged_in_s3(sink, pending, deps.tuning.head_threads)
-    decided += [
-        (ref, "skipped", "already in S3, verified as a copy of the same source ETag and size")
-        for ref, _ in pending
-        if ref.blob_id in unchanged
-    ]
-    pending = [(ref, key) for ref, key in pending if ref.blob_id not in unchanged]
+    checked = _unchanged_in_s3(sink, pending, deps.tuning.head_threads)
+    for ref, _ in pending:
+        found = checked.get(ref.blob_id)
+        if isinstance(found, Azs3copyError):  # this blob alone: the others of the page go on
+            why = redact(
+                f"could not check the object S3 holds for it: {type(found).__name__}: {found}", deps.secrets
+            )
+            decided.append((ref, "failed", why))
+        elif found:
+            decided.append(
+                (ref, "skipped", "already in S3, verified as a copy of the same source ETag and size")
+            )
+    pending = [(ref, key) for ref, key in pending if ref.blob_id not in checked]
     return pending, decided
 
 
-def _unchanged_in_s3(sink: ObjectSink, pending: list[tuple[BlobRef, str]], threads: int) -> set[str]:
-    """Blob ids whose S3 object was verified as a copy of the same source ETag and size.
+def _unchanged_in_s3(
+    sink: ObjectSink, pending: list[tuple[BlobRef, str]], threads: int
+) -> dict[str, bool | Azs3copyError]:
+    """True for the blob ids whose S3 object was verified as a copy of the same source ETag and size, and the
+    error for those whose object could not be checked for a reason no retry clears (a retryable one is raised:
+    the listing is tried again).
 
     One ranged listing of the page's key span finds which keys exist with the right size; only those have
     their tags read (one request each, where a HEAD was before)."""
     if not pending:
-        return set()
+        return {}
     keys = sorted((key for _, key in pending), key=str.encode)
     prefix = _common_prefix(keys)
     low = keys[0]
     start_after = low[:-1] if low else low  # just before the lowest key
     sizes = dict(sink.list_sizes(prefix, start_after, keys[-1]))
     maybe = [(ref, key) for ref, key in pending if sizes.get(key) == ref.size]
-    if not maybe:
-        return set()
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(maybe)))) as pool:
-        results = pool.map(lambda pair: (pair[0].blob_id, verified_copy(sink, pair[1], pair[0])), maybe)
-        return {blob_id for blob_id, same in results if same}
+
+    def check(pair: tuple[BlobRef, str]) -> tuple[str, bool | Azs3copyError]:
+        try:
+            return pair[0].blob_id, verified_copy(sink, pair[1], pair[0])
+        except Azs3copyError as error:
+            if error.retryable:
+                raise
+            return pair[0].blob_id, error
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(maybe) or 1))) as pool:
+        return {blob_id: found for blob_id, found in pool.map(check, maybe) if found is not False}
 
 
 def _common_prefix(keys: list[str]) -> str:
