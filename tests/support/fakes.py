@@ -24,6 +24,7 @@ from azs3copy.errors import (
 )
 from azs3copy.messages import BlobRef, ContentSettings, SourceBlob
 from azs3copy.transports import (
+    WRITE_ID_BYTES,
     CompletedPart,
     ListPage,
     ObjectAttrs,
@@ -135,6 +136,12 @@ class MemoryBlobSource:
         return current.data[offset : offset + length]
 
 
+#: S3's limits: a key of at most 1,024 UTF-8 bytes; user metadata of at most 2 KB, counted as the UTF-8 bytes of
+#: its names and values (S3ObjectSink adds its write id to every object, so the fake counts it too).
+MAX_KEY_BYTES = 1024
+MAX_METADATA_BYTES = 2048
+
+
 @dataclass
 class _Object:
     data: bytes
@@ -143,6 +150,8 @@ class _Object:
     tags: dict[str, str] = field(default_factory=dict)
     #: What S3 computed from the bytes it received (before any corruption at rest, which only a read finds).
     crc32: str | None = None
+    #: A delete marker: the current version of a key deleted without a version id in a versioned bucket.
+    marker: bool = False
 
 
 @dataclass
@@ -153,9 +162,12 @@ class _Upload:
 
 
 class MemoryObjectSink:
+    """A bucket, versioned or not, as S3 keeps it: every version of a key (the last is current), a delete
+    marker for a key deleted without a version id in a versioned bucket, tags per version, and S3's limits on
+    keys and metadata."""
+
     def __init__(self, *, versioned: bool = False, list_page_size: int = 1000) -> None:
-        self.objects: dict[str, _Object] = {}
-        self.versions: dict[str, list[str]] = {}
+        self.history: dict[str, list[_Object]] = {}
         self.uploads: dict[str, _Upload] = {}
         self.versioned = versioned
         self.list_page_size = list_page_size
@@ -167,21 +179,62 @@ class MemoryObjectSink:
         #: Called with the bytes about to be stored; a test may return different bytes (corruption).
         self.on_store: Callable[[str, bytes], bytes] | None = None
 
+    @property
+    def objects(self) -> dict[str, _Object]:
+        """The current version of every key that has one (not a delete marker)."""
+        with self._lock:
+            return {key: kept[-1] for key, kept in self.history.items() if kept and not kept[-1].marker}
+
+    @property
+    def versions(self) -> dict[str, list[str]]:
+        """The version ids a versioned bucket holds for each key, oldest first (delete markers left out)."""
+        with self._lock:
+            return {
+                key: [str(obj.version_id) for obj in kept if not obj.marker]
+                for key, kept in self.history.items()
+                if self.versioned
+            }
+
+    def _version(self, key: str, version_id: str | None) -> _Object | None:
+        """That version of the key, or the current one; None for none or a delete marker."""
+        kept = self.history.get(key) or []
+        if version_id is None:
+            found = kept[-1] if kept else None
+        else:
+            found = next((obj for obj in kept if obj.version_id == version_id), None)
+        return found if found is not None and not found.marker else None
+
+    @staticmethod
+    def _check_key(action: str, key: str) -> None:
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise FatalError(f"{action}: KeyTooLongError: Your key is too long")
+
+    @staticmethod
+    def _check_metadata(action: str, attrs: ObjectAttrs) -> None:
+        size = sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in attrs.metadata.items())
+        if size + WRITE_ID_BYTES > MAX_METADATA_BYTES:
+            raise FatalError(
+                f"{action}: MetadataTooLarge: Your metadata headers exceed the maximum allowed metadata size"
+            )
+
     def _store(self, key: str, data: bytes, attrs: ObjectAttrs) -> str | None:
         crc = crc32_of(data)
         if self.on_store:
             data = self.on_store(key, data)
-        version = f"v{next(self._ids)}" if self.versioned else None
-        self.objects[key] = _Object(data, attrs, version, crc32=crc)
-        if version:
-            self.versions.setdefault(key, []).append(version)
+        version = self._keep(key, _Object(data, attrs, None, crc32=crc))
         self.puts += 1
         return version
 
+    def _keep(self, key: str, stored: _Object) -> str | None:
+        """Make `stored` the key's current version: one more version in a versioned bucket, the only one else."""
+        stored.version_id = f"v{next(self._ids)}" if self.versioned else None
+        self.history[key] = [*self.history.get(key, []), stored] if self.versioned else [stored]
+        return stored.version_id
+
     def head(self, key: str, version_id: str | None = None, *, checksums: bool = False) -> ObjectInfo | None:
         with self._lock:
-            found = self.objects.get(key)
-        if found is None or (version_id is not None and found.version_id != version_id):
+            found = self._version(key, version_id)
+        if found is None:
             return None
         etag = '"' + hashlib.md5(found.data).hexdigest() + '"'
         return ObjectInfo(
@@ -195,9 +248,9 @@ class MemoryObjectSink:
         )
 
     def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:
-        with self._lock:
-            keys = sorted((key for key in self.objects if key.startswith(prefix)), key=str.encode)
-            sizes = [(key, len(self.objects[key].data)) for key in keys]
+        current = self.objects
+        keys = sorted((key for key in current if key.startswith(prefix)), key=str.encode)
+        sizes = [(key, len(current[key].data)) for key in keys]
         low, high = start_after.encode(), stop_after.encode()
         yield from ((key, size) for key, size in sizes if low < key.encode() <= high)
 
@@ -212,11 +265,15 @@ class MemoryObjectSink:
             raise ChecksumMismatchError(f"{action}: BadDigest: the Content-MD5 you specified did not match")
 
     def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+        self._check_key(f"PUT {key}", key)
+        self._check_metadata(f"PUT {key}", attrs)
         self._check(f"PUT {key}", data, crc32, md5)
         with self._lock:
             return self._store(key, data, attrs)
 
     def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+        self._check_key(f"create multipart upload of {key}", key)
+        self._check_metadata(f"create multipart upload of {key}", attrs)
         upload_id = f"upload-{next(self._ids)}"
         with self._lock:
             self.uploads[upload_id] = _Upload(key, attrs)
@@ -265,7 +322,10 @@ class MemoryObjectSink:
 
     def read(self, key: str, version_id: str | None = None, start: int = 0) -> Iterator[bytes]:
         with self._lock:
-            data = self.objects[key].data
+            found = self._version(key, version_id)
+        if found is None:
+            raise FatalError(f"GET {key}: {'NoSuchVersion' if version_id else 'NoSuchKey'}")
+        data = found.data
         for offset in range(start, len(data), 1 << 20):
             chunk = data[offset : offset + (1 << 20)]
             self.bytes_read += len(chunk)
@@ -274,30 +334,35 @@ class MemoryObjectSink:
             yield b""
 
     def delete(self, key: str, version_id: str | None) -> None:
+        """With a version id that version goes for good (the one before it is current again, if it was the
+        current one); without one, a versioned bucket puts a delete marker on top, an unversioned one drops
+        the object."""
         with self._lock:
-            found = self.objects.get(key)
-            if found and (version_id is None or found.version_id == version_id):
-                del self.objects[key]
-            if version_id and key in self.versions and version_id in self.versions[key]:
-                self.versions[key].remove(version_id)
+            kept = self.history.get(key, [])
+            if version_id is not None:
+                self.history[key] = [obj for obj in kept if obj.version_id != version_id]
+            elif self.versioned:
+                self._keep(key, _Object(b"", ObjectAttrs(), None, marker=True))
+            else:
+                self.history[key] = []
 
     def put_json(self, key: str, body: bytes) -> None:
+        self._check_key(f"PUT {key}", key)
         with self._lock:
-            self.objects[key] = _Object(
-                body, ObjectAttrs(replace(ContentSettings(), content_type="application/json")), None
+            self._keep(
+                key,
+                _Object(body, ObjectAttrs(replace(ContentSettings(), content_type="application/json")), None),
             )
 
     def put_tags(self, key: str, version_id: str | None, tags: dict[str, str]) -> None:
         with self._lock:
-            found = self.objects.get(key)
-            if found is not None and (version_id is None or found.version_id == version_id):
-                found.tags = dict(tags)
-                return
-            if version_id is not None and version_id in self.versions.get(key, []):
-                return  # a version no longer current: its tags are not kept here
-        raise FatalError(f"tag {key}: NoSuchKey or NoSuchVersion")
+            found = self._version(key, version_id)
+            if found is None:
+                raise FatalError(f"tag {key}: {'NoSuchVersion' if version_id else 'NoSuchKey'}")
+            found.tags = dict(tags)
 
     def get_tags(self, key: str) -> dict[str, str] | None:
+        """The tags of the current version; None when the key has none (or a delete marker)."""
         with self._lock:
-            found = self.objects.get(key)
+            found = self._version(key, None)
             return dict(found.tags) if found is not None else None
