@@ -180,6 +180,36 @@ def test_a_listing_retried_after_its_page_was_registered_settles_every_blob_it_r
     assert not h.dead_letters
 
 
+def test_a_listing_that_stopped_while_registering_its_page_settles_the_blobs_it_had_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = MemoryBlobSource()
+    for i in range(120):
+        source.put("alpha", f"f{i:03d}", b"%d" % i)
+    h = harness(source)
+    h.tuning = dataclasses.replace(h.tuning, page_size=150)  # one page, two transactions of blobs
+    create = h.ledger._create_blobs  # type: ignore[attr-defined]  # both ledgers write a page's blobs so
+    calls = 0
+
+    def throttled_once(run_id: str, entries: list[object]) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the first 99 blobs are recorded; the attempt stops, and f005 is deleted meanwhile
+            source.delete("alpha", "f005")
+            raise TransientError("ledger register_page: ThrottlingException")
+        return create(run_id, entries)
+
+    monkeypatch.setattr(h.ledger, "_create_blobs", throttled_once)
+    run_id = h.run()
+    assert run_id
+    run = h.report(run_id)
+    assert run.complete and run.report_key and run.found == 120 == run.done
+    states = {record.blob_id: record.state for record in h.ledger.blobs(run_id)}
+    assert states.pop("alpha/f005") == "vanished"  # recorded by the first attempt: settled, not left pending
+    assert set(states.values()) == {"copied"}
+    assert_copied(source, h.sink)  # type: ignore[arg-type]
+
+
 def test_a_blob_whose_copy_in_s3_cannot_be_checked_fails_alone_and_the_listing_goes_on() -> None:
     class TagsDenied(MemoryObjectSink):
         """GetObjectTagging refused for one object (a bucket policy on its prefix, say)."""
