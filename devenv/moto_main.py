@@ -1,4 +1,4 @@
-"""moto in server mode, with three fixes for what the local environment relies on.
+"""moto in server mode, with four fixes for what the local environment relies on.
 
 DynamoDB requests are taken one at a time. moto's DynamoDB backend has no lock: two concurrent
 UpdateItem/TransactWriteItems calls that ADD to the same attribute can both read the old value, and one
@@ -19,6 +19,10 @@ got "Function already exist", which the Terraform provider retries for five minu
 lock on every function create, and the apply failed (seen in CI: the whole of `terraform apply` stalled
 5 minutes, then `azs3copy-download` failed with 409). A request for a different function of the same
 name still gets the 409.
+
+S3 checks the checksums a PutObject, UploadPart or CompleteMultipartUpload carries and refuses bytes that do
+not match them, and keeps a PutObject's checksum and reports it on HEAD with its type, as S3 does; moto
+accepts any checksum and keeps none sent without an SDK header (devenv.moto_s3_checksums).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import main
+
+from devenv import moto_s3_checksums
 
 _lock = threading.Lock()
 _call_action = DynamoHandler.call_action
@@ -154,6 +160,8 @@ def _idempotent_create(self: LambdaResponse) -> Any:
 
 
 LambdaResponse.create_function = _idempotent_create  # type: ignore[method-assign]
+
+moto_s3_checksums.install()
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ from azs3copy.handler.function import Function
 from azs3copy.steps.largefile_initializer import largefile_initializer
 
 logger = Logger()
-function = Function("largefile-initializer", settings=False)
+function = Function("largefile-initializer")
 
 
 @logger.inject_lambda_context

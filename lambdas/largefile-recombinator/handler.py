@@ -9,7 +9,7 @@ from azs3copy.handler.function import Function
 from azs3copy.steps.largefile_recombinator import largefile_recombinator
 
 logger = Logger()
-function = Function("largefile-recombinator", settings=False)
+function = Function("largefile-recombinator")
 
 
 @logger.inject_lambda_context

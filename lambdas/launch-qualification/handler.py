@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from azs3copy.handler.function import Function
 
 logger = Logger()
-function = Function("launch-qualification", sink=False)
+function = Function("launch-qualification", sink=False, settings=True)
 
 
 @logger.inject_lambda_context

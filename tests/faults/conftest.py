@@ -265,14 +265,14 @@ class World:
 
 
 def _apply_overrides(lambda_client: Any, s3_endpoint: str) -> None:
-    """What this deployment changes after `terraform apply`: S3 through the proxy, settings read on every
+    """What this deployment changes after `terraform apply`: S3 through the proxy, credentials read on every
     invocation (the scenarios rewrite the secret), and a short parter timeout. (envs/local applies no
     TLS-only bucket policy: moto would deny every request with it, see terraform/envs/local/main.tf.)"""
     for function in lambda_client.list_functions()["Functions"]:
         variables = dict((function.get("Environment") or {}).get("Variables") or {})
         variables["AWS_ENDPOINT_URL_S3"] = s3_endpoint
-        if "AZS3COPY_SETTINGS_TTL" in variables:
-            variables["AZS3COPY_SETTINGS_TTL"] = "0"
+        if "AZS3COPY_CREDENTIALS_TTL" in variables:
+            variables["AZS3COPY_CREDENTIALS_TTL"] = "0"
         kwargs: dict[str, Any] = {"Environment": {"Variables": variables}}
         if function["FunctionName"].endswith("largefile-parter"):
             kwargs["Timeout"] = PARTER_TIMEOUT

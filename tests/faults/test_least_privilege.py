@@ -11,7 +11,8 @@ What each function's code calls, derived by reading the engine, the ledger and t
   on-failure destination sends with the role), X-Ray segments when tracing is active, the KMS key (encrypted DLQs, topics, secret and objects);
   metrics are EMF lines in the log (Powertools), not PutMetricData calls.
 * the ledger: `bump_attempt`, `claim`, `release`, `finish`, `set_upload`, `mark_reported` are UpdateItem (or
-  TransactWriteItems of updates); `record_part`, `start_run` and the page/listing records are PutItem;
+  TransactWriteItems of updates); `record_part`, `start_run` and the page/listing records are PutItem
+  (`start_run` checks the record of the run it may take over with a ConditionCheck, ConditionCheckItem);
   `register_page` writes blobs with TransactWriteItems of conditional Puts (PutItem) and the run's counters
   (UpdateItem); a listing page retried after it was registered reads its blobs back with BatchGetItem
   (`page_blobs`, find-blobs); the report's `blobs()` and `part_checksums` are Query.
@@ -83,7 +84,7 @@ WRITE_AND_VERIFY = grants(
 
 USES: dict[str, set[Grant]] = {
     "launch-qualification": READ_SECRET
-    | grants(["dynamodb:GetItem", "dynamodb:PutItem"], LEDGER)
+    | grants(["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"], LEDGER)
     | grants(["sns:Publish"], "topic find-blobs"),
     "find-blobs": READ_SECRET
     | SNS_STEP

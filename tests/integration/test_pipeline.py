@@ -63,6 +63,47 @@ def test_small_large_empty_and_threshold_blobs_arrive_byte_identical(stack: Stac
     )  # large.bin, and 12 MiB and 12 MiB + 1 in 3 parts each
 
 
+def upload_in_blocks(stack: Stack, container: str, name: str, data: bytes) -> None:
+    """A block-uploaded blob: Azure stores no Content-MD5 for it, so only S3's checksum can be compared."""
+    blob = stack.azure.get_blob_client(container, name)
+    ids = []
+    for number, offset in enumerate(range(0, len(data), 4 * 1024 * 1024)):
+        ids.append(base64.b64encode(f"{number:06d}".encode()).decode())
+        blob.stage_block(ids[-1], data[offset : offset + 4 * 1024 * 1024])
+    blob.commit_block_list(ids)
+
+
+def test_verify_checksum_copies_every_kind_of_blob_byte_identical(
+    moto_server: MotoServer, azurite: Azurite
+) -> None:
+    """verify = "checksum" compares the size and the CRC32 S3 holds instead of reading the object back: blobs
+    written by one PutObject, by the download's multipart upload and by the large path are all copied."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    with handler_stack(
+        moto_server,
+        service,
+        azurite.connection_string,
+        name="cksum",
+        extra_env={"AZS3COPY_VERIFY": "checksum"},
+    ) as checked:
+        container = new_container(checked)
+        blobs = {
+            "one-put.bin": os.urandom(200_000),
+            "chunked.bin": os.urandom(PART + 100_000),
+            "large.bin": os.urandom(THRESHOLD + 1),
+        }
+        for name, data in blobs.items():
+            upload_in_blocks(checked, container, name, data)
+        upload(checked, container, "with-md5.bin", os.urandom(150_000))  # one Put Blob: has a Content-MD5
+        checked.configure([container])
+        pump = checked.pump()
+        run_id = checked.launch()
+        pump.drain()
+        report = checked.report(run_id)
+        assert report["failures"] == [] and report["counts"]["copied"] == len(blobs) + 1
+        assert checked.assert_identical(container) == len(blobs) + 1
+
+
 def test_tricky_names_same_name_in_two_containers_and_metadata_round_trip(stack: Stack) -> None:
     first, second = new_container(stack), new_container(stack)
     names = ["dir/ünïcødé 名前.txt", "with space.txt", "100%+plus?query#hash", "a/b/c/d.json"]

@@ -242,6 +242,16 @@ def test_a_multipart_object_has_the_full_object_crc32_and_reads_from_an_offset(s
     assert b"".join(sink.read("c/whole", version, 5 * 1024 * 1024 - 3)) == data[-1003:]
 
 
+def test_a_put_object_reports_the_crc32_it_was_sent_with(sink: ObjectSink) -> None:
+    """verify=checksum compares the CRC32 S3 holds for an object written by one PutObject: S3 keeps the
+    checksum sent in the x-amz-checksum-crc32 header, whether or not an SDK named its algorithm too."""
+    data = os.urandom(300_000)
+    version = sink.put("c/one-put", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS)
+    info = sink.head("c/one-put", version, checksums=True)
+    assert info is not None and info.size == len(data)
+    assert info.crc32 == crc32_of(data) and info.checksum_type == "FULL_OBJECT"
+
+
 def test_aborted_upload_is_gone(sink: ObjectSink) -> None:
     upload = sink.create_upload("c/gone", ATTRS)
     sink.abort("c/gone", upload)
@@ -314,7 +324,27 @@ def test_a_versioned_bucket_keeps_each_version_with_its_bytes_and_tags(versioned
     assert kept is not None and kept.size == 3
 
 
-# --- what the S3 sink sends (botocore Stubber: moto accepts wrong checksums, so only the request can show it) --
+def test_a_sink_refuses_bytes_that_do_not_match_their_checksums_as_s3_does(sink: ObjectSink) -> None:
+    """S3 refuses (BadDigest) a PutObject or UploadPart whose bytes do not match the CRC32 or Content-MD5
+    sent with them, and a completion whose whole-object CRC32 differs; nothing is stored, the upload stays."""
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.put("c/a", b"x", crc32=crc32_of(b"y"), md5=md5_b64(b"x"), attrs=ATTRS)
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"y"), attrs=ATTRS)
+    assert sink.head("c/a") is None
+    upload = sink.create_upload("c/big", ATTRS)
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.upload_part("c/big", upload, 1, b"x", crc32_of(b"y"))
+    assert not list(sink.list_parts("c/big", upload))
+    etag = sink.upload_part("c/big", upload, 1, b"x", crc32_of(b"x"))
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.complete("c/big", upload, [CompletedPart(1, etag, crc32_of(b"x"))], crc32=crc32_of(b"y"))
+    assert [part.number for part in sink.list_parts("c/big", upload)] == [1]
+    sink.complete("c/big", upload, [CompletedPart(1, etag, crc32_of(b"x"))], crc32=crc32_of(b"x"))
+    assert b"".join(sink.read("c/big")) == b"x"
+
+
+# --- what the S3 sink sends (botocore Stubber: the exact requests) ------------------------------------------
 
 
 def stubbed_s3() -> tuple[Any, Stubber]:
@@ -418,15 +448,3 @@ def test_bytes_s3_refuses_as_not_matching_their_checksum_are_a_retryable_mismatc
         else:
             sink.upload_part("c/a", "u1", 1, b"x", crc32_of(b"y"))
     assert raised.value.retryable
-
-
-def test_the_memory_sink_refuses_a_wrong_checksum_as_s3_does() -> None:
-    sink = MemoryObjectSink()
-    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
-        sink.put("c/a", b"x", crc32=crc32_of(b"y"), md5=md5_b64(b"x"), attrs=ATTRS)
-    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
-        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"y"), attrs=ATTRS)
-    upload = sink.create_upload("c/big", ATTRS)
-    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
-        sink.upload_part("c/big", upload, 1, b"x", crc32_of(b"y"))
-    assert sink.head("c/a") is None and not list(sink.list_parts("c/big", upload))

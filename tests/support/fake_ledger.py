@@ -42,6 +42,7 @@ from azs3copy.ledger import (
     page_entries,
     run_record,
 )
+from azs3copy.settings import RunSettings
 
 #: DynamoDB's limits (developer guide, "Quotas"): key attribute values, an item with its attribute names,
 #: and a TransactWriteItems request.
@@ -146,6 +147,13 @@ class MemoryLedger:
     def _meta(self, run_id: str) -> Item:
         return self.table.get(run_pk(run_id), "META") or {}
 
+    def _progress(self, run_id: str) -> None:
+        """Stamp the run's progress (a page listed, a blob claimed or settled, a part uploaded): a launch takes
+        over only a run that made none for stale_after seconds."""
+        meta = self.table.get(run_pk(run_id), "META")
+        if meta is not None:
+            self.table.write("progress", [(run_pk(run_id), "META", {**meta, "progress_at": time.time()})])
+
     # -- runs
     def start_run(
         self,
@@ -156,27 +164,27 @@ class MemoryLedger:
         force: bool,
         stale_after: float,
         launch_id: str | None = None,
+        settings: RunSettings | None = None,
     ) -> str:
         with self._lock:
             current = self.table.get("CURRENT", "CURRENT") or {}
             if launch_id and current.get("launched_by") == launch_id:
                 return str(current["run_id"])
             now = time.time()
-            if (
-                not force
-                and current.get("run_id")
-                and not current.get("finished")
-                and current["started_at"] >= now - stale_after
-            ):
+            if not force and current.get("run_id") and not current.get("finished"):
                 running = str(current["run_id"])
-                raise RunInProgressError(
-                    f"run {running} has not finished; wait for it, or start anyway with force", run_id=running
-                )
+                last = self.table.get(run_pk(running), "META")
+                if last is not None and last.get("progress_at", last["started_at"]) >= now - stale_after:
+                    raise RunInProgressError(
+                        f"run {running} has not finished; wait for it, or start anyway with force",
+                        run_id=running,
+                    )
             if self.table.get(run_pk(run_id), "META") is not None:
                 raise FatalError(f"run {run_id} is in the ledger already")
             meta: Item = {
                 "run_id": run_id,
                 "started_at": now,
+                "progress_at": now,
                 "containers": list(containers),
                 "begindate": begindate,
                 "listing_pending": len(containers),
@@ -187,6 +195,9 @@ class MemoryLedger:
             }
             if launch_id:
                 meta["launched_by"] = launch_id
+            recorded: Item = {"expires_at": self._expires()}
+            if settings is not None:
+                recorded["settings"] = settings.to_json()
             current = {"run_id": run_id, "started_at": now, "finished": False}
             if launch_id:
                 current["launched_by"] = launch_id
@@ -196,6 +207,7 @@ class MemoryLedger:
                     ("CURRENT", "CURRENT", current),
                     (run_pk(run_id), "META", meta),
                     ("RUNS", run_id, {"started_at": now, "expires_at": self._expires()}),
+                    (run_pk(run_id), "SETTINGS", recorded),
                 ],
                 transaction=True,
             )
@@ -205,6 +217,11 @@ class MemoryLedger:
         with self._lock:
             meta = self.table.get(run_pk(run_id), "META")
             return run_record(meta) if meta else None
+
+    def run_settings(self, run_id: str) -> RunSettings | None:
+        with self._lock:
+            item = self.table.get(run_pk(run_id), "SETTINGS") or {}
+        return RunSettings.from_json(str(item["settings"])) if item.get("settings") else None
 
     def current_run_id(self) -> str | None:
         with self._lock:
@@ -235,6 +252,7 @@ class MemoryLedger:
         entries = page_entries(pending, decided)
         digests = {blob_digest(entry.blob_id) for entry in entries}
         with self._lock:
+            self._progress(run_id)  # a listing whose pages select nothing makes progress too
             before = self.table.get(pk, sk) or {}
             status: PageStatus = before.get("status", "new")
             record = {**before, "status": before.get("status", "registering"), "expires_at": self._expires()}
@@ -342,6 +360,7 @@ class MemoryLedger:
                 return Claim(outcome, blob_record(blob_id, item))
             claimed = {**(item or {}), "state": "working", "owner": owner, "lease_until": now + lease_seconds}
             self._put_blob("claim", run_id, blob_id, claimed)
+            self._progress(run_id)
             return Claim("claimed", blob_record(blob_id, claimed))
 
     def release(self, run_id: str, blob_id: str, owner: str) -> None:
@@ -366,6 +385,7 @@ class MemoryLedger:
             meta = self._meta(run_id)
             meta[COUNTER[state]] = meta.get(COUNTER[state], 0) + 1
             meta["bytes_copied"] = meta.get("bytes_copied", 0) + nbytes
+            meta["progress_at"] = item["finished_at"]
             self.table.write("finish", [(pk, blob_sk(blob_id), item), (pk, "META", meta)], transaction=True)
             return True
 
@@ -400,6 +420,7 @@ class MemoryLedger:
             item = self._blob(run_id, blob_id) or {}
             done = set(item.get("parts_done") or ()) | {number}
             self._put_blob("record_part", run_id, blob_id, {**item, "parts_done": done})
+            self._progress(run_id)
             return len(done)
 
     def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:

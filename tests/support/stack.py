@@ -129,7 +129,7 @@ def handler_stack(
         "AZS3COPY_LARGE_THRESHOLD": str(THRESHOLD),
         "AZS3COPY_PART_SIZE": str(PART),
         "AZS3COPY_CHUNK_SIZE": str(PART),
-        "AZS3COPY_SETTINGS_TTL": "0",
+        "AZS3COPY_CREDENTIALS_TTL": "0",
         "POWERTOOLS_SERVICE_NAME": "azs3copy",
         "POWERTOOLS_METRICS_NAMESPACE": "azs3copy",
         **(extra_env or {}),

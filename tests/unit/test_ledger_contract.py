@@ -4,6 +4,7 @@ against DynamoDB, so that the fake refuses what DynamoDB refuses."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +12,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from azs3copy.backends import dynamodb
 from azs3copy.backends.dynamodb import DynamoLedger
 from azs3copy.backends.dynamodb_items import item as _item
 from azs3copy.errors import FatalError, TransientError
 from azs3copy.ledger import Ledger, LedgerRefusedError, ListedBlob, PageRecord, RunInProgressError
 from azs3copy.messages import BlobRef
+from tests.support import fake_ledger
 from tests.support.fake_ledger import FakeTable
 from tests.support.ledgers import KINDS, moto_dynamodb, open_ledger
 
@@ -201,6 +204,63 @@ def test_a_retried_launch_gets_the_run_it_started_and_no_second_one(ledger: Ledg
     assert launch("20240101T000005Z-ffffff", "request-3") == "20240101T000005Z-ffffff"
 
 
+class Clock:
+    """The ledgers' time.time(), moved by the test (both ledgers stamp runs with it)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    for module in (dynamodb, fake_ledger):
+        monkeypatch.setattr(module, "time", clock)
+    return clock
+
+
+def test_a_run_making_progress_is_never_taken_over_however_long_it_runs(ledger: Ledger, clock: Clock) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 1), listed("c0/big", 10)], [])
+    ledger.claim(run, "c0/big", "parter", 900)
+    for part in range(1, 5):  # a large blob's parts go in, 50 minutes apart: 3 h 20 min in all
+        clock.advance(3000)
+        ledger.record_part(run, "c0/big", part, "crc")
+    clock.advance(3000)
+    ledger.claim(run, "c0/a", "download", 900)
+    ledger.finish(run, "c0/a", "copied", None, 1)
+    clock.advance(3000)  # the run is 4 h 10 min old, its last progress 50 minutes ago: not stalled
+    with pytest.raises(RunInProgressError) as refused:
+        start(ledger, "20240101T000001Z-bbbbbb")  # stale_after 3600
+    assert refused.value.run_id == run
+    assert ledger.current_run_id() == run
+
+
+def test_a_run_without_progress_for_stale_after_seconds_is_taken_over(ledger: Ledger, clock: Clock) -> None:
+    run = start(ledger)
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 1)], [])
+    clock.advance(3000)
+    ledger.claim(run, "c0/a", "download", 900)  # then the invocation died: the run stalls here
+    clock.advance(3599)
+    with pytest.raises(RunInProgressError):
+        start(ledger, "20240101T000001Z-bbbbbb")
+    clock.advance(2)
+    assert start(ledger, "20240101T000002Z-cccccc") == "20240101T000002Z-cccccc"
+    assert ledger.current_run_id() == "20240101T000002Z-cccccc"
+
+
 def test_blobs_lists_every_state_with_reasons(ledger: Ledger) -> None:
     run = start(ledger)
     ledger.register_page(
@@ -245,7 +305,7 @@ class CancellingClient:
 
 @pytest.fixture(name="moto_dynamodb")
 def moto_dynamodb_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setattr("azs3copy.backends.dynamodb._backoff", lambda attempt: None)
+    monkeypatch.setattr("azs3copy.backends.dynamodb_items.backoff", lambda attempt: None)
     with moto_dynamodb(monkeypatch) as client:
         yield client
 

@@ -206,3 +206,74 @@ def test_a_sas_url_pasted_as_the_account_url_does_not_show_its_signature_in_the_
 def test_a_container_named_twice_is_refused_naming_it() -> None:
     with pytest.raises(ConfigError, match=r"containers.*'logs' more than once"):
         parse_settings(secret(containers=["logs", "data", "logs"]))
+
+
+def test_an_empty_containers_list_is_a_configuration_error_naming_the_key() -> None:
+    # Left out, every container of the account is copied; an empty list is a mistake, never "everything".
+    with pytest.raises(ConfigError, match=r"secret key 'containers' is an empty list"):
+        parse_settings(secret(containers=[]))
+
+
+KEY = "a2V5a2V5a2V5a2V5"  # base64 of a fake account key
+
+
+@pytest.mark.parametrize(
+    ("azure", "key"),
+    [
+        (
+            {"account_url": "http://acct.blob.core.windows.net", "sas_token": "sv=2024&sig=abc"},
+            "azure.account_url",
+        ),
+        (
+            {"account_url": "http://acct.blob.core.windows.net", "account_name": "acct", "account_key": KEY},
+            "azure.account_url",
+        ),
+        (
+            {
+                "connection_string": f"DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={KEY};"
+                "EndpointSuffix=core.windows.net"
+            },
+            "azure.connection_string",
+        ),
+        (
+            {
+                "connection_string": "BlobEndpoint=http://acct.blob.core.windows.net/;SharedAccessSignature=sv=1&sig=S"
+            },
+            "azure.connection_string",
+        ),
+    ],
+)
+def test_a_credential_is_never_sent_over_plain_http_except_to_loopback(
+    azure: dict[str, str], key: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_settings(secret(azure=azure))
+    message = str(raised.value)
+    assert key in message and "https://" in message
+    assert KEY not in message and "sig=S" not in message and "sig=abc" not in message
+
+
+@pytest.mark.parametrize(
+    "azure",
+    [
+        {"account_url": "http://127.0.0.1:10000/devstoreaccount1", "sas_token": "sv=2024&sig=abc"},
+        {
+            "account_url": "http://localhost:10000/devstoreaccount1",
+            "account_name": "devstoreaccount1",
+            "account_key": KEY,
+        },
+        {"account_url": "http://[::1]:10000/devstoreaccount1", "sas_token": "sv=2024&sig=abc"},
+        {
+            "connection_string": f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};"
+            "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+        },
+        {"connection_string": "UseDevelopmentStorage=true"},
+        # No EndpointSuffix: the SDK then ignores the protocol and uses https.
+        {"connection_string": f"DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={KEY}"},
+        {
+            "connection_string": f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};EndpointSuffix=core.windows.net"
+        },
+    ],
+)
+def test_https_and_the_loopback_emulator_are_accepted(azure: dict[str, str]) -> None:
+    assert parse_settings(secret(azure=azure)).require_azure()

@@ -11,9 +11,11 @@ locals {
     POWERTOOLS_LOG_LEVEL         = var.log_level
   }
 
-  secret_environment = {
-    AZS3COPY_SECRET_ID    = module.secret.arn
-    AZS3COPY_SETTINGS_TTL = tostring(var.settings_ttl_seconds)
+  # launch-qualification reads the whole secret at every launch; the functions that read Azure keep only its
+  # credentials, for credentials_ttl_seconds.
+  credentials_environment = {
+    AZS3COPY_SECRET_ID       = module.secret.arn
+    AZS3COPY_CREDENTIALS_TTL = tostring(var.credentials_ttl_seconds)
   }
 
   bucket_environment = {
@@ -25,15 +27,17 @@ locals {
     launch-qualification = {
       description = "Reads the settings secret, starts a run and announces its containers"
       triggers    = {}
-      environment = merge(local.secret_environment, {
-        POWERTOOLS_SERVICE_NAME   = "launch-qualification"
-        AZS3COPY_TOPIC_FIND_BLOBS = local.topics["find-blobs"]
-      })
+      environment = {
+        AZS3COPY_SECRET_ID         = module.secret.arn
+        POWERTOOLS_SERVICE_NAME    = "launch-qualification"
+        AZS3COPY_TOPIC_FIND_BLOBS  = local.topics["find-blobs"]
+        AZS3COPY_STALE_RUN_SECONDS = tostring(var.stale_run_seconds)
+      }
     }
     find-blobs = {
       description = "Lists one page of a container and routes each blob to the small or large path"
       triggers    = { find-blobs = local.topics["find-blobs"] }
-      environment = merge(local.secret_environment, local.bucket_environment, {
+      environment = merge(local.credentials_environment, local.bucket_environment, {
         POWERTOOLS_SERVICE_NAME              = "find-blobs"
         AZS3COPY_TOPIC_FIND_BLOBS            = local.topics["find-blobs"]
         AZS3COPY_TOPIC_DOWNLOAD              = local.topics["download"]
@@ -44,7 +48,7 @@ locals {
     download = {
       description = "Copies a batch of small blobs, one S3 object each, and verifies them"
       triggers    = { download = local.topics["download"] }
-      environment = merge(local.secret_environment, local.bucket_environment, {
+      environment = merge(local.credentials_environment, local.bucket_environment, {
         POWERTOOLS_SERVICE_NAME = "download"
         AZS3COPY_CHUNK_SIZE     = tostring(var.chunk_size_bytes)
         AZS3COPY_VERIFY         = var.verify
@@ -65,7 +69,7 @@ locals {
     largefile-parter = {
       description = "Copies one part of a large blob (ranged read, UploadPart with CRC32)"
       triggers    = { largefile-parter = local.topics["largefile-parter"] }
-      environment = merge(local.secret_environment, local.bucket_environment, {
+      environment = merge(local.credentials_environment, local.bucket_environment, {
         POWERTOOLS_SERVICE_NAME               = "largefile-parter"
         AZS3COPY_TOPIC_LARGEFILE_RECOMBINATOR = local.topics["largefile-recombinator"]
       })

@@ -27,9 +27,11 @@ data "aws_iam_policy_document" "launch_qualification" {
     resources = [module.secret.arn]
   }
 
+  # A run starts in one transaction of Puts; taking over a stalled run checks, in the same transaction, that
+  # its last progress is old enough (a ConditionCheck on its record).
   statement {
     sid       = "StartRun"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [local.ledger]
   }
 

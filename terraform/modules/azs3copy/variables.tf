@@ -137,15 +137,29 @@ variable "report_prefix" {
   }
 }
 
-variable "settings_ttl_seconds" {
+variable "credentials_ttl_seconds" {
   type        = number
-  description = "Seconds a warm function keeps the secret's value before reading it again (AZS3COPY_SETTINGS_TTL)."
+  description = "Seconds a warm find-blobs, download or parter keeps the Azure credentials it read from the secret (AZS3COPY_CREDENTIALS_TTL); launch-qualification reads the whole secret at every launch."
   default     = 60
   nullable    = false
 
   validation {
-    condition     = var.settings_ttl_seconds >= 0
-    error_message = "settings_ttl_seconds must be 0 or more."
+    condition     = var.credentials_ttl_seconds >= 0
+    error_message = "credentials_ttl_seconds must be 0 or more."
+  }
+}
+
+variable "stale_run_seconds" {
+  type        = number
+  description = "Seconds a run may go without progress (no page listed, blob settled or part uploaded) before the next launch takes it over (AZS3COPY_STALE_RUN_SECONDS); a run that makes progress is never taken over."
+  default     = 43200
+  nullable    = false
+
+  validation {
+    # A message can wait in Lambda's queue for maximum_event_age_seconds with nothing recorded meanwhile: a
+    # run whose last messages wait there is not stalled.
+    condition     = var.stale_run_seconds >= 1800 && var.stale_run_seconds > var.maximum_event_age_seconds
+    error_message = "stale_run_seconds must be at least 1800 (twice the longest invocation) and more than maximum_event_age_seconds."
   }
 }
 

@@ -61,3 +61,10 @@ def test_a_function_missing_a_topic_it_publishes_to_fails_at_config_load_naming_
     env[variable] = "  "
     with pytest.raises(ConfigError, match=variable):
         RuntimeConfig.from_env(env).topics(function)
+
+
+def test_the_time_without_progress_before_a_run_is_taken_over_comes_from_the_environment() -> None:
+    assert RuntimeConfig({"AZS3COPY_STALE_RUN_SECONDS": "7200"}).tuning().stale_run_seconds == 7200
+    assert RuntimeConfig({}).tuning().stale_run_seconds == 12 * 3600
+    with pytest.raises(ConfigError, match="AZS3COPY_STALE_RUN_SECONDS must be a whole number"):
+        RuntimeConfig({"AZS3COPY_STALE_RUN_SECONDS": "a day"}).tuning()

@@ -301,3 +301,35 @@ def test_a_container_that_cannot_be_listed_is_recorded_failed_and_the_run_still_
     assert (
         h.deliveries == 1 + 1 + 1
     )  # alpha's listing, its batch, beta's listing: the fatal error is not retried
+
+
+def test_a_secret_edited_mid_run_does_not_split_the_run_every_page_uses_the_launchs_settings() -> None:
+    source = MemoryBlobSource()
+    for name in ("logs/a.csv", "logs/b.csv", "logs/c.txt", "other/d.csv"):
+        source.put("alpha", name, name.encode(), last_modified=datetime(2024, 6, 1, tzinfo=UTC))
+    # One page per find-blobs invocation, each continued in a fresh one (as a long listing is).
+    tuning = Tuning(
+        large_threshold=12 * MiB,
+        part_size=5 * MiB,
+        chunk_size=5 * MiB,
+        page_size=1,
+        listing_reserve_seconds=1e9,
+    )
+    h = harness(
+        source,
+        settings=settings(prefix="logs/", include=["*.csv"], destination_prefix="mig/"),
+        tuning=tuning,
+    )
+    started = launch_qualification(h.deps())
+    run_id = started.detail["run_id"]
+    # The operator edits every selection key while the run is listing.
+    h.settings = settings(
+        begindate="2100-01-01", prefix="other/", include=["*.txt"], exclude=["*"], destination_prefix="new/"
+    )
+    h.drain()
+    keys = sorted(key for key in h.sink.objects if not key.startswith("_azs3copy/"))  # type: ignore[attr-defined]
+    assert keys == ["mig/alpha/logs/a.csv", "mig/alpha/logs/b.csv"]
+    run = h.report(run_id)
+    assert run.complete and run.counts["copied"] == 2 and run.found == 2
+    report = json.loads(h.sink.objects[f"_azs3copy/reports/{run_id}.json"].data)  # type: ignore[attr-defined]
+    assert report["ok"] is True

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from azs3copy.errors import Azs3copyError, FatalError
 from azs3copy.messages import BlobRef
+from azs3copy.settings import RunSettings
 
 TERMINAL_STATES = ("copied", "skipped", "failed", "changed", "vanished", "needs-rehydration")
 COUNTER = {state: state.replace("needs-", "") for state in TERMINAL_STATES}  # attribute names
@@ -49,6 +50,8 @@ class RunRecord:
     begindate: str = ""
     finished_at: float | None = None
     report_key: str | None = None
+    #: When the run last moved: a page listed, a blob claimed or settled, a part uploaded (epoch seconds).
+    progress_at: float = 0.0
 
     @property
     def done(self) -> int:
@@ -160,9 +163,12 @@ class Ledger(Protocol):
         force: bool,
         stale_after: float,
         launch_id: str | None = None,
+        settings: RunSettings | None = None,
     ) -> str:
-        """Make `run_id` the current run and return it. Raises RunInProgressError while another run has not
-        finished (unless forced, or that run is older than stale_after seconds).
+        """Make `run_id` the current run and return it, with the settings it copies by (`run_settings`). Raises RunInProgressError while another run has not
+        finished, unless forced or that run has made no progress (`RunRecord.progress_at`: a page listed, a
+        blob claimed or settled, a part uploaded) for stale_after seconds: a run that is copying is never taken
+        over, however long it takes.
 
         `launch_id` names the launch (the Lambda request id, which a retry of the invocation keeps): when the
         current run was started by the same launch, nothing is written and that run's id is returned, so a
@@ -171,6 +177,10 @@ class Ledger(Protocol):
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
+    def run_settings(self, run_id: str) -> RunSettings | None:
+        """The settings the run was started with; None for a run recorded without them (an older release)."""
+        ...
+
     def current_run_id(self) -> str | None: ...
     def latest_run_id(self) -> str | None: ...
     def get_page(self, run_id: str, container: str, page: int) -> PageRecord | None:
@@ -240,6 +250,7 @@ def run_record(data: dict[str, Any]) -> RunRecord:
         begindate=str(data.get("begindate", "")),
         finished_at=float(data["finished_at"]) if data.get("finished_at") is not None else None,
         report_key=data.get("report_key"),
+        progress_at=float(data.get("progress_at") or data["started_at"]),
     )
 
 

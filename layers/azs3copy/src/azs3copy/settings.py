@@ -2,10 +2,16 @@
 
 Parsed strictly. A value that is not what the key allows is a `ConfigError` that names the key and shows the
 value found (never the value of a credential). Nothing falls back to a placeholder default.
+
+The launch reads the whole secret as it is at that moment and records what the run copies (`RunSettings`:
+begindate, prefix, filters, destination prefix) with the run; every later step of that run uses the recorded
+settings, so an edit of the secret mid-run neither splits the run nor breaks it. Only the credentials are
+read from the secret by the functions that reach Azure (`parse_credentials`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -87,6 +93,42 @@ class AzureCredentials:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """What one run copies and where it puts it, as the launch read them from the secret; recorded with the
+    run (no credential), used by each of its steps."""
+
+    begindate: datetime
+    prefix: str = ""
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    destination_prefix: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "begindate": self.begindate.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                "prefix": self.prefix,
+                "include": list(self.include),
+                "exclude": list(self.exclude),
+                "destination_prefix": self.destination_prefix,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSettings:
+        data = json.loads(text)
+        return cls(
+            begindate=parse_begindate(data["begindate"]),
+            prefix=str(data.get("prefix") or ""),
+            include=tuple(str(pattern) for pattern in data.get("include") or ()),
+            exclude=tuple(str(pattern) for pattern in data.get("exclude") or ()),
+            destination_prefix=str(data.get("destination_prefix") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     isactive: bool
     begindate: datetime
@@ -103,6 +145,10 @@ class Settings:
                 "the secret has no 'azure' credentials: put them in with `azs3copy set-azure-credentials`"
             )
         return self.azure
+
+    def run_settings(self) -> RunSettings:
+        """What a run launched now copies: recorded with the run, whatever the secret says later."""
+        return RunSettings(self.begindate, self.prefix, self.include, self.exclude, self.destination_prefix)
 
 
 def parse_isactive(value: Any) -> bool:
@@ -209,6 +255,54 @@ def cloud_of_account_url(account_url: str) -> str | None:
     return None
 
 
+def _loopback(host: str | None) -> bool:
+    """Whether a URL's host is this machine (the local emulator): nothing sent there crosses a network."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def connection_string_endpoint(connection_string: str) -> str | None:
+    """The blob endpoint the storage SDK derives from a connection string (its own rule: BlobEndpoint, else
+    DefaultEndpointsProtocol with AccountName and EndpointSuffix, else https; UseDevelopmentStorage is the
+    local emulator), or None when the string names no endpoint."""
+    fields: dict[str, str] = {}
+    for part in connection_string.strip().rstrip(";").split(";"):
+        name, _, value = part.partition("=")
+        fields[name.strip().upper()] = value.strip()
+    if fields.get("USEDEVELOPMENTSTORAGE") == "true":
+        return "http://127.0.0.1:10000/devstoreaccount1"
+    if fields.get("BLOBENDPOINT"):
+        return fields["BLOBENDPOINT"]
+    account, suffix = fields.get("ACCOUNTNAME"), fields.get("ENDPOINTSUFFIX")
+    if account and suffix and fields.get("DEFAULTENDPOINTSPROTOCOL"):
+        return f"{fields['DEFAULTENDPOINTSPROTOCOL']}://{account}.blob.{suffix}"
+    return f"https://{account}.blob.{suffix or 'core.windows.net'}" if account else None
+
+
+def _require_tls(mode: CredentialMode, account_url: str | None, connection_string: str | None) -> None:
+    """A SAS token, an account key's signature or a connection string's secret travels with every request:
+    only over HTTPS, or to the loopback emulator."""
+    key = "azure.connection_string" if mode == "connection-string" else "azure.account_url"
+    url = connection_string_endpoint(connection_string or "") if mode == "connection-string" else account_url
+    if url is None or url.lower().startswith("https://"):
+        return
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "http" and _loopback(parts.hostname):
+        return
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    shown = f"{parts.scheme}://{host}" if parts.scheme else "an endpoint without https://"
+    raise ConfigError(
+        f"secret key '{key}' must reach the storage account over https:// (the credential would travel in "
+        f"clear text), found {shown}; plain http:// is accepted only for a loopback emulator (127.0.0.1)"
+    )
+
+
 def parse_azure(value: Any) -> AzureCredentials | None:  # noqa: C901 (one branch per credential mode, each naming its keys)
     if value is None:
         return None
@@ -269,6 +363,7 @@ def parse_azure(value: Any) -> AzureCredentials | None:  # noqa: C901 (one branc
             f"secret key 'azure.account_url' must be an https:// URL for a service principal "
             f"(Azure accepts its tokens over HTTPS only), found {_shown_url(account_url)!r}"
         )
+    _require_tls(mode, account_url, get["connection_string"])
     return AzureCredentials(
         mode=mode,
         account_url=account_url,
@@ -300,6 +395,11 @@ def parse_settings(text: str | bytes) -> Settings:
         if key not in document:
             raise ConfigError(f"secret key '{key}' is missing")
     containers = _string_list(document, "containers")
+    if containers == ():
+        raise ConfigError(
+            "secret key 'containers' is an empty list: name the containers to copy, or leave the key out "
+            "to copy every container of the account"
+        )
     for name in containers or ():
         if not _CONTAINER_NAME.match(name):
             raise ConfigError(
@@ -327,3 +427,20 @@ def parse_settings(text: str | bytes) -> Settings:
         exclude=_string_list(document, "exclude") or (),
         destination_prefix=destination_prefix,
     )
+
+
+def parse_credentials(text: str | bytes) -> AzureCredentials:
+    """The Azure credentials of the secret's JSON text, and nothing else: the other keys belong to the launch,
+    which checks them (a typo there written mid-run does not stop the run's copies)."""
+    try:
+        document = json.loads(text)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"the secret is not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"the secret must be a JSON object, found a {type(document).__name__}")
+    creds = parse_azure(document.get("azure"))
+    if creds is None:
+        raise ConfigError(
+            "the secret has no 'azure' credentials: put them in with `azs3copy set-azure-credentials`"
+        )
+    return creds

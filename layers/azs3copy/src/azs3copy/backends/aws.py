@@ -1,4 +1,4 @@
-"""AWS clients and the cached settings loader.
+"""AWS clients and the reader of the settings secret.
 
 Clients are created by the handlers (once per warm container), never at import time. Endpoints come from the
 standard variables (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), which only the local environment sets.
@@ -17,7 +17,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from azs3copy.backends.aws_errors import classify_client_error
 from azs3copy.backends.wire_logs import quiet_wire_loggers
 from azs3copy.errors import ConfigError
-from azs3copy.settings import Settings, parse_settings
 
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -32,18 +31,19 @@ def client(service: str, session: boto3.session.Session | None = None) -> Any:
     return (session or boto3.session.Session()).client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
 
 
-class SettingsLoader:
-    """The secret's settings, read through a cache of `ttl` seconds per warm container."""
+class SecretReader:
+    """The secret's JSON text, read through a cache of `ttl` seconds per warm container (0: read every time)."""
 
     def __init__(self, secrets: Any, secret_id: str, ttl: float) -> None:
         self.secrets = secrets
         self.secret_id = secret_id
         self.ttl = ttl
-        self._cached: tuple[float, Settings] | None = None
+        self._cached: tuple[float, str] | None = None
 
-    def get(self) -> Settings:
+    def text(self, *, fresh: bool = False) -> str:
+        """The secret's value; `fresh` reads it again whatever the cache holds."""
         now = time.monotonic()
-        if self._cached and now - self._cached[0] < self.ttl:
+        if self._cached and not fresh and now - self._cached[0] < self.ttl:
             return self._cached[1]
         try:
             response = self.secrets.get_secret_value(SecretId=self.secret_id)
@@ -52,9 +52,8 @@ class SettingsLoader:
         text = response.get("SecretString")
         if text is None:
             raise ConfigError(f"secret {self.secret_id} holds binary data; it must hold a JSON text")
-        settings = parse_settings(text)
-        self._cached = (now, settings)
-        return settings
+        self._cached = (now, text)
+        return str(text)
 
 
 def request_id() -> str:

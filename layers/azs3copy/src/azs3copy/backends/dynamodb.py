@@ -11,11 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from azs3copy.backends.aws_errors import classify_client_error
 from azs3copy.backends.dynamodb_items import (
     CREATE_CHUNK,
     RETENTION_SECONDS,
-    WRITE_ATTEMPTS,
     attempt_sk,
     batch_get,
     blob_digest,
@@ -26,16 +24,12 @@ from azs3copy.backends.dynamodb_items import (
     part_prefix,
     part_sk,
     run_pk,
+    send,
+    transact,
 )
-from azs3copy.backends.dynamodb_items import RETRY_REASONS as _RETRY_REASONS
-from azs3copy.backends.dynamodb_items import backoff as _backoff
-from azs3copy.backends.dynamodb_items import cancellation_reasons as _cancellation_reasons
-from azs3copy.backends.dynamodb_items import code as _code
-from azs3copy.backends.dynamodb_items import conditional_failed as _conditional_failed
 from azs3copy.backends.dynamodb_items import item as _item
-from azs3copy.backends.dynamodb_items import message as _message
 from azs3copy.backends.dynamodb_items import plain as _plain
-from azs3copy.errors import FatalError, TransientError
+from azs3copy.errors import FatalError
 from azs3copy.ledger import (
     COUNTER,
     REASON_CHARS,
@@ -55,74 +49,27 @@ from azs3copy.ledger import (
     page_entries,
     run_record,
 )
+from azs3copy.settings import RunSettings
+
+#: A container stamps a run's progress from claims and parts at most this often (they come by the thousand).
+PROGRESS_INTERVAL = 60.0
 
 
 class DynamoLedger:
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
+        self._progressed: dict[str, float] = {}  # run id → when this container last stamped its progress
 
     # -- helpers
     def _key(self, run_id: str, sk: str) -> dict[str, Any]:
         return _item(pk=run_pk(run_id), sk=sk)
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        """One request. A failed condition is re-raised as the ClientError for the caller to read; a write
-        that met a transaction on the same item is sent again; anything else is an azs3copy error."""
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                return getattr(self.client, operation)(TableName=self.table, **kwargs)
-            except ClientError as error:
-                if _conditional_failed(error):
-                    raise
-                if _code(error) == "ValidationException":
-                    raise LedgerRefusedError(f"ledger {operation}: {_message(error)}") from error
-                if _code(error) != "TransactionConflictException" or attempt == WRITE_ATTEMPTS - 1:
-                    raise classify_client_error(error, f"ledger {operation}") from error
-            _backoff(attempt)
-        raise AssertionError("unreachable")
+        return send(self.client, self.table, operation, **kwargs)
 
     def _transact(self, items: list[dict[str, Any]], action: str) -> set[int]:
-        """Write the items in one transaction. Returns the indexes of the items whose condition failed (the
-        transaction then wrote nothing), or an empty set when it was written.
-
-        DynamoDB cancels a transaction for other reasons too: a conflict with another transaction on one of the
-        items, throttling. Those are sent again after a jittered pause, and are a TransientError (a retry of the
-        invocation can help) when they do not clear; they never pass for a failed condition."""
-        last = "no reason given"
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                self.client.transact_write_items(TransactItems=items)
-                return set()
-            except ClientError as error:
-                code = _code(error)
-                if code == "TransactionConflictException":
-                    last = code
-                elif code == "ValidationException":  # a key or an item over DynamoDB's limits, 4 MB in all
-                    raise LedgerRefusedError(f"ledger {action}: {_message(error)}") from error
-                elif code != "TransactionCanceledException":
-                    raise classify_client_error(error, f"ledger {action}") from error
-                else:
-                    reasons = _cancellation_reasons(error)
-                    failed = {
-                        index for index, reason in enumerate(reasons) if reason == "ConditionalCheckFailed"
-                    }
-                    if failed:
-                        return failed
-                    refused = sorted(set(reasons) - _RETRY_REASONS)
-                    if "ValidationError" in refused:
-                        raise LedgerRefusedError(
-                            f"ledger {action}: transaction refused (ValidationError)"
-                        ) from error
-                    if refused:
-                        raise FatalError(
-                            f"ledger {action}: transaction refused ({', '.join(refused)})"
-                        ) from error
-                    last = ", ".join(sorted(set(reasons) - {"None"})) or last
-            _backoff(attempt)
-        raise TransientError(
-            f"ledger {action}: transaction still cancelled after {WRITE_ATTEMPTS} attempts ({last})"
-        )
+        return transact(self.client, items, action)
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         response = self._call("get_item", Key=_item(pk=pk, sk=sk), ConsistentRead=True)
@@ -141,11 +88,11 @@ class DynamoLedger:
         force: bool,
         stale_after: float,
         launch_id: str | None = None,
+        settings: RunSettings | None = None,
     ) -> str:
-        if launch_id:
-            current = self._get("CURRENT", "CURRENT") or {}
-            if current.get("launched_by") == launch_id:
-                return str(current["run_id"])  # this launch started it: a retry of the invocation
+        current = self._get("CURRENT", "CURRENT") or {}
+        if launch_id and current.get("launched_by") == launch_id:
+            return str(current["run_id"])  # this launch started it: a retry of the invocation
         now = time.time()
         put_current: dict[str, Any] = {
             "TableName": self.table,
@@ -158,16 +105,36 @@ class DynamoLedger:
                 launched_by=launch_id,
             ),
         }
-        if not force:
+        stalled: list[dict[str, Any]] = []
+        if not force and current.get("run_id") and not current.get("finished"):
+            # Taken over only when it recorded no progress for stale_after seconds (a run that copies is never
+            # taken over, however long it takes), and only while CURRENT still names it.
             put_current.update(
-                ConditionExpression="attribute_not_exists(run_id) OR finished = :yes OR started_at < :stale",
-                ExpressionAttributeValues=_item(**{":yes": True, ":stale": Decimal(str(now - stale_after))}),
+                ConditionExpression="run_id = :old",
+                ExpressionAttributeValues=_item(**{":old": current["run_id"]}),
+            )
+            stalled.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self.table,
+                        "Key": self._key(str(current["run_id"]), "META"),
+                        "ConditionExpression": "attribute_not_exists(pk) OR progress_at < :stale OR "
+                        "(attribute_not_exists(progress_at) AND started_at < :stale)",
+                        "ExpressionAttributeValues": _item(**{":stale": Decimal(str(now - stale_after))}),
+                    }
+                }
+            )
+        elif not force:
+            put_current.update(
+                ConditionExpression="attribute_not_exists(run_id) OR finished = :yes",
+                ExpressionAttributeValues=_item(**{":yes": True}),
             )
         meta = _item(
             pk=run_pk(run_id),
             sk="META",
             run_id=run_id,
             started_at=Decimal(str(now)),
+            progress_at=Decimal(str(now)),
             containers=list(containers),
             begindate=begindate,
             listing_pending=len(containers),
@@ -177,6 +144,9 @@ class DynamoLedger:
             launched_by=launch_id,
             **{COUNTER[state]: 0 for state in TERMINAL_STATES},
         )
+        # The settings get their own item, written once: META is rewritten by every finish, billed by its size.
+        text = settings.to_json() if settings else None
+        recorded = _item(pk=run_pk(run_id), sk="SETTINGS", settings=text, expires_at=self._expires())
         failed = self._transact(
             [
                 {"Put": put_current},
@@ -195,10 +165,12 @@ class DynamoLedger:
                         ),
                     }
                 },
+                {"Put": {"TableName": self.table, "Item": recorded}},
+                *stalled,
             ],
             "start_run",
         )
-        if 0 in failed:
+        if 0 in failed or (stalled and 4 in failed):
             current = self._get("CURRENT", "CURRENT") or {}
             running = str(current["run_id"]) if current.get("run_id") else None
             raise RunInProgressError(
@@ -211,6 +183,10 @@ class DynamoLedger:
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(run_pk(run_id), "META")
         return run_record(item) if item else None
+
+    def run_settings(self, run_id: str) -> RunSettings | None:
+        item = self._get(run_pk(run_id), "SETTINGS") or {}
+        return RunSettings.from_json(str(item["settings"])) if item.get("settings") else None
 
     def current_run_id(self) -> str | None:
         item = self._get("CURRENT", "CURRENT")
@@ -244,6 +220,7 @@ class DynamoLedger:
         decided: list[Decided],
         next_marker: str | None = None,
     ) -> Registration:
+        self._progress(run_id)  # a listing whose pages select nothing makes progress too
         entries = page_entries(pending, decided)
         digests = {blob_digest(entry.blob_id) for entry in entries}
         # The page's blobs first (a set: every attempt's listing adds to it), so that an attempt that stops
@@ -425,6 +402,7 @@ class DynamoLedger:
             if record and record.state in TERMINAL_STATES:
                 return Claim("terminal", record)
             return Claim("busy", record)
+        self._progress(run_id)
         return Claim("claimed", blob_record(blob_id, _plain(response["Attributes"])))
 
     def release(self, run_id: str, blob_id: str, owner: str) -> None:
@@ -473,9 +451,11 @@ class DynamoLedger:
                     "Update": {
                         "TableName": self.table,
                         "Key": self._key(run_id, "META"),
-                        "UpdateExpression": "ADD #n :one, bytes_copied :bytes",
+                        "UpdateExpression": "ADD #n :one, bytes_copied :bytes SET progress_at = :now",
                         "ExpressionAttributeNames": {"#n": COUNTER[state]},
-                        "ExpressionAttributeValues": _item(**{":one": 1, ":bytes": nbytes}),
+                        "ExpressionAttributeValues": _item(
+                            **{":one": 1, ":bytes": nbytes, ":now": values[":now"]}
+                        ),
                     }
                 },
             ],
@@ -539,7 +519,25 @@ class DynamoLedger:
             ExpressionAttributeValues={":p": {"NS": [str(number)]}, **_item(**{":id": blob_id})},
             ReturnValues="ALL_NEW",
         )
+        self._progress(run_id)
         return len(response["Attributes"].get("parts_done", {}).get("NS", []))
+
+    def _progress(self, run_id: str) -> None:
+        """Stamp the run's progress, which keeps a later launch from taking it over (finish stamps it too)."""
+        now = time.time()
+        if now - self._progressed.get(run_id, 0.0) < PROGRESS_INTERVAL:
+            return
+        try:
+            self._call(
+                "update_item",
+                Key=self._key(run_id, "META"),
+                UpdateExpression="SET progress_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=_item(**{":now": Decimal(str(now))}),
+            )
+        except ClientError:
+            pass  # no such run
+        self._progressed[run_id] = now
 
     def _query(self, run_id: str, prefix: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {

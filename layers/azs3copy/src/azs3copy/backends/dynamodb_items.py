@@ -1,6 +1,7 @@
-"""The items of the ledger table: their keys, how values are written and read, and what DynamoDB's answers
-mean. backends/dynamodb.py builds the requests; the in-memory ledger of the tests stores the same items under
-the same keys.
+"""The items of the ledger table: their keys, how values are written and read, and how a request is sent and
+DynamoDB's answer read (a failed condition, a conflict to send again, a write refused as invalid).
+backends/dynamodb.py builds the requests; the in-memory ledger of the tests stores the same items under the
+same keys.
 
 Keys. DynamoDB holds a partition key of at most 2,048 bytes and a sort key of at most 1,024, and `begins_with`
 on a sort key matches any key that extends the prefix. A blob's items are therefore keyed by a fixed-width
@@ -22,7 +23,8 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from azs3copy.backends.aws_errors import classify_client_error
-from azs3copy.errors import TransientError
+from azs3copy.errors import FatalError, TransientError
+from azs3copy.ledger import LedgerRefusedError
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -169,3 +171,61 @@ def batch_get(
                 f"{action}: keys still unprocessed after {WRITE_ATTEMPTS} requests (throttled)"
             )
     return found
+
+
+def send(client: Any, table: str, operation: str, **kwargs: Any) -> Any:
+    """One request. A failed condition is re-raised as the ClientError for the caller to read; a write
+    that met a transaction on the same item is sent again; anything else is an azs3copy error."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            return getattr(client, operation)(TableName=table, **kwargs)
+        except ClientError as error:
+            if conditional_failed(error):
+                raise
+            if code(error) == "ValidationException":
+                raise LedgerRefusedError(f"ledger {operation}: {message(error)}") from error
+            if code(error) != "TransactionConflictException" or attempt == WRITE_ATTEMPTS - 1:
+                raise classify_client_error(error, f"ledger {operation}") from error
+        backoff(attempt)
+    raise AssertionError("unreachable")
+
+
+def transact(client: Any, items: list[dict[str, Any]], action: str) -> set[int]:
+    """Write the items in one transaction. Returns the indexes of the items whose condition failed (the
+    transaction then wrote nothing), or an empty set when it was written.
+
+    DynamoDB cancels a transaction for other reasons too: a conflict with another transaction on one of the
+    items, throttling. Those are sent again after a jittered pause, and are a TransientError (a retry of the
+    invocation can help) when they do not clear; they never pass for a failed condition."""
+    last = "no reason given"
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            client.transact_write_items(TransactItems=items)
+            return set()
+        except ClientError as error:
+            answer = code(error)
+            if answer == "TransactionConflictException":
+                last = answer
+            elif answer == "ValidationException":  # a key or an item over DynamoDB's limits, 4 MB in all
+                raise LedgerRefusedError(f"ledger {action}: {message(error)}") from error
+            elif answer != "TransactionCanceledException":
+                raise classify_client_error(error, f"ledger {action}") from error
+            else:
+                reasons = cancellation_reasons(error)
+                failed = {index for index, reason in enumerate(reasons) if reason == "ConditionalCheckFailed"}
+                if failed:
+                    return failed
+                refused = sorted(set(reasons) - RETRY_REASONS)
+                if "ValidationError" in refused:
+                    raise LedgerRefusedError(
+                        f"ledger {action}: transaction refused (ValidationError)"
+                    ) from error
+                if refused:
+                    raise FatalError(
+                        f"ledger {action}: transaction refused ({', '.join(refused)})"
+                    ) from error
+                last = ", ".join(sorted(set(reasons) - {"None"})) or last
+        backoff(attempt)
+    raise TransientError(
+        f"ledger {action}: transaction still cancelled after {WRITE_ATTEMPTS} attempts ({last})"
+    )

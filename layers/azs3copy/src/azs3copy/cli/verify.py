@@ -47,6 +47,7 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:  #
     container, _, prefix = args.location.partition("/")
     document = read_secret(target)
     settings = parse_settings(json.dumps(document))
+    selection = settings.run_settings()
     creds = settings.require_azure()
     source = azure_source(creds)
     s3 = target.client("s3")
@@ -66,7 +67,7 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:  #
                 pass  # a key S3 would refuse: no object can be named after this blob
             if blob.is_directory:
                 continue
-            if not args.all and not selected(settings, blob):
+            if not args.all and not selected(selection, blob):
                 result.not_selected += 1
                 continue
             blobs.append(blob.ref)

@@ -72,8 +72,9 @@ class RuntimeConfig:
         return self.optional("DLQ_URL")
 
     @property
-    def settings_ttl(self) -> int:
-        return _int(self.env, "SETTINGS_TTL", 60, 0)
+    def credentials_ttl(self) -> int:
+        """Seconds a warm worker keeps the Azure credentials it read from the secret."""
+        return _int(self.env, "CREDENTIALS_TTL", 60, 0)
 
     def topics(self, function: str) -> Topics:
         """The topics `function` publishes to, each required (a ConfigError naming its variable when it is
@@ -99,6 +100,7 @@ class RuntimeConfig:
                 page_size=_int(self.env, "PAGE_SIZE", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
                 copy_threads=_int(self.env, "COPY_THREADS", 4, 1),
                 max_part_size=_int(self.env, "MAX_PART_SIZE", MAX_PART_SIZE, 5 * MiB),
+                stale_run_seconds=_int(self.env, "STALE_RUN_SECONDS", 12 * 3600, 60),
             )
         except ValueError as error:  # Tuning's own checks
             raise ConfigError(f"environment: {error}") from None

@@ -1,5 +1,11 @@
-"""What every handler shares: building the transports once per warm container, unpacking the SNS event,
-counting attempts, and turning an Outcome into logs, metrics and a response."""
+"""What every handler shares: building the transports once per warm container, reading the secret, unpacking
+the SNS event, counting attempts, and turning an Outcome into logs, metrics and a response.
+
+The secret: launch-qualification reads all of it at every invocation (an edit made a moment before counts) and
+records what the run copies with the run. find-blobs, download and the parter read only its Azure credentials,
+kept for AZS3COPY_CREDENTIALS_TTL seconds; what they select and where they write comes from the run's record,
+so a secret edited mid-run (even into one the launch would refuse) changes nothing in flight. Credentials
+rotated mid-run are picked up at the first refusal by Azure, or when the cache expires (docs/operating.md)."""
 
 from __future__ import annotations
 
@@ -16,17 +22,18 @@ from azs3copy.backends import aws
 from azs3copy.backends.dynamodb import DynamoLedger
 from azs3copy.backends.s3 import S3ObjectSink
 from azs3copy.backends.sns import SnsPublisher
-from azs3copy.errors import Azs3copyError, MessageError
+from azs3copy.errors import Azs3copyError, AzureAuthError, MessageError
 from azs3copy.handler.environment import RuntimeConfig
-from azs3copy.messages import Message, decode
+from azs3copy.messages import BlobRef, Message, decode
 from azs3copy.redaction import redact
-from azs3copy.settings import Settings
+from azs3copy.settings import AzureCredentials, parse_credentials, parse_settings
 from azs3copy.steps.context import Deps, Invocation, Outcome
 from azs3copy.steps.launch_qualification import launch_qualification
-from azs3copy.transports import BlobSource
+from azs3copy.transports import BlobSource, ListPage
 
 logger = Logger(child=True)
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 
 class LambdaContextLike(Protocol):
@@ -36,16 +43,67 @@ class LambdaContextLike(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-def _azure_source(settings: Settings) -> BlobSource:
+def _azure_source(creds: AzureCredentials) -> BlobSource:
     from azs3copy.backends.azure_auth import blob_service_client
     from azs3copy.backends.azure_blob import AzureBlobSource
 
-    creds = settings.require_azure()
     return AzureBlobSource(blob_service_client(creds), creds=creds)
 
 
+class SecretSource:
+    """A worker's Azure source, signed in with the credentials the secret holds.
+
+    A secret that gives no credentials (or cannot be read) fails each read, not the invocation: the error is
+    raised where the step reads Azure, after the attempt was counted, so the step records it against the
+    listing or the blobs it was given (retried first when a retry can help) and the run still ends. When Azure
+    refuses the credentials, the secret is read again: credentials rotated since they were cached are used at
+    the first refusal, not after the cache expires."""
+
+    def __init__(self, function: Function) -> None:
+        self.function = function
+        self.creds: AzureCredentials | None = None
+        self.error: Azs3copyError | None = None
+        try:
+            self.creds = function.credentials()
+        except Azs3copyError as error:
+            self.error = error
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self.creds.secret_values()) if self.creds else ()
+
+    def _read(self, read: Callable[[BlobSource], T]) -> T:
+        creds = self.creds
+        if creds is None:
+            error = self.error or AzureAuthError("no Azure credentials")
+            raise type(error)(str(error))  # a new one each time: reads run on several threads
+        try:
+            return read(self.function.source_for(creds))
+        except AzureAuthError:
+            try:
+                fresh = self.function.credentials(fresh=True)
+            except Azs3copyError:
+                fresh = creds  # the secret is unreadable now: the refusal stands
+            if fresh == creds:
+                raise
+            self.creds = fresh
+            logger.info("Azure refused the cached credentials; the secret holds new ones, used from now on")
+        return read(self.function.source_for(fresh))
+
+    def list_containers(self) -> list[str]:
+        return self._read(lambda source: source.list_containers())
+
+    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+        return self._read(lambda source: source.list_page(container, prefix, marker, page_size))
+
+    def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
+        return self._read(lambda source: source.read_range(blob, offset, length))
+
+
 class Function:
-    """One Lambda function's wiring. Clients are built at the first invocation, not at import."""
+    """One Lambda function's wiring. Clients are built at the first invocation, not at import.
+
+    `settings`: the function reads the whole secret at every invocation (the launch). `source`: it reads Azure
+    with the secret's credentials (find-blobs, download, the parter)."""
 
     def __init__(
         self,
@@ -53,17 +111,17 @@ class Function:
         *,
         source: bool = False,
         sink: bool = True,
-        settings: bool = True,
-        source_factory: Callable[[Settings], BlobSource] = _azure_source,
+        settings: bool = False,
+        source_factory: Callable[[AzureCredentials], BlobSource] = _azure_source,
     ) -> None:
         self.name = name
         self.wants_source = source
         self.wants_sink = sink
-        self.wants_settings = settings or source
+        self.wants_settings = settings
         self.source_factory = source_factory
         self._base: Deps | None = None
-        self._loader: aws.SettingsLoader | None = None
-        self._source: tuple[Settings, BlobSource] | None = None
+        self._secret: aws.SecretReader | None = None
+        self._source: tuple[AzureCredentials, BlobSource] | None = None
         self._sqs: Any = None
         self.metrics = Metrics()
 
@@ -79,23 +137,35 @@ class Function:
                 if self.wants_sink
                 else None,
             )
-            if self.wants_settings:
-                self._loader = aws.SettingsLoader(
-                    aws.client("secretsmanager"), config.secret_id, config.settings_ttl
-                )
+            if self.wants_settings or self.wants_source:
+                ttl = 0 if self.wants_settings else config.credentials_ttl
+                self._secret = aws.SecretReader(aws.client("secretsmanager"), config.secret_id, ttl)
         deps = Deps(**{**self._base.__dict__})
-        if self._loader is not None:
-            settings = self._loader.get()
+        if self._secret is None:
+            return deps
+        if self.wants_settings:  # errors go to the caller: the launch reports a bad secret
+            settings = parse_settings(self._secret.text())
             deps.settings = settings
             deps.secrets = tuple(settings.azure.secret_values()) if settings.azure else ()
-            if self.wants_source or (self.name == "launch-qualification" and settings.isactive):
-                deps.source = self._source_for(settings)
+            if settings.isactive and settings.azure is not None:
+                deps.source = self.source_for(settings.azure)
+            return deps
+        source = SecretSource(self)
+        deps.source, deps.secrets = source, source.secrets()
+        secret = self._secret
+        deps.load_settings = lambda: parse_settings(secret.text())  # a run recorded without its settings
         return deps
 
-    def _source_for(self, settings: Settings) -> BlobSource:
-        if self._source is None or self._source[0].azure != settings.azure:
-            settings.require_azure()
-            self._source = (settings, self.source_factory(settings))
+    def credentials(self, *, fresh: bool = False) -> AzureCredentials:
+        """The Azure credentials the secret holds (kept for the TTL; `fresh`: read the secret again)."""
+        if self._secret is None:
+            raise AssertionError(f"{self.name} does not read the secret")
+        return parse_credentials(self._secret.text(fresh=fresh))
+
+    def source_for(self, creds: AzureCredentials) -> BlobSource:
+        """The container's Azure source for these credentials (a new one when they changed)."""
+        if self._source is None or self._source[0] != creds:
+            self._source = (creds, self.source_factory(creds))
         return self._source[1]
 
     def _record_metrics(self, outcome: Outcome) -> None:

@@ -16,7 +16,7 @@ from azs3copy.errors import (
 )
 from azs3copy.ledger import Ledger
 from azs3copy.planner import MAX_PART_SIZE, MiB, check_part_size
-from azs3copy.settings import Settings
+from azs3copy.settings import RunSettings, Settings
 from azs3copy.transports import BlobSource, ObjectSink
 
 logger = Logger(child=True)
@@ -35,7 +35,9 @@ class Tuning:
     max_attempts: int = 3
     verify: Literal["readback", "checksum"] = "readback"
     report_prefix: str = "_azs3copy/reports/"
-    stale_run_seconds: float = 24 * 3600
+    #: A run that made no progress for this long (AZS3COPY_STALE_RUN_SECONDS) is taken over by the next launch;
+    #: one that makes progress never is. Longer than a message can wait in Lambda's queue (6 h at most).
+    stale_run_seconds: float = 12 * 3600
     batch_blobs: int = 25
     batch_bytes: int = 64 * MiB
     copy_threads: int = 4
@@ -95,7 +97,10 @@ class Deps:
     tuning: Tuning = field(default_factory=Tuning)
     sink: ObjectSink | None = None
     source: BlobSource | None = None
+    #: The secret's settings as they are now: the launch's. The other steps use the run's (`run_settings`).
     settings: Settings | None = None
+    #: Reads the secret's settings when `settings` is not set (only for a run recorded without its own).
+    load_settings: Callable[[], Settings] | None = None
     #: Credential values to blank out of every recorded reason and log line.
     secrets: tuple[str, ...] = ()
     #: Told of every blob failed for good by an error no retry can fix, as (run id, blob id, reason); the
@@ -113,9 +118,19 @@ class Deps:
         return self.source
 
     def need_settings(self) -> Settings:
+        if self.settings is None and self.load_settings is not None:
+            self.settings = self.load_settings()
         if self.settings is None:
             raise FatalError("this function has no settings loaded")
         return self.settings
+
+
+def run_settings(deps: Deps, run_id: str) -> RunSettings:
+    """The settings run `run_id` was launched with: each of its steps selects and names blobs by them, whatever
+    the secret says now. A run recorded without them (launched by a release that did not record them) goes
+    on with the secret's current settings, as that release did."""
+    recorded = deps.ledger.run_settings(run_id)
+    return recorded if recorded is not None else deps.need_settings().run_settings()
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -20,7 +20,7 @@ from azs3copy.messages import (
     DownloadTask,
 )
 from azs3copy.redaction import redact
-from azs3copy.steps.context import Deps, Invocation, Outcome
+from azs3copy.steps.context import Deps, Invocation, Outcome, run_settings
 from azs3copy.steps.report import maybe_report
 from azs3copy.steps.settle import settle
 from azs3copy.steps.verify import completed_before, object_attrs, verify_and_mark
@@ -85,7 +85,9 @@ def download(deps: Deps, batch: DownloadTask, invocation: Invocation) -> Outcome
         if claim.outcome != "claimed":
             return ("done-before" if claim.outcome == "terminal" else "busy"), 0, None
         try:
-            key = listed_key or object_key(deps.need_settings().destination_prefix, blob.container, blob.name)
+            key = listed_key or object_key(
+                run_settings(deps, batch.run_id).destination_prefix, blob.container, blob.name
+            )
             _copy_small_blob(deps, batch.run_id, blob, key)
         except Azs3copyError as error:
             state = settle(deps, batch.run_id, blob.blob_id, error, invocation)

@@ -24,8 +24,8 @@ from azs3copy.messages import (
 )
 from azs3copy.planner import MAX_OBJECT_SIZE, plan_parts
 from azs3copy.redaction import redact
-from azs3copy.settings import Settings
-from azs3copy.steps.context import Deps, Invocation, Outcome
+from azs3copy.settings import RunSettings
+from azs3copy.steps.context import Deps, Invocation, Outcome, run_settings
 from azs3copy.steps.report import maybe_report
 from azs3copy.steps.verify import source_metadata, verified_copy
 from azs3copy.transports import ObjectSink
@@ -33,7 +33,7 @@ from azs3copy.transports import ObjectSink
 logger = Logger(child=True)
 
 
-def selected(settings: Settings, blob: SourceBlob) -> bool:
+def selected(settings: RunSettings, blob: SourceBlob) -> bool:
     """Whether the settings pick this listed blob: modified at or after begindate, a file (not a directory
     marker), and matching include/exclude."""
     name = blob.ref.name
@@ -83,7 +83,7 @@ def find_blobs(deps: Deps, task: FindBlobsTask, invocation: Invocation) -> Outco
 
 
 def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, outcome: Outcome) -> Outcome:
-    tuning = deps.tuning
+    settings, tuning = run_settings(deps, task.run_id), deps.tuning
     marker, page = task.marker, task.page
     while True:
         known = deps.ledger.get_page(task.run_id, task.container, page)
@@ -94,7 +94,7 @@ def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, out
                 _publish(deps, task, page, deps.ledger.page_blobs(task.run_id, task.container, page), outcome)
             following = known.next_marker
         else:
-            following = _register_page(deps, task, marker, page, outcome)
+            following = _register_page(deps, settings, task, marker, page, outcome)
         outcome.detail["pages"] = outcome.detail.get("pages", 0) + 1
         marker, page = following, page + 1
         if marker is None:
@@ -109,13 +109,13 @@ def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, out
 
 
 def _register_page(
-    deps: Deps, task: FindBlobsTask, marker: str | None, page: int, outcome: Outcome
+    deps: Deps, settings: RunSettings, task: FindBlobsTask, marker: str | None, page: int, outcome: Outcome
 ) -> str | None:
     """List one page, record its blobs in the ledger, publish those to copy; returns the listing's marker."""
-    settings, source = deps.need_settings(), deps.need_source()
+    source = deps.need_source()
     listing = source.list_page(task.container, settings.prefix, marker, deps.tuning.page_size)
     candidates = [blob for blob in listing.blobs if selected(settings, blob)]
-    pending, decided = _triage(deps, candidates)
+    pending, decided = _triage(deps, settings, candidates)
     registration = deps.ledger.register_page(
         task.run_id,
         task.container,
@@ -163,10 +163,10 @@ def _publish(deps: Deps, task: FindBlobsTask, page: int, blobs: list[ListedBlob]
 
 
 def _triage(
-    deps: Deps, candidates: list[SourceBlob]
+    deps: Deps, settings: RunSettings, candidates: list[SourceBlob]
 ) -> tuple[list[tuple[BlobRef, str]], list[tuple[BlobRef, str, str]]]:
     """Split a page into blobs to copy (with their keys) and blobs whose outcome is known at once."""
-    settings, sink = deps.need_settings(), deps.need_sink()
+    sink = deps.need_sink()
     pending: list[tuple[BlobRef, str]] = []
     decided: list[tuple[BlobRef, str, str]] = []
     for blob in candidates:

@@ -49,9 +49,13 @@ def launch_qualification(
             force=force,
             stale_after=deps.tuning.stale_run_seconds,
             launch_id=invocation.request_id,
+            settings=settings.run_settings(),
         )
     except RunInProgressError as error:
-        reason = f"run {error.run_id} has not finished (wait for it, or start one anyway with force)"
+        reason = (
+            f"run {error.run_id} has not finished (wait for it, or start one anyway with force; a run that "
+            f"makes no progress for {deps.tuning.stale_run_seconds / 3600:g} h is taken over by the next launch)"
+        )
         outcome.detail = {"started": False, "reason": reason, "run_in_progress": error.run_id}
         logger.warning("run not started: another run is in progress", extra={"run_id": error.run_id})
         return outcome
