@@ -14,7 +14,8 @@ What each function's code calls, derived by reading the engine, the ledger and t
   TransactWriteItems of updates); `record_part`, `start_run` and the page/listing records are PutItem
   (`start_run` checks the record of the run it may take over with a ConditionCheck, ConditionCheckItem);
   `register_page` writes blobs with TransactWriteItems of conditional Puts (PutItem) and the run's counters
-  (UpdateItem); the report's `blobs()` and `part_checksums` are Query.
+  (UpdateItem); a listing page retried after it was registered reads its blobs back with BatchGetItem
+  (`page_blobs`, find-blobs); the report's `blobs()` and `part_checksums` are Query.
 * S3 on a versioned bucket: read-back of the version just written is GetObjectVersion, removing an
   unverified version is DeleteObjectVersion; HEAD is GetObject; CreateMultipartUpload, UploadPart,
   CompleteMultipartUpload and the run report are PutObject; `_upload_call` checks a failing upload with
@@ -93,7 +94,7 @@ USES: dict[str, set[Grant]] = {
     | grants(["sns:Publish"], "topic find-blobs"),
     "find-blobs": READ_SECRET
     | SNS_STEP
-    | grants(["dynamodb:PutItem"], LEDGER)
+    | grants(["dynamodb:BatchGetItem", "dynamodb:PutItem"], LEDGER)
     | grants(["s3:ListBucket"], BUCKET)
     | grants(["s3:GetObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic find-blobs")

@@ -192,6 +192,36 @@ def test_tricky_names_same_name_in_two_containers_and_metadata_round_trip(stack:
     assert stack.report(run_id)["counts"]["copied"] == len(names) + 1
 
 
+def test_a_1024_byte_key_and_large_names_that_extend_each_other_past_a_hash_are_copied_in_one_run(
+    stack: Stack,
+) -> None:
+    container = new_container(stack)
+    longest = "n" * (1024 - len(f"{container}/"))  # the S3 key is exactly 1,024 bytes
+    too_long = longest + "x"  # 1,025: refused alone, with its reason
+    blobs = {
+        longest: os.urandom(1000),
+        too_long: os.urandom(1000),
+        "archive": os.urandom(4 * PART + 1),  # 5 parts each, their checksums in the ledger
+        "archive#2024": os.urandom(4 * PART + 2),
+        "ordinary.txt": b"next to them",
+    }
+    for name, data in blobs.items():
+        upload(stack, container, name, data)
+    stack.configure([container])
+    pump = stack.pump()
+    run_id = stack.launch()
+    pump.drain()
+    report = stack.report(run_id)
+    assert {state: n for state, n in report["counts"].items() if n} == {"copied": 4, "failed": 1}, report
+    [failure] = report["failures"]
+    assert failure["blob"] == f"{container}/{too_long}" and "1025" in failure["reason"]
+    for name, data in blobs.items():
+        if name != too_long:
+            assert stack.object_bytes(f"{container}/{name}") == data, name[:40]
+    listed = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"{container}/").get("Contents", [])
+    assert len(listed) == 4 and not stack.open_uploads()
+
+
 def test_second_run_copies_nothing(stack: Stack) -> None:
     container = new_container(stack)
     for i in range(20):

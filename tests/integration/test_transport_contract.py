@@ -335,6 +335,51 @@ def test_tags_belong_to_the_version_they_were_set_on(sink: ObjectSink) -> None:
     assert sink.get_tags("c/tagged") == {}  # a new object, or version, starts without the old one's tags
 
 
+@pytest.fixture(params=["memory", "moto"])
+def versioned_sink(request: pytest.FixtureRequest) -> Iterator[ObjectSink]:
+    if request.param == "memory":
+        yield MemoryObjectSink(versioned=True)
+        return
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+    )
+    bucket = f"versioned-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    yield S3ObjectSink(client, bucket)
+
+
+def test_a_versioned_bucket_keeps_each_version_with_its_bytes_and_tags(versioned_sink: ObjectSink) -> None:
+    sink = versioned_sink
+
+    def put(data: bytes) -> str | None:
+        return sink.put("c/v", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS)
+
+    first, second = put(b"one"), put(b"second")
+    assert first and second and first != second
+    assert b"".join(sink.read("c/v", first)) == b"one"  # a version is read as it was written
+    older = sink.head("c/v", first)
+    assert older is not None and older.size == 3 and older.version_id == first
+    current = sink.head("c/v")
+    assert current is not None and current.version_id == second
+    sink.put_tags("c/v", first, {"azs3copy-verified": "one"})
+    assert sink.get_tags("c/v") == {}  # the tags of the current version
+    sink.delete("c/v", second)  # removing the current version brings back the one before it
+    current = sink.head("c/v")
+    assert current is not None and current.version_id == first and b"".join(sink.read("c/v")) == b"one"
+    assert sink.get_tags("c/v") == {"azs3copy-verified": "one"}
+    sink.delete("c/v", None)  # a delete marker on top: no current object, the version is still there
+    assert sink.head("c/v") is None and sink.get_tags("c/v") is None
+    assert list(sink.list_sizes("c/", "c/", "c/w")) == []
+    kept = sink.head("c/v", first)
+    assert kept is not None and kept.size == 3
+
+
 def test_a_sink_refuses_bytes_that_do_not_match_their_checksums_as_s3_does(sink: ObjectSink) -> None:
     """S3 refuses (BadDigest) a PutObject or UploadPart whose bytes do not match the CRC32 or Content-MD5
     sent with them, and a completion whose whole-object CRC32 differs; nothing is stored, the upload stays."""

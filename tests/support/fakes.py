@@ -1,17 +1,17 @@
 """In-memory BlobSource, ObjectSink and Ledger: fast, deterministic fakes for the engine's tests and the contract
 tests. They keep the real services' rules that matter to a copy (ETags change on overwrite, If-Match
-reads, parts listed in pages, uploads that vanish when aborted)."""
+reads, parts listed in pages, uploads that vanish when aborted) and their limits (S3's key and metadata
+sizes, its versions; the ledger, in fake_ledger.py, DynamoDB's)."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from azs3copy.checksums import crc32_of, md5_b64
 from azs3copy.errors import (
@@ -23,27 +23,16 @@ from azs3copy.errors import (
     SourceVanishedError,
     UploadGoneError,
 )
-from azs3copy.ledger import (
-    COUNTER,
-    TERMINAL_STATES,
-    BlobRecord,
-    Claim,
-    PageStatus,
-    RunInProgressError,
-    RunRecord,
-    blob_record,
-    page_entries,
-    run_record,
-)
 from azs3copy.messages import BlobRef, ContentSettings, SourceBlob
-from azs3copy.settings import RunSettings
 from azs3copy.transports import (
+    WRITE_ID_BYTES,
     CompletedPart,
     ListPage,
     ObjectAttrs,
     ObjectInfo,
     UploadedPart,
 )
+from tests.support.fake_ledger import MemoryLedger as MemoryLedger  # the ledger's fake, with the others
 
 _etags = itertools.count(1)
 
@@ -118,7 +107,9 @@ class MemoryBlobSource:
     def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
         with self._lock:
             names = sorted(name for name in self.containers.get(container, {}) if name.startswith(prefix))
-            start = 0 if marker is None else int(marker)
+            # Azure's continuation names the next blob to list, not a position: a listing resumed after blobs
+            # were added or deleted starts at that name (or the first one after it).
+            start = 0 if marker is None else bisect.bisect_left(names, marker)
             chosen = names[start : start + page_size]
             blobs = [
                 SourceBlob(
@@ -129,7 +120,7 @@ class MemoryBlobSource:
                 for name in chosen
             ]
         following = start + page_size
-        return ListPage(blobs, str(following) if following < len(names) else None)
+        return ListPage(blobs, names[following] if following < len(names) else None)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         if self.before_read:
@@ -146,6 +137,12 @@ class MemoryBlobSource:
         return current.data[offset : offset + length]
 
 
+#: S3's limits: a key of at most 1,024 UTF-8 bytes; user metadata of at most 2 KB, counted as the UTF-8 bytes of
+#: its names and values (S3ObjectSink adds its write id to every object, so the fake counts it too).
+MAX_KEY_BYTES = 1024
+MAX_METADATA_BYTES = 2048
+
+
 @dataclass
 class _Object:
     data: bytes
@@ -154,6 +151,8 @@ class _Object:
     tags: dict[str, str] = field(default_factory=dict)
     #: What S3 computed from the bytes it received (before any corruption at rest, which only a read finds).
     crc32: str | None = None
+    #: A delete marker: the current version of a key deleted without a version id in a versioned bucket.
+    marker: bool = False
 
 
 @dataclass
@@ -164,11 +163,14 @@ class _Upload:
 
 
 class MemoryObjectSink:
+    """A bucket, versioned or not, as S3 keeps it: every version of a key (the last is current), a delete
+    marker for a key deleted without a version id in a versioned bucket, tags per version, and S3's limits on
+    keys and metadata."""
+
     def __init__(self, *, versioned: bool = False, list_page_size: int = 1000, kms: bool = False) -> None:
-        self.objects: dict[str, _Object] = {}
+        self.history: dict[str, list[_Object]] = {}
         #: As S3 with SSE-KMS: a part's ETag is not its MD5, and a part uploaded again gets a new one.
         self.kms = kms
-        self.versions: dict[str, list[str]] = {}
         self.uploads: dict[str, _Upload] = {}
         self.versioned = versioned
         self.list_page_size = list_page_size
@@ -180,21 +182,62 @@ class MemoryObjectSink:
         #: Called with the bytes about to be stored; a test may return different bytes (corruption).
         self.on_store: Callable[[str, bytes], bytes] | None = None
 
+    @property
+    def objects(self) -> dict[str, _Object]:
+        """The current version of every key that has one (not a delete marker)."""
+        with self._lock:
+            return {key: kept[-1] for key, kept in self.history.items() if kept and not kept[-1].marker}
+
+    @property
+    def versions(self) -> dict[str, list[str]]:
+        """The version ids a versioned bucket holds for each key, oldest first (delete markers left out)."""
+        with self._lock:
+            return {
+                key: [str(obj.version_id) for obj in kept if not obj.marker]
+                for key, kept in self.history.items()
+                if self.versioned
+            }
+
+    def _version(self, key: str, version_id: str | None) -> _Object | None:
+        """That version of the key, or the current one; None for none or a delete marker."""
+        kept = self.history.get(key) or []
+        if version_id is None:
+            found = kept[-1] if kept else None
+        else:
+            found = next((obj for obj in kept if obj.version_id == version_id), None)
+        return found if found is not None and not found.marker else None
+
+    @staticmethod
+    def _check_key(action: str, key: str) -> None:
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise FatalError(f"{action}: KeyTooLongError: Your key is too long")
+
+    @staticmethod
+    def _check_metadata(action: str, attrs: ObjectAttrs) -> None:
+        size = sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in attrs.metadata.items())
+        if size + WRITE_ID_BYTES > MAX_METADATA_BYTES:
+            raise FatalError(
+                f"{action}: MetadataTooLarge: Your metadata headers exceed the maximum allowed metadata size"
+            )
+
     def _store(self, key: str, data: bytes, attrs: ObjectAttrs) -> str | None:
         crc = crc32_of(data)
         if self.on_store:
             data = self.on_store(key, data)
-        version = f"v{next(self._ids)}" if self.versioned else None
-        self.objects[key] = _Object(data, attrs, version, crc32=crc)
-        if version:
-            self.versions.setdefault(key, []).append(version)
+        version = self._keep(key, _Object(data, attrs, None, crc32=crc))
         self.puts += 1
         return version
 
+    def _keep(self, key: str, stored: _Object) -> str | None:
+        """Make `stored` the key's current version: one more version in a versioned bucket, the only one else."""
+        stored.version_id = f"v{next(self._ids)}" if self.versioned else None
+        self.history[key] = [*self.history.get(key, []), stored] if self.versioned else [stored]
+        return stored.version_id
+
     def head(self, key: str, version_id: str | None = None, *, checksums: bool = False) -> ObjectInfo | None:
         with self._lock:
-            found = self.objects.get(key)
-        if found is None or (version_id is not None and found.version_id != version_id):
+            found = self._version(key, version_id)
+        if found is None:
             return None
         etag = '"' + hashlib.md5(found.data).hexdigest() + '"'
         return ObjectInfo(
@@ -208,9 +251,9 @@ class MemoryObjectSink:
         )
 
     def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:
-        with self._lock:
-            keys = sorted((key for key in self.objects if key.startswith(prefix)), key=str.encode)
-            sizes = [(key, len(self.objects[key].data)) for key in keys]
+        current = self.objects
+        keys = sorted((key for key in current if key.startswith(prefix)), key=str.encode)
+        sizes = [(key, len(current[key].data)) for key in keys]
         low, high = start_after.encode(), stop_after.encode()
         yield from ((key, size) for key, size in sizes if low < key.encode() <= high)
 
@@ -225,11 +268,15 @@ class MemoryObjectSink:
             raise ChecksumMismatchError(f"{action}: BadDigest: the Content-MD5 you specified did not match")
 
     def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+        self._check_key(f"PUT {key}", key)
+        self._check_metadata(f"PUT {key}", attrs)
         self._check(f"PUT {key}", data, crc32, md5)
         with self._lock:
             return self._store(key, data, attrs)
 
     def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+        self._check_key(f"create multipart upload of {key}", key)
+        self._check_metadata(f"create multipart upload of {key}", attrs)
         upload_id = f"upload-{next(self._ids)}"
         with self._lock:
             self.uploads[upload_id] = _Upload(key, attrs)
@@ -281,7 +328,10 @@ class MemoryObjectSink:
 
     def read(self, key: str, version_id: str | None = None, start: int = 0) -> Iterator[bytes]:
         with self._lock:
-            data = self.objects[key].data
+            found = self._version(key, version_id)
+        if found is None:
+            raise FatalError(f"GET {key}: {'NoSuchVersion' if version_id else 'NoSuchKey'}")
+        data = found.data
         for offset in range(start, len(data), 1 << 20):
             chunk = data[offset : offset + (1 << 20)]
             self.bytes_read += len(chunk)
@@ -290,249 +340,35 @@ class MemoryObjectSink:
             yield b""
 
     def delete(self, key: str, version_id: str | None) -> None:
+        """With a version id that version goes for good (the one before it is current again, if it was the
+        current one); without one, a versioned bucket puts a delete marker on top, an unversioned one drops
+        the object."""
         with self._lock:
-            found = self.objects.get(key)
-            if found and (version_id is None or found.version_id == version_id):
-                del self.objects[key]
-            if version_id and key in self.versions and version_id in self.versions[key]:
-                self.versions[key].remove(version_id)
+            kept = self.history.get(key, [])
+            if version_id is not None:
+                self.history[key] = [obj for obj in kept if obj.version_id != version_id]
+            elif self.versioned:
+                self._keep(key, _Object(b"", ObjectAttrs(), None, marker=True))
+            else:
+                self.history[key] = []
 
     def put_json(self, key: str, body: bytes) -> None:
+        self._check_key(f"PUT {key}", key)
         with self._lock:
-            self.objects[key] = _Object(
-                body, ObjectAttrs(replace(ContentSettings(), content_type="application/json")), None
+            self._keep(
+                key,
+                _Object(body, ObjectAttrs(replace(ContentSettings(), content_type="application/json")), None),
             )
 
     def put_tags(self, key: str, version_id: str | None, tags: dict[str, str]) -> None:
         with self._lock:
-            found = self.objects.get(key)
-            if found is not None and (version_id is None or found.version_id == version_id):
-                found.tags = dict(tags)
-                return
-            if version_id is not None and version_id in self.versions.get(key, []):
-                return  # a version no longer current: its tags are not kept here
-        raise FatalError(f"tag {key}: NoSuchKey or NoSuchVersion")
+            found = self._version(key, version_id)
+            if found is None:
+                raise FatalError(f"tag {key}: {'NoSuchVersion' if version_id else 'NoSuchKey'}")
+            found.tags = dict(tags)
 
     def get_tags(self, key: str) -> dict[str, str] | None:
+        """The tags of the current version; None when the key has none (or a delete marker)."""
         with self._lock:
-            found = self.objects.get(key)
+            found = self._version(key, None)
             return dict(found.tags) if found is not None else None
-
-
-# --- the ledger ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _MemRun:
-    record: dict[str, Any]
-    blobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pages: dict[tuple[str, int], str] = field(default_factory=dict)
-    listed: set[str] = field(default_factory=set)
-    parts: dict[str, dict[int, str]] = field(default_factory=dict)
-    attempts: dict[tuple[str, str], int] = field(default_factory=dict)
-    settings: RunSettings | None = None
-
-
-@dataclass
-class _Current:
-    run_id: str
-    started_at: float
-    launched_by: str | None
-    finished: bool = False
-
-
-class MemoryLedger:
-    def __init__(self) -> None:
-        self.runs: dict[str, _MemRun] = {}
-        self.current: _Current | None = None
-        self._lock = threading.RLock()
-
-    def _run(self, run_id: str) -> _MemRun:
-        run = self.runs.get(run_id)
-        if run is None:
-            raise KeyError(f"run {run_id} is not in the ledger")
-        return run
-
-    def start_run(
-        self,
-        run_id: str,
-        *,
-        containers: list[str],
-        begindate: str,
-        force: bool,
-        stale_after: float,
-        launch_id: str | None = None,
-        settings: RunSettings | None = None,
-    ) -> str:
-        with self._lock:
-            current = self.current
-            if current and launch_id and current.launched_by == launch_id:
-                return current.run_id
-            if current and not force and not current.finished:
-                progress = self.runs[current.run_id].record["progress_at"]
-                if time.time() - progress < stale_after:  # taken over only when it made no progress
-                    raise RunInProgressError(f"run {current.run_id} has not finished", run_id=current.run_id)
-            if run_id in self.runs:
-                raise FatalError(f"run {run_id} is in the ledger already")
-            self.runs[run_id] = _MemRun(
-                {
-                    "run_id": run_id,
-                    "started_at": time.time(),
-                    "progress_at": time.time(),
-                    "containers": list(containers),
-                    "begindate": begindate,
-                    "listing_pending": len(containers),
-                },
-                settings=settings,
-            )
-            self.current = _Current(run_id, time.time(), launch_id)
-            return run_id
-
-    def get_run(self, run_id: str) -> RunRecord | None:
-        with self._lock:
-            run = self.runs.get(run_id)
-            return run_record(dict(run.record)) if run else None
-
-    def run_settings(self, run_id: str) -> RunSettings | None:
-        with self._lock:
-            run = self.runs.get(run_id)
-            return run.settings if run else None
-
-    def current_run_id(self) -> str | None:
-        with self._lock:
-            return self.current.run_id if self.current and not self.current.finished else None
-
-    def latest_run_id(self) -> str | None:
-        with self._lock:
-            return max(self.runs, default=None)
-
-    def register_page(
-        self,
-        run_id: str,
-        container: str,
-        page: int,
-        pending: list[tuple[str, int]],
-        decided: list[tuple[str, int, str, str]],
-    ) -> PageStatus:
-        with self._lock:
-            run = self._run(run_id)
-            run.record["progress_at"] = time.time()
-            status = run.pages.get((container, page))
-            if status in ("registered", "published"):
-                return status  # type: ignore[return-value]
-            for blob_id, size, state, reason in page_entries(pending, decided):
-                if blob_id in run.blobs:
-                    continue  # listed before, by this page's earlier attempt or another page
-                run.blobs[blob_id] = {"state": state, "size": size, "reason": reason}
-                run.record["found"] = run.record.get("found", 0) + 1
-                if state != "pending":
-                    run.record[COUNTER[state]] = run.record.get(COUNTER[state], 0) + 1
-            run.pages[(container, page)] = "registered"
-            return "new" if status is None else "registering"
-
-    def mark_page_published(self, run_id: str, container: str, page: int) -> None:
-        with self._lock:
-            self._run(run_id).pages[(container, page)] = "published"
-
-    def finish_container(self, run_id: str, container: str) -> None:
-        with self._lock:
-            run = self._run(run_id)
-            if container not in run.listed:
-                run.listed.add(container)
-                run.record["listing_pending"] -= 1
-
-    def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim:
-        with self._lock:
-            item = self._run(run_id).blobs.setdefault(blob_id, {"state": "pending"})
-            state = item["state"]
-            if state in TERMINAL_STATES:
-                return Claim("terminal", blob_record(blob_id, item))
-            now = time.time()
-            if state == "working" and item.get("owner") != owner and item.get("lease_until", 0) > now:
-                return Claim("busy", blob_record(blob_id, item))
-            item.update(state="working", owner=owner, lease_until=now + lease_seconds)
-            self._run(run_id).record["progress_at"] = now
-            return Claim("claimed", blob_record(blob_id, item))
-
-    def release(self, run_id: str, blob_id: str, owner: str) -> None:
-        with self._lock:
-            item = self._run(run_id).blobs.get(blob_id)
-            if item and item["state"] == "working" and item.get("owner") == owner:
-                item.update(state="pending", owner=None, lease_until=0)
-
-    def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool:
-        if state not in TERMINAL_STATES:
-            raise ValueError(f"{state!r} is not a terminal state")
-        with self._lock:
-            run = self._run(run_id)
-            item = run.blobs.setdefault(blob_id, {"state": "pending"})
-            if item["state"] in TERMINAL_STATES:
-                return False
-            item.update(state=state, reason=reason, owner=None)
-            run.record["progress_at"] = time.time()
-            run.record[COUNTER[state]] = run.record.get(COUNTER[state], 0) + 1
-            run.record["bytes_copied"] = run.record.get("bytes_copied", 0) + nbytes
-            return True
-
-    def set_upload(
-        self,
-        run_id: str,
-        blob_id: str,
-        upload_id: str,
-        key: str,
-        part_size: int,
-        parts: int,
-        checksum_type: str = "COMPOSITE",
-    ) -> str:
-        with self._lock:
-            item = self._run(run_id).blobs.setdefault(blob_id, {"state": "pending"})
-            if not item.get("upload_id"):
-                item.update(
-                    upload_id=upload_id,
-                    key=key,
-                    part_size=part_size,
-                    parts=parts,
-                    checksum_type=checksum_type,
-                )
-            return str(item["upload_id"])
-
-    def get_blob(self, run_id: str, blob_id: str) -> BlobRecord | None:
-        with self._lock:
-            item = self._run(run_id).blobs.get(blob_id)
-            return blob_record(blob_id, dict(item)) if item is not None else None
-
-    def record_part(self, run_id: str, blob_id: str, number: int, crc32: str) -> int:
-        with self._lock:
-            run = self._run(run_id)
-            run.parts.setdefault(blob_id, {})[number] = crc32
-            item = run.blobs.setdefault(blob_id, {"state": "pending"})
-            done = set(item.get("parts_done") or ())
-            done.add(number)
-            item["parts_done"] = done
-            run.record["progress_at"] = time.time()
-            return len(done)
-
-    def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:
-        with self._lock:
-            return dict(self._run(run_id).parts.get(blob_id, {}))
-
-    def bump_attempt(self, run_id: str, function: str, message_id: str) -> int:
-        with self._lock:
-            run = self._run(run_id)
-            count = run.attempts.get((function, message_id), 0) + 1
-            run.attempts[(function, message_id)] = count
-            return count
-
-    def blobs(self, run_id: str) -> Iterator[BlobRecord]:
-        with self._lock:
-            items = sorted(self._run(run_id).blobs.items())
-        for blob_id, item in items:
-            yield blob_record(blob_id, dict(item))
-
-    def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None:
-        with self._lock:
-            run = self._run(run_id)
-            run.record.setdefault("finished_at", finished_at)
-            run.record["report_key"] = report_key
-            if self.current and self.current.run_id == run_id:
-                self.current.finished = True

@@ -29,6 +29,7 @@ from azs3copy.cli.set_azure_credentials import AZURE_ENV, azure_from_environment
 from azs3copy.cli.target import Target
 from azs3copy.errors import AzureAuthError, SourceChangedError
 from azs3copy.functions import FUNCTIONS
+from azs3copy.ledger import ListedBlob
 from azs3copy.messages import BlobRef, SourceBlob
 from azs3copy.transports import ListPage
 from devenv.demo import azurite_environment
@@ -280,7 +281,11 @@ def finished_run(state: str = "copied") -> str:
     ledger = DynamoLedger(boto3.client("dynamodb", region_name=REGION), TABLE)
     run_id = f"20240101T000000Z-{int(time.time() * 1000) % 1000000:06d}"
     ledger.start_run(run_id, containers=["c"], begindate="2024-01-01", force=True, stale_after=60)
-    ledger.register_page(run_id, "c", 0, [("c/a.txt", 3), ("c/b.txt", 4)], [])
+    listed = [
+        ListedBlob(BlobRef("c", name, size, '"0x1"', datetime(2024, 1, 1, tzinfo=UTC)), f"c/{name}")
+        for name, size in (("a.txt", 3), ("b.txt", 4))
+    ]
+    ledger.register_page(run_id, "c", 0, listed, [])
     ledger.finish_container(run_id, "c")
     ledger.finish(run_id, "c/a.txt", "copied", None, 3)
     ledger.finish(

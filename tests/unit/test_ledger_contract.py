@@ -1,55 +1,39 @@
-"""One contract for every Ledger: the in-memory one and DynamoDB (moto in-process)."""
+"""One contract for every Ledger: the in-memory one and DynamoDB (moto in-process); and the in-memory table
+against DynamoDB, so that the fake refuses what DynamoDB refuses."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from azs3copy.backends import dynamodb
 from azs3copy.backends.dynamodb import DynamoLedger
+from azs3copy.backends.dynamodb_items import item as _item
 from azs3copy.errors import FatalError, TransientError
-from azs3copy.ledger import Ledger, RunInProgressError
-from tests.support import fakes
-from tests.support.aws import create_ledger_table
-from tests.support.fakes import MemoryLedger
+from azs3copy.ledger import Ledger, LedgerRefusedError, ListedBlob, PageRecord, RunInProgressError
+from azs3copy.messages import BlobRef
+from tests.support import fake_ledger
+from tests.support.fake_ledger import FakeTable
+from tests.support.ledgers import KINDS, moto_dynamodb, open_ledger
 
 
-class AtomicRequests:
-    """moto's in-process DynamoDB evaluates a condition and applies the write without a lock, so two threads
-    can both pass one condition; DynamoDB (and the local moto server) make each request atomic. This client
-    sends one request at a time."""
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-        self.lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.real, name)
-
-        def call(**kwargs: Any) -> Any:
-            with self.lock:
-                return method(**kwargs)
-
-        return call
-
-
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=KINDS)
 def ledger(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    if request.param == "memory":
-        yield MemoryLedger()
-        return
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_ledger_table(client, "ledger")
-        yield DynamoLedger(AtomicRequests(client), "ledger")
+    with open_ledger(request.param, monkeypatch) as opened:
+        yield opened
+
+
+def listed(blob_id: str, size: int = 1, **extra: Any) -> ListedBlob:
+    """A blob as a listing found it, at the key of an empty destination prefix."""
+    container, name = blob_id.split("/", 1)
+    ref = BlobRef(container, name, size, '"0x1"', datetime(2024, 1, 1, tzinfo=UTC), **extra)
+    return ListedBlob(ref, blob_id)
 
 
 def start(ledger: Ledger, run_id: str = "20240101T000000Z-aaaaaa", containers: int = 1) -> str:
@@ -65,16 +49,16 @@ def start(ledger: Ledger, run_id: str = "20240101T000000Z-aaaaaa", containers: i
 
 def test_a_page_registered_twice_counts_its_blobs_once(ledger: Ledger) -> None:
     run = start(ledger)
-    assert (
-        ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/b", 2)], [("c0/c", 3, "skipped", "same")])
-        == "new"
-    )
-    assert (
-        ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/b", 2)], [("c0/c", 3, "skipped", "same")])
-        == "registered"
-    )
+    assert ledger.get_page(run, "c0", 0) is None
+    page = [listed("c0/a", 1), listed("c0/b", 2)]
+    first = ledger.register_page(run, "c0", 0, page, [("c0/c", 3, "skipped", "same")], "marker-1")
+    assert first.status == "new" and first.pending == page and not first.refused
+    again = ledger.register_page(run, "c0", 0, page, [("c0/c", 3, "skipped", "same")], "marker-1")
+    assert again.status == "registered" and again.pending == page
+    assert ledger.get_page(run, "c0", 0) == PageRecord("registered", "marker-1")
     ledger.mark_page_published(run, "c0", 0)
-    assert ledger.register_page(run, "c0", 0, [("c0/a", 1)], []) == "published"
+    assert ledger.register_page(run, "c0", 0, [listed("c0/a", 1)], []).status == "published"
+    assert ledger.get_page(run, "c0", 0) == PageRecord("published", "marker-1")
     record = ledger.get_run(run)
     assert record is not None
     assert record.found == 3 and record.counts["skipped"] == 1
@@ -82,10 +66,12 @@ def test_a_page_registered_twice_counts_its_blobs_once(ledger: Ledger) -> None:
 
 def test_a_blob_listed_again_on_another_page_keeps_its_state_and_is_counted_once(ledger: Ledger) -> None:
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/b", 2)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 1), listed("c0/b", 2)], [])
     assert ledger.finish(run, "c0/a", "copied", None, 1) is True
     # the retried listing's pages are cut elsewhere: page 1 lists a and b again, and b is now decided
-    ledger.register_page(run, "c0", 1, [("c0/a", 1), ("c0/c", 3)], [("c0/b", 2, "skipped", "same")])
+    ledger.register_page(
+        run, "c0", 1, [listed("c0/a", 1), listed("c0/c", 3)], [("c0/b", 2, "skipped", "same")]
+    )
     states = {record.blob_id: record.state for record in ledger.blobs(run)}
     assert states == {"c0/a": "copied", "c0/b": "pending", "c0/c": "pending"}
     assert ledger.claim(run, "c0/a", "w1", 60).outcome == "terminal"  # not copied a second time
@@ -96,11 +82,11 @@ def test_a_blob_listed_again_on_another_page_keeps_its_state_and_is_counted_once
 
 def test_a_duplicate_delivery_of_a_large_page_counts_each_blob_once(ledger: Ledger) -> None:
     run = start(ledger)
-    first = [(f"c0/{i:04d}", i) for i in range(150)]
+    first = [listed(f"c0/{i:04d}", i) for i in range(150)]
     ledger.register_page(run, "c0", 0, first, [("c0/rejected", 9, "failed", "key too long")])
     ledger.finish(run, "c0/0007", "copied", None, 7)
     # the same blobs and 100 more, under another page number (a duplicate message, boundaries shifted)
-    again = [(f"c0/{i:04d}", i) for i in range(250)]
+    again = [listed(f"c0/{i:04d}", i) for i in range(250)]
     ledger.register_page(run, "c0", 5, again, [("c0/rejected", 9, "failed", "key too long")])
     record = ledger.get_run(run)
     assert record is not None and record.found == 251 and record.counts["failed"] == 1
@@ -112,7 +98,7 @@ def test_a_duplicate_delivery_of_a_large_page_counts_each_blob_once(ledger: Ledg
 
 def test_a_blob_reaches_one_terminal_state_once(ledger: Ledger) -> None:
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/a", 10)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 10)], [])
     assert ledger.finish(run, "c0/a", "copied", None, 10) is True
     assert ledger.finish(run, "c0/a", "copied", None, 10) is False
     assert ledger.finish(run, "c0/a", "failed", "late", 0) is False
@@ -123,7 +109,7 @@ def test_a_blob_reaches_one_terminal_state_once(ledger: Ledger) -> None:
 
 def test_run_completes_only_after_listing_and_every_blob(ledger: Ledger) -> None:
     run = start(ledger, containers=2)
-    ledger.register_page(run, "c0", 0, [("c0/a", 1)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 1)], [])
     ledger.finish_container(run, "c0")
     ledger.finish_container(run, "c0")  # redelivered: counted once
     ledger.finish(run, "c0/a", "copied", None, 1)
@@ -136,7 +122,7 @@ def test_run_completes_only_after_listing_and_every_blob(ledger: Ledger) -> None
 
 def test_claims_exclude_a_second_worker_until_release_or_lease_expiry(ledger: Ledger) -> None:
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/a", 1)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 1)], [])
     assert ledger.claim(run, "c0/a", "w1", 60).outcome == "claimed"
     assert ledger.claim(run, "c0/a", "w2", 60).outcome == "busy"
     assert ledger.claim(run, "c0/a", "w1", 60).outcome == "claimed"  # the same invocation, retried
@@ -149,7 +135,7 @@ def test_claims_exclude_a_second_worker_until_release_or_lease_expiry(ledger: Le
 
 def test_concurrent_claims_have_exactly_one_winner(ledger: Ledger) -> None:
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/a", 1)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 1)], [])
     outcomes: list[str] = []
     threads = [
         threading.Thread(target=lambda i=i: outcomes.append(ledger.claim(run, "c0/a", f"w{i}", 60).outcome))
@@ -164,7 +150,7 @@ def test_concurrent_claims_have_exactly_one_winner(ledger: Ledger) -> None:
 
 def test_upload_is_recorded_once_and_parts_count_each_number_once(ledger: Ledger) -> None:
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/big", 100)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/big", 100)], [])
     assert ledger.set_upload(run, "c0/big", "u1", "c0/big", 5, 3) == "u1"
     assert ledger.set_upload(run, "c0/big", "u2", "c0/big", 5, 3) == "u1"
     assert ledger.record_part(run, "c0/big", 1, "AAAAAA==") == 1
@@ -174,7 +160,7 @@ def test_upload_is_recorded_once_and_parts_count_each_number_once(ledger: Ledger
     blob = ledger.get_blob(run, "c0/big")
     assert blob is not None and blob.upload_id == "u1" and blob.parts == 3 and blob.parts_done == 2
     assert blob.checksum_type == "COMPOSITE"  # what uploads recorded before the checksum type was are
-    ledger.register_page(run, "c0", 1, [("c0/whole", 100)], [])
+    ledger.register_page(run, "c0", 1, [listed("c0/whole", 100)], [])
     ledger.set_upload(run, "c0/whole", "u3", "c0/whole", 5, 3, "FULL_OBJECT")
     whole = ledger.get_blob(run, "c0/whole")
     assert whole is not None and whole.checksum_type == "FULL_OBJECT"
@@ -240,14 +226,14 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    for module in (dynamodb, fakes):
+    for module in (dynamodb, fake_ledger):
         monkeypatch.setattr(module, "time", clock)
     return clock
 
 
 def test_a_run_making_progress_is_never_taken_over_however_long_it_runs(ledger: Ledger, clock: Clock) -> None:
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/big", 10)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 1), listed("c0/big", 10)], [])
     ledger.claim(run, "c0/big", "parter", 900)
     for part in range(1, 5):  # a large blob's parts go in, 50 minutes apart: 3 h 20 min in all
         clock.advance(3000)
@@ -264,7 +250,7 @@ def test_a_run_making_progress_is_never_taken_over_however_long_it_runs(ledger: 
 
 def test_a_run_without_progress_for_stale_after_seconds_is_taken_over(ledger: Ledger, clock: Clock) -> None:
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/a", 1)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 1)], [])
     clock.advance(3000)
     ledger.claim(run, "c0/a", "download", 900)  # then the invocation died: the run stalls here
     clock.advance(3599)
@@ -278,7 +264,7 @@ def test_a_run_without_progress_for_stale_after_seconds_is_taken_over(ledger: Le
 def test_blobs_lists_every_state_with_reasons(ledger: Ledger) -> None:
     run = start(ledger)
     ledger.register_page(
-        run, "c0", 0, [("c0/a", 1), ("c0/b", 1)], [("c0/c", 1, "needs-rehydration", "archive")]
+        run, "c0", 0, [listed("c0/a", 1), listed("c0/b", 1)], [("c0/c", 1, "needs-rehydration", "archive")]
     )
     ledger.finish(run, "c0/a", "failed", "boom", 0)
     states = {record.blob_id: (record.state, record.reason) for record in ledger.blobs(run)}
@@ -317,13 +303,10 @@ class CancellingClient:
         return self.real.transact_write_items(**kwargs)
 
 
-@pytest.fixture
-def moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr("azs3copy.backends.dynamodb._backoff", lambda attempt: None)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_ledger_table(client, "ledger")
+@pytest.fixture(name="moto_dynamodb")
+def moto_dynamodb_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setattr("azs3copy.backends.dynamodb_items.backoff", lambda attempt: None)
+    with moto_dynamodb(monkeypatch) as client:
         yield client
 
 
@@ -334,7 +317,7 @@ def test_a_finish_that_meets_a_transaction_conflict_is_sent_again_and_counted(
     client = CancellingClient(moto_dynamodb, [], in_message_only=in_message_only)
     ledger = DynamoLedger(client, "ledger")
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/a", 10)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 10)], [])
     ledger.finish_container(run, "c0")
     client.cancellations = [["None", "TransactionConflict"], ["ThrottlingError", "None"]]
     assert ledger.finish(run, "c0/a", "copied", None, 10) is True
@@ -350,7 +333,7 @@ def test_listing_writes_that_meet_a_conflict_are_counted_once(moto_dynamodb: Any
     ledger = DynamoLedger(client, "ledger")
     run = start(ledger)
     client.cancellations = [["None", "TransactionConflict"]] * 3
-    assert ledger.register_page(run, "c0", 0, [("c0/a", 1), ("c0/b", 2)], []) == "new"
+    assert ledger.register_page(run, "c0", 0, [listed("c0/a", 1), listed("c0/b", 2)], []).status == "new"
     client.cancellations = [["None", "ProvisionedThroughputExceeded"]]
     ledger.finish_container(run, "c0")
     record = ledger.get_run(run)
@@ -361,7 +344,7 @@ def test_a_conflict_that_does_not_clear_is_a_retryable_error_not_done_before(mot
     client = CancellingClient(moto_dynamodb, [])
     ledger = DynamoLedger(client, "ledger")
     run = start(ledger)
-    ledger.register_page(run, "c0", 0, [("c0/a", 10)], [])
+    ledger.register_page(run, "c0", 0, [listed("c0/a", 10)], [])
     client.cancellations = [["None", "TransactionConflict"]] * 100
     with pytest.raises(TransientError, match="TransactionConflict") as raised:
         ledger.finish(run, "c0/a", "copied", None, 10)
@@ -379,3 +362,163 @@ def test_a_cancellation_no_retry_can_clear_is_a_fatal_error(moto_dynamodb: Any) 
     client.cancellations = [["ValidationError", "None"]]
     with pytest.raises(FatalError, match="ValidationError"):
         ledger.finish(run, "c0/a", "copied", None, 10)
+
+
+# --- names: any blob a real account holds has its own records ------------------------------------------------
+
+
+def test_the_parts_of_names_that_extend_each_other_past_a_hash_stay_apart(ledger: Ledger) -> None:
+    run = start(ledger)
+    names = ["c0/archive", "c0/archive#2024", "c0/archive#2024#00001", "c0/archive#", "c0/archive#00001"]
+    for index, blob_id in enumerate(names):
+        ledger.record_part(run, blob_id, 1, f"first-{index}")
+        ledger.record_part(run, blob_id, 2, f"second-{index}")
+    for index, blob_id in enumerate(names):
+        assert ledger.part_checksums(run, blob_id) == {1: f"first-{index}", 2: f"second-{index}"}, blob_id
+
+
+@pytest.mark.parametrize(
+    "blob_id",
+    [
+        "c0/" + "n" * 1021,  # a key of exactly 1,024 UTF-8 bytes: valid in S3
+        "c0/" + "é" * 511,  # 1,025 bytes: refused by S3, recorded here with its reason
+        "c0/" + "\N{MUSICAL SYMBOL G CLEF}" * 1024,  # Azure's longest name: 1,024 characters of 4 bytes
+    ],
+    ids=["1024-bytes", "1025-bytes", "4099-bytes"],
+)
+def test_a_blob_named_as_long_as_azure_allows_is_recorded_under_its_whole_name(
+    ledger: Ledger, blob_id: str
+) -> None:
+    run = start(ledger)
+    neighbour = listed("c0/neighbour")
+    registration = ledger.register_page(run, "c0", 0, [listed(blob_id, 30 << 20), neighbour], [], None)
+    assert not registration.refused and [blob.blob_id for blob in registration.pending] == [
+        blob_id,
+        "c0/neighbour",
+    ]
+    assert ledger.claim(run, blob_id, "w1", 60).outcome == "claimed"
+    assert ledger.set_upload(run, blob_id, "u1", blob_id, 5 << 20, 6) == "u1"
+    assert ledger.record_part(run, blob_id, 6, "AAAAAA==") == 1
+    assert ledger.part_checksums(run, blob_id) == {6: "AAAAAA=="}
+    assert ledger.finish(run, blob_id, "failed", f"{blob_id}: too long for S3", 0) is True
+    record = ledger.get_blob(run, blob_id)
+    assert record is not None and record.blob_id == blob_id and record.key == blob_id
+    states = {record.blob_id: (record.state, record.reason) for record in ledger.blobs(run)}
+    assert states == {blob_id: ("failed", f"{blob_id}: too long for S3"), "c0/neighbour": ("pending", None)}
+
+
+def test_a_blob_the_ledger_cannot_hold_as_listed_is_recorded_failed_alone(ledger: Ledger) -> None:
+    run = start(ledger)
+    too_big = listed("c0/too-big", 5, metadata={"m": "x" * (450 * 1024)})  # more than a 400 KB item
+    page = [listed("c0/a"), too_big, listed("c0/b")]
+    registration = ledger.register_page(run, "c0", 0, page, [("c0/c", 1, "skipped", "same")], None)
+    assert registration.pending == [page[0], page[2]]
+    [(blob_id, reason)] = registration.refused
+    assert blob_id == "c0/too-big" and "cannot hold" in reason
+    states = {record.blob_id: record.state for record in ledger.blobs(run)}
+    assert states == {"c0/a": "pending", "c0/b": "pending", "c0/c": "skipped", "c0/too-big": "failed"}
+    record = ledger.get_run(run)
+    assert record is not None and record.found == 4 and record.counts["failed"] == 1
+    assert not ledger.register_page(
+        run, "c0", 0, page, [], None
+    ).refused  # recorded once: a retry adds nothing
+    again = ledger.get_run(run)
+    assert again is not None and again.found == 4 and again.counts["failed"] == 1
+
+
+def test_a_page_listed_again_returns_the_blobs_an_earlier_attempt_listed_that_this_listing_lacks(
+    ledger: Ledger,
+) -> None:
+    run = start(ledger)
+    a, b, c, d = (listed(f"c0/{name}", size) for name, size in zip("abcd", (1, 2, 3, 4), strict=True))
+    ledger.register_page(run, "c0", 0, [a, b, c], [], "c")  # the attempt that stopped before publishing
+    registration = ledger.register_page(run, "c0", 0, [a, c, d], [], "d")  # b deleted since, d added
+    assert sorted(registration.pending, key=lambda blob: blob.blob_id) == [a, b, c, d]
+    record = ledger.get_run(run)
+    assert record is not None and record.found == 4
+    assert ledger.page_blobs(run, "c0", 0) == [a, b, c, d]  # as listed: the version and the key
+    ledger.finish(run, "c0/b", "vanished", "deleted after it was listed", 0)
+    assert ledger.page_blobs(run, "c0", 0) == [a, c, d]  # what is still to be copied
+    assert ledger.get_page(run, "c0", 0) == PageRecord("registered", "d")
+    assert ledger.get_page(run, "c0", 1) is None
+
+
+# --- the in-memory table against DynamoDB (moto): the same writes are refused, the same keys found -------------
+
+
+class RawTable:
+    """Writes of whole items to the ledger table, to the fake or to DynamoDB; `refused` tells whether the table
+    refused them as invalid."""
+
+    def __init__(self, kind: str, client: Any = None) -> None:
+        self.kind, self.client, self.fake = kind, client, FakeTable()
+
+    def put(self, *items: tuple[str, str, dict[str, Any]]) -> bool:
+        """Whether the table took the items (several: as one transaction)."""
+        if self.kind == "memory":
+            try:
+                self.fake.write("put", list(items), transaction=len(items) > 1)
+            except LedgerRefusedError:
+                return False
+            return True
+        wire = [{**_item(pk=pk, sk=sk), **_item(**attributes)} for pk, sk, attributes in items]
+        try:
+            if len(wire) == 1:
+                self.client.put_item(TableName="ledger", Item=wire[0])
+            else:
+                self.client.transact_write_items(
+                    TransactItems=[{"Put": {"TableName": "ledger", "Item": one}} for one in wire]
+                )
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "ValidationException", error
+            return False
+        return True
+
+    def begins_with(self, pk: str, prefix: str) -> list[str]:
+        if self.kind == "memory":
+            return [sk for sk, _ in self.fake.query(pk, prefix)]
+        response = self.client.query(
+            TableName="ledger",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=_item(**{":pk": pk, ":prefix": prefix}),
+        )
+        return [item["sk"]["S"] for item in response["Items"]]
+
+
+@pytest.fixture(params=KINDS)
+def raw_table(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[RawTable]:
+    if request.param == "memory":
+        yield RawTable("memory")
+        return
+    with moto_dynamodb(monkeypatch) as client:
+        yield RawTable("dynamodb", client)
+
+
+def test_the_table_takes_keys_up_to_dynamodbs_limits_and_refuses_longer_ones(raw_table: RawTable) -> None:
+    assert raw_table.put(("p", "s" * 1024, {}))
+    assert raw_table.put(("p", "é" * 512, {}))  # bytes, not characters
+    assert not raw_table.put(("p", "é" * 512 + "s", {}))
+    assert not raw_table.put(("p", "s" * 1025, {}))
+    assert raw_table.put(("p" * 2048, "s", {}))
+    assert not raw_table.put(("p" * 2049, "s", {}))
+
+
+def test_the_table_takes_items_up_to_400_kb_and_transactions_up_to_100_items(raw_table: RawTable) -> None:
+    assert raw_table.put(("p", "fits", {"v": "x" * (395 * 1024)}))
+    assert not raw_table.put(("p", "too-big", {"v": "x" * (410 * 1024)}))
+    assert raw_table.put(*[("p", f"item-{i}", {}) for i in range(100)])
+    assert not raw_table.put(*[("p", f"more-{i}", {}) for i in range(101)])
+    assert not raw_table.put(("p", "twice", {}), ("p", "twice", {"n": 1}))  # one operation per item
+    assert raw_table.begins_with("p", "more-") == [] and raw_table.begins_with("p", "twice") == []
+
+
+def test_begins_with_finds_every_key_that_extends_the_prefix_in_byte_order(raw_table: RawTable) -> None:
+    keys = ["PART#a#00001", "PART#a#2024#00001", "PART#a%00001", "PART#ab#00001", "PART#a#é", "PART#a#z"]
+    for sk in keys:
+        assert raw_table.put(("p", sk, {}))
+    assert raw_table.begins_with("p", "PART#a#") == [
+        "PART#a#00001",
+        "PART#a#2024#00001",
+        "PART#a#z",
+        "PART#a#é",
+    ]

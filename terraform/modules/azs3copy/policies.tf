@@ -71,6 +71,7 @@ data "aws_iam_policy_document" "find_blobs" {
   statement {
     sid = "RegisterBlobs"
     actions = [
+      "dynamodb:BatchGetItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",

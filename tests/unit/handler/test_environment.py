@@ -21,6 +21,12 @@ def test_sizes_at_s3s_smallest_part_are_accepted() -> None:
     assert tuning.chunk_size == tuning.part_size == 5 * MiB
 
 
+def test_a_listing_page_of_more_than_azures_5000_blobs_names_its_variable() -> None:
+    assert RuntimeConfig({"AZS3COPY_PAGE_SIZE": "5000"}).tuning().page_size == 5000
+    with pytest.raises(ConfigError, match="AZS3COPY_PAGE_SIZE must be at most 5000, found 5001"):
+        RuntimeConfig({"AZS3COPY_PAGE_SIZE": "5001"}).tuning()
+
+
 def test_the_largest_part_a_parter_holds_comes_from_the_environment_and_defaults_to_s3s_limit() -> None:
     assert RuntimeConfig({"AZS3COPY_MAX_PART_SIZE": str(384 * MiB)}).tuning().max_part_size == 384 * MiB
     assert RuntimeConfig({}).tuning().max_part_size == 5 * 1024 * MiB

@@ -1,11 +1,12 @@
-"""What the step tests share: settings with SAS credentials, a harness over the in-memory fakes, and the
-check that every blob arrived byte for byte."""
+"""What the step tests share: settings with SAS credentials, a harness over the in-memory source and sink and
+the test's ledger, and the check that every blob arrived byte for byte."""
 
 from __future__ import annotations
 
 import json
 
 from azs3copy.errors import TransientError
+from azs3copy.ledger import Ledger
 from azs3copy.settings import parse_settings
 from tests.support.fakes import MemoryBlobSource, MemoryLedger, MemoryObjectSink
 from tests.support.harness import Harness
@@ -20,7 +21,12 @@ def settings(**extra: object):  # type: ignore[no-untyped-def]
     return parse_settings(json.dumps({"isactive": True, "begindate": "2020-01-01", "azure": SAS, **extra}))
 
 
+#: The ledger the harnesses of the running test share; conftest.py sets it, for each kind of ledger in turn.
+LEDGER: Ledger | None = None
+
+
 def harness(source: MemoryBlobSource, sink: MemoryObjectSink | None = None, **kwargs: object) -> Harness:
+    kwargs.setdefault("ledger", LEDGER or MemoryLedger())
     return Harness(
         source=source, sink=sink or MemoryObjectSink(), settings=kwargs.pop("settings", settings()), **kwargs
     )  # type: ignore[arg-type]

@@ -77,6 +77,21 @@ def drive(
     return delivered
 
 
+def test_large_blobs_whose_names_extend_each_other_past_a_hash_are_each_copied() -> None:
+    source = MemoryBlobSource()
+    names = ["archive", "archive#2024", "archive#2024#00001", "archive#"]
+    for name in names:
+        source.put("alpha", name, os.urandom(13 * MiB))  # 3 parts each, checksums recorded per part
+    h = harness(source)
+    run_id = h.run()
+    assert run_id
+    run = h.report(run_id)
+    assert run.complete and run.report_key and run.counts["copied"] == len(names) == run.found
+    for name in names:
+        assert h.sink.objects[f"alpha/{name}"].data == source.containers["alpha"][name].data  # type: ignore[attr-defined]
+    assert not h.dead_letters
+
+
 def running_out(topic: str) -> Callable[[], float]:
     """A recombinator with 15 minutes at its claim and 30 seconds once it is reading back."""
     calls = iter([900.0])

@@ -13,17 +13,21 @@ A terminal state is written once: a second `finish` of the same blob changes not
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from azs3copy.errors import Azs3copyError
+from azs3copy.errors import Azs3copyError, FatalError
+from azs3copy.messages import BlobRef
 from azs3copy.settings import RunSettings
 
 TERMINAL_STATES = ("copied", "skipped", "failed", "changed", "vanished", "needs-rehydration")
 COUNTER = {state: state.replace("needs-", "") for state in TERMINAL_STATES}  # attribute names
 PageStatus = Literal["new", "registering", "registered", "published"]
 ClaimOutcome = Literal["claimed", "busy", "terminal"]
+#: A recorded reason is cut to this many characters.
+REASON_CHARS = 2000
 
 
 class RunInProgressError(Azs3copyError):
@@ -79,18 +83,74 @@ class Claim:
     record: BlobRecord | None = None
 
 
-#: One blob of a listing page as the ledger records it: (blob id, size, state, reason).
-PageEntry = tuple[str, int, str, str | None]
+@dataclass(frozen=True)
+class ListedBlob:
+    """A blob to copy as a listing page registered it: the version listed and its destination key. A retried
+    page publishes these, not what a listing shows by then."""
+
+    ref: BlobRef
+    key: str
+
+    @property
+    def blob_id(self) -> str:
+        return self.ref.blob_id
+
+    def ref_json(self) -> str:
+        """The listed version as the ledger stores it (the blob's message form)."""
+        return json.dumps(self.ref.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def stored(cls, ref_json: str, key: str) -> ListedBlob:
+        return cls(BlobRef.from_dict(json.loads(ref_json)), key)
 
 
-def page_entries(pending: list[tuple[str, int]], decided: list[tuple[str, int, str, str]]) -> list[PageEntry]:
+#: A blob whose outcome a listing decided at once: (blob id, size, state, reason).
+Decided = tuple[str, int, str, str]
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    """One blob of a listing page as the ledger records it."""
+
+    blob_id: str
+    size: int
+    state: str = "pending"
+    reason: str | None = None
+    listed: ListedBlob | None = None
+
+
+def page_entries(pending: list[ListedBlob], decided: list[Decided]) -> list[PageEntry]:
     """The blobs of a page to register, each id once (the first mention wins)."""
     entries: dict[str, PageEntry] = {}
-    for blob_id, size in pending:
-        entries.setdefault(blob_id, (blob_id, size, "pending", None))
+    for blob in pending:
+        entries.setdefault(blob.blob_id, PageEntry(blob.blob_id, blob.ref.size, listed=blob))
     for blob_id, size, state, reason in decided:
-        entries.setdefault(blob_id, (blob_id, size, state, reason))
+        entries.setdefault(blob_id, PageEntry(blob_id, size, state, reason))
     return list(entries.values())
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    status: Literal["registering", "registered", "published"]
+    #: Where the listing went on after this page when it was registered; None after the container's last page
+    #: (and while the page is still registering).
+    next_marker: str | None = None
+
+
+@dataclass(frozen=True)
+class Registration:
+    #: The page's status before this call.
+    status: PageStatus
+    #: The blobs to publish: those just listed as pending, and those an earlier attempt at the page registered
+    #: that this listing no longer shows (deleted since, or moved to the next page), still to be copied.
+    pending: list[ListedBlob]
+    #: Blobs the ledger could not hold as listed, recorded failed instead: (blob id, reason).
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+class LedgerRefusedError(FatalError):
+    """The ledger refused a write as invalid (a key or an item over DynamoDB's limits): sending it again
+    cannot help, writing something else can."""
 
 
 class Ledger(Protocol):
@@ -123,20 +183,30 @@ class Ledger(Protocol):
 
     def current_run_id(self) -> str | None: ...
     def latest_run_id(self) -> str | None: ...
+    def get_page(self, run_id: str, container: str, page: int) -> PageRecord | None:
+        """The listing page as an earlier attempt (or a second delivery) recorded it; None when it was not."""
+        ...
+
     def register_page(
         self,
         run_id: str,
         container: str,
         page: int,
-        pending: list[tuple[str, int]],
-        decided: list[tuple[str, int, str, str]],
-    ) -> PageStatus:
+        pending: list[ListedBlob],
+        decided: list[Decided],
+        next_marker: str | None = None,
+    ) -> Registration:
         """Record a listing page and create an item for each of its blobs that the run does not hold yet.
 
         Only blobs new to the run are counted (`found`, and the counter of a decided state); a blob the run
-        already holds keeps its state, whichever page listed it first (page boundaries can shift between a
-        listing and its retry, and a message can be delivered twice). Returns the page's status before this
-        call: "new", "registering" (an earlier attempt stopped half way), "registered" or "published"."""
+        already holds keeps its state, whichever page listed it first (a message can be delivered twice). Every
+        blob listed is recorded as the page's before any is created, so a later attempt at the page finds the
+        blobs an attempt that stopped half way created (Registration.pending). A blob whose record the ledger
+        cannot hold is recorded failed with the reason, alone (Registration.refused): no blob stops a page."""
+        ...
+
+    def page_blobs(self, run_id: str, container: str, page: int) -> list[ListedBlob]:
+        """The blobs the page registered to copy that have not reached a terminal state, as they were listed."""
         ...
 
     def mark_page_published(self, run_id: str, container: str, page: int) -> None: ...
@@ -165,7 +235,7 @@ class Ledger(Protocol):
     def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None: ...
 
 
-# --- in memory --------------------------------------------------------------------------------------------
+# --- records from items ---------------------------------------------------------------------------------
 
 
 def run_record(data: dict[str, Any]) -> RunRecord:
@@ -185,6 +255,7 @@ def run_record(data: dict[str, Any]) -> RunRecord:
 
 
 def blob_record(blob_id: str, data: dict[str, Any]) -> BlobRecord:
+    """A blob record from an item's attributes (as plain values)."""
     return BlobRecord(
         blob_id=blob_id,
         state=str(data.get("state", "pending")),

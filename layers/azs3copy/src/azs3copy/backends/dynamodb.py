@@ -4,25 +4,45 @@ retried invocations change nothing twice."""
 
 from __future__ import annotations
 
-import random
-import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from azs3copy.backends.aws_errors import classify_client_error
-from azs3copy.errors import FatalError, TransientError
+from azs3copy.backends.dynamodb_items import (
+    CREATE_CHUNK,
+    RETENTION_SECONDS,
+    attempt_sk,
+    batch_get,
+    blob_digest,
+    blob_sk,
+    digest_sk,
+    listed_sk,
+    page_sk,
+    part_prefix,
+    part_sk,
+    run_pk,
+    send,
+    transact,
+)
+from azs3copy.backends.dynamodb_items import item as _item
+from azs3copy.backends.dynamodb_items import plain as _plain
+from azs3copy.errors import FatalError
 from azs3copy.ledger import (
     COUNTER,
+    REASON_CHARS,
     TERMINAL_STATES,
     BlobRecord,
     Claim,
+    Decided,
+    LedgerRefusedError,
+    ListedBlob,
     PageEntry,
+    PageRecord,
     PageStatus,
+    Registration,
     RunInProgressError,
     RunRecord,
     blob_record,
@@ -31,71 +51,8 @@ from azs3copy.ledger import (
 )
 from azs3copy.settings import RunSettings
 
-_ser = TypeSerializer()
-_de = TypeDeserializer()
-RETENTION_SECONDS = 90 * 24 * 3600
-#: Blob items created per transaction: DynamoDB's 100 items, less the run's counters.
-_CREATE_CHUNK = 99
 #: A container stamps a run's progress from claims and parts at most this often (they come by the thousand).
 PROGRESS_INTERVAL = 60.0
-
-
-def _item(**values: Any) -> dict[str, Any]:
-    return {key: _ser.serialize(value) for key, value in values.items() if value is not None}
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    def convert(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return int(value) if value == int(value) else float(value)
-        if isinstance(value, set):
-            return {convert(v) for v in value}
-        if isinstance(value, list):
-            return [convert(v) for v in value]
-        return value
-
-    return {key: convert(_de.deserialize(value)) for key, value in item.items()}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _conditional_failed(error: ClientError) -> bool:
-    return _code(error) == "ConditionalCheckFailedException"
-
-
-#: Why DynamoDB cancels a transaction that may go through when sent again: another transaction on one of its
-#: items at the same moment (every finish and listing write touches the run's META item), or throttling.
-_RETRY_REASONS = frozenset(
-    {
-        "TransactionConflict",
-        "ThrottlingError",
-        "ProvisionedThroughputExceeded",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "None",
-    }
-)
-#: Sends of one write before a conflict or throttling is reported as a TransientError (Lambda retries the event).
-WRITE_ATTEMPTS = 8
-
-
-def _backoff(attempt: int) -> None:
-    """Full jitter: writers that collided on an item do not collide again in step."""
-    time.sleep(random.uniform(0.0, min(1.0, 0.02 * 2**attempt)))
-
-
-def _cancellation_reasons(error: ClientError) -> list[str]:
-    """The code of each item of a cancelled transaction, in the order the items were sent."""
-    listed = error.response.get("CancellationReasons")
-    if isinstance(listed, list) and listed:
-        return [str((reason or {}).get("Code") or "None") for reason in listed]
-    # Only in the message otherwise: "Transaction cancelled, please refer cancellation reasons for specific
-    # reasons [None, ConditionalCheckFailed]"
-    message = str(error.response.get("Error", {}).get("Message", ""))
-    match = re.search(r"\[([^\[\]]*)\]\s*$", message)
-    return [code.strip() or "None" for code in match.group(1).split(",")] if match else []
 
 
 class DynamoLedger:
@@ -106,57 +63,13 @@ class DynamoLedger:
 
     # -- helpers
     def _key(self, run_id: str, sk: str) -> dict[str, Any]:
-        return _item(pk=f"RUN#{run_id}", sk=sk)
+        return _item(pk=run_pk(run_id), sk=sk)
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        """One request. A failed condition is re-raised as the ClientError for the caller to read; a write
-        that met a transaction on the same item is sent again; anything else is an azs3copy error."""
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                return getattr(self.client, operation)(TableName=self.table, **kwargs)
-            except ClientError as error:
-                if _conditional_failed(error):
-                    raise
-                if _code(error) != "TransactionConflictException" or attempt == WRITE_ATTEMPTS - 1:
-                    raise classify_client_error(error, f"ledger {operation}") from error
-            _backoff(attempt)
-        raise AssertionError("unreachable")
+        return send(self.client, self.table, operation, **kwargs)
 
     def _transact(self, items: list[dict[str, Any]], action: str) -> set[int]:
-        """Write the items in one transaction. Returns the indexes of the items whose condition failed (the
-        transaction then wrote nothing), or an empty set when it was written.
-
-        DynamoDB cancels a transaction for other reasons too: a conflict with another transaction on one of the
-        items, throttling. Those are sent again after a jittered pause, and are a TransientError (a retry of the
-        invocation can help) when they do not clear; they never pass for a failed condition."""
-        last = "no reason given"
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                self.client.transact_write_items(TransactItems=items)
-                return set()
-            except ClientError as error:
-                code = _code(error)
-                if code == "TransactionConflictException":
-                    last = code
-                elif code != "TransactionCanceledException":
-                    raise classify_client_error(error, f"ledger {action}") from error
-                else:
-                    reasons = _cancellation_reasons(error)
-                    failed = {
-                        index for index, reason in enumerate(reasons) if reason == "ConditionalCheckFailed"
-                    }
-                    if failed:
-                        return failed
-                    refused = sorted(set(reasons) - _RETRY_REASONS)
-                    if refused:
-                        raise FatalError(
-                            f"ledger {action}: transaction refused ({', '.join(refused)})"
-                        ) from error
-                    last = ", ".join(sorted(set(reasons) - {"None"})) or last
-            _backoff(attempt)
-        raise TransientError(
-            f"ledger {action}: transaction still cancelled after {WRITE_ATTEMPTS} attempts ({last})"
-        )
+        return transact(self.client, items, action)
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         response = self._call("get_item", Key=_item(pk=pk, sk=sk), ConsistentRead=True)
@@ -217,7 +130,7 @@ class DynamoLedger:
                 ExpressionAttributeValues=_item(**{":yes": True}),
             )
         meta = _item(
-            pk=f"RUN#{run_id}",
+            pk=run_pk(run_id),
             sk="META",
             run_id=run_id,
             started_at=Decimal(str(now)),
@@ -233,7 +146,7 @@ class DynamoLedger:
         )
         # The settings get their own item, written once: META is rewritten by every finish, billed by its size.
         text = settings.to_json() if settings else None
-        recorded = _item(pk=f"RUN#{run_id}", sk="SETTINGS", settings=text, expires_at=self._expires())
+        recorded = _item(pk=run_pk(run_id), sk="SETTINGS", settings=text, expires_at=self._expires())
         failed = self._transact(
             [
                 {"Put": put_current},
@@ -268,11 +181,11 @@ class DynamoLedger:
         return run_id
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        item = self._get(f"RUN#{run_id}", "META")
+        item = self._get(run_pk(run_id), "META")
         return run_record(item) if item else None
 
     def run_settings(self, run_id: str) -> RunSettings | None:
-        item = self._get(f"RUN#{run_id}", "SETTINGS") or {}
+        item = self._get(run_pk(run_id), "SETTINGS") or {}
         return RunSettings.from_json(str(item["settings"])) if item.get("settings") else None
 
     def current_run_id(self) -> str | None:
@@ -292,81 +205,143 @@ class DynamoLedger:
         return str(_plain(items[0])["sk"]) if items else None
 
     # -- listing
+    def get_page(self, run_id: str, container: str, page: int) -> PageRecord | None:
+        item = self._get(run_pk(run_id), page_sk(container, page))
+        if not item:
+            return None
+        return PageRecord(item.get("status", "registering"), item.get("next_marker") or None)
+
     def register_page(
         self,
         run_id: str,
         container: str,
         page: int,
-        pending: list[tuple[str, int]],
-        decided: list[tuple[str, int, str, str]],
-    ) -> PageStatus:
-        page_key = self._key(run_id, f"PAGE#{container}#{page:08d}")
-        status: PageStatus = "new"
+        pending: list[ListedBlob],
+        decided: list[Decided],
+        next_marker: str | None = None,
+    ) -> Registration:
         self._progress(run_id)  # a listing whose pages select nothing makes progress too
+        entries = page_entries(pending, decided)
+        digests = {blob_digest(entry.blob_id) for entry in entries}
+        # The page's blobs first (a set: every attempt's listing adds to it), so that an attempt that stops
+        # while creating them leaves a record of each blob it may have created.
+        update = "SET #s = if_not_exists(#s, :registering), expires_at = :e"
+        values: dict[str, Any] = _item(**{":registering": "registering", ":e": self._expires()})
+        if digests:
+            update += " ADD blobs :d"
+            values[":d"] = {"BS": sorted(digests)}
+        response = self._call(
+            "update_item",
+            Key=self._key(run_id, page_sk(container, page)),
+            UpdateExpression=update,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_OLD",
+        )
+        before = _plain(response.get("Attributes") or {})
+        status: PageStatus = before.get("status", "new")
+        refused: list[tuple[str, str]] = []
+        for start in range(0, len(entries), CREATE_CHUNK):
+            refused += self._create_blobs(run_id, entries[start : start + CREATE_CHUNK])
+        earlier = set(before.get("blobs") or ()) - digests  # listed by an earlier attempt, not by this one
         try:
             self._call(
-                "put_item",
-                Item={**page_key, **_item(status="registering", expires_at=self._expires())},
-                ConditionExpression="attribute_not_exists(pk)",
+                "update_item",
+                Key=self._key(run_id, page_sk(container, page)),
+                UpdateExpression="SET #s = :registered, next_marker = :m",
+                ConditionExpression="#s <> :published",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_item(
+                    **{":registered": "registered", ":published": "published", ":m": next_marker or ""}
+                ),
             )
         except ClientError:
-            existing = self._get(f"RUN#{run_id}", f"PAGE#{container}#{page:08d}") or {}
-            status = existing.get("status", "registering")
-            if status in ("registered", "published"):
-                return status
-        entries = page_entries(pending, decided)
-        for start in range(0, len(entries), _CREATE_CHUNK):
-            self._create_blobs(run_id, entries[start : start + _CREATE_CHUNK])
-        self._call(
-            "update_item",
-            Key=page_key,
-            UpdateExpression="SET #s = :s",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=_item(**{":s": "registered"}),
-        )
-        return status
+            pass  # published by another delivery of the listing meanwhile: that one's boundary stands
+        dropped = {blob_id for blob_id, _ in refused}
+        listed = [entry.listed for entry in entries if entry.listed and entry.blob_id not in dropped]
+        return Registration(status, listed + self._listed(run_id, earlier), refused)
 
-    def _create_blobs(self, run_id: str, entries: list[PageEntry]) -> None:
+    def page_blobs(self, run_id: str, container: str, page: int) -> list[ListedBlob]:
+        item = self._get(run_pk(run_id), page_sk(container, page)) or {}
+        return self._listed(run_id, set(item.get("blobs") or ()))
+
+    def _listed(self, run_id: str, digests: set[bytes]) -> list[ListedBlob]:
+        """The blobs of these digests that are still to be copied, as they were listed (BatchGetItem)."""
+        keys = [self._key(run_id, digest_sk(digest)) for digest in sorted(digests)]
+        found = batch_get(
+            self.client, self.table, keys, "#s, listed, #k", {"#s": "state", "#k": "key"}, "ledger page_blobs"
+        )
+        blobs = [
+            ListedBlob.stored(item["listed"], item["key"])
+            for item in found
+            if item.get("listed") and item.get("state") not in TERMINAL_STATES
+        ]
+        return sorted(blobs, key=lambda blob: blob.blob_id)
+
+    def _create_blobs(self, run_id: str, entries: list[PageEntry]) -> list[tuple[str, str]]:
         """Create the items of the blobs the run does not hold yet and count them, in one transaction: an item
         and its count are written together or not at all. Blobs whose item exists already are dropped and the
-        transaction is sent again with the rest."""
+        transaction is sent again with the rest. A transaction DynamoDB refuses as invalid is written blob by
+        blob, and a blob it refuses alone is recorded failed with the reason; returns those (blob id, reason)."""
         while entries:
-            increments = {"found": len(entries)}
-            for _, _, state, _ in entries:
-                if state != "pending":
-                    increments[COUNTER[state]] = increments.get(COUNTER[state], 0) + 1
-            names = {f"#c{i}": name for i, name in enumerate(increments)}
-            values = {f":c{i}": count for i, count in enumerate(increments.values())}
-            puts = [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            **self._key(run_id, f"BLOB#{blob_id}"),
-                            **_item(state=state, size=size, reason=reason, expires_at=self._expires()),
-                        },
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for blob_id, size, state, reason in entries
-            ]
-            count = {
-                "Update": {
+            try:
+                items = [*map(self._blob_put(run_id), entries), self._count(run_id, entries)]
+                exist = self._transact(items, "register_page")
+            except LedgerRefusedError as error:
+                if len(entries) > 1:
+                    return [refused for entry in entries for refused in self._create_blobs(run_id, [entry])]
+                [entry] = entries
+                reason = f"the ledger cannot hold the record of this blob as listed: {error}"[:REASON_CHARS]
+                self._create_blobs(run_id, [PageEntry(entry.blob_id, entry.size, "failed", reason)])
+                return [(entry.blob_id, reason)]
+            entries = [entry for index, entry in enumerate(entries) if index not in exist] if exist else []
+        return []
+
+    def _blob_put(self, run_id: str) -> Any:
+        def put(entry: PageEntry) -> dict[str, Any]:
+            listed = entry.listed
+            values = _item(
+                blob_id=entry.blob_id,
+                state=entry.state,
+                size=entry.size,
+                reason=entry.reason[:REASON_CHARS] if entry.reason else None,
+                listed=listed.ref_json() if listed else None,
+                key=listed.key if listed else None,
+                expires_at=self._expires(),
+            )
+            return {
+                "Put": {
                     "TableName": self.table,
-                    "Key": self._key(run_id, "META"),
-                    "UpdateExpression": "ADD "
-                    + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": _item(**values),
+                    "Item": {**self._key(run_id, blob_sk(entry.blob_id)), **values},
+                    "ConditionExpression": "attribute_not_exists(pk)",
                 }
             }
-            exist = self._transact([*puts, count], "register_page")
-            entries = [entry for index, entry in enumerate(entries) if index not in exist] if exist else []
+
+        return put
+
+    def _count(self, run_id: str, entries: list[PageEntry]) -> dict[str, Any]:
+        """The run's counters for newly created blob items: found, and the counter of each decided state."""
+        increments = {"found": len(entries)}
+        for entry in entries:
+            if entry.state != "pending":
+                increments[COUNTER[entry.state]] = increments.get(COUNTER[entry.state], 0) + 1
+        names = {f"#c{i}": name for i, name in enumerate(increments)}
+        values = {f":c{i}": count for i, count in enumerate(increments.values())}
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._key(run_id, "META"),
+                "UpdateExpression": "ADD "
+                + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": _item(**values),
+            }
+        }
 
     def mark_page_published(self, run_id: str, container: str, page: int) -> None:
         self._call(
             "update_item",
-            Key=self._key(run_id, f"PAGE#{container}#{page:08d}"),
+            Key=self._key(run_id, page_sk(container, page)),
             UpdateExpression="SET #s = :s",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=_item(**{":s": "published"}),
@@ -379,7 +354,7 @@ class DynamoLedger:
                     "Put": {
                         "TableName": self.table,
                         "Item": {
-                            **self._key(run_id, f"LISTED#{container}"),
+                            **self._key(run_id, listed_sk(container)),
                             **_item(expires_at=self._expires()),
                         },
                         "ConditionExpression": "attribute_not_exists(pk)",
@@ -403,8 +378,8 @@ class DynamoLedger:
         try:
             response = self._call(
                 "update_item",
-                Key=self._key(run_id, f"BLOB#{blob_id}"),
-                UpdateExpression="SET #s = :working, #o = :me, lease_until = :until",
+                Key=self._key(run_id, blob_sk(blob_id)),
+                UpdateExpression="SET #s = :working, #o = :me, lease_until = :until, blob_id = :id",
                 ConditionExpression=(
                     "attribute_not_exists(#s) OR #s = :pending OR "
                     "(#s = :working AND (#o = :me OR lease_until < :now))"
@@ -417,6 +392,7 @@ class DynamoLedger:
                         ":me": owner,
                         ":now": Decimal(str(now)),
                         ":until": Decimal(str(now + lease_seconds)),
+                        ":id": blob_id,
                     }
                 ),
                 ReturnValues="ALL_NEW",
@@ -433,7 +409,7 @@ class DynamoLedger:
         try:
             self._call(
                 "update_item",
-                Key=self._key(run_id, f"BLOB#{blob_id}"),
+                Key=self._key(run_id, blob_sk(blob_id)),
                 UpdateExpression="SET #s = :pending, lease_until = :zero REMOVE #o",
                 ConditionExpression="#s = :working AND #o = :me",
                 ExpressionAttributeNames={"#s": "state", "#o": "owner"},
@@ -448,17 +424,23 @@ class DynamoLedger:
         if state not in TERMINAL_STATES:
             raise ValueError(f"{state!r} is not a terminal state")
         terminal = {f":t{i}": s for i, s in enumerate(TERMINAL_STATES)}
-        update = "SET #s = :state, finished_at = :now REMOVE #o"
-        values: dict[str, Any] = {":state": state, ":now": Decimal(str(time.time())), **terminal}
+        # Every write that can create a blob's item names the blob: its key is only a digest of the id.
+        update = "SET #s = :state, finished_at = :now, blob_id = :id REMOVE #o"
+        values: dict[str, Any] = {
+            ":state": state,
+            ":now": Decimal(str(time.time())),
+            ":id": blob_id,
+            **terminal,
+        }
         if reason:
-            update = "SET #s = :state, finished_at = :now, reason = :reason REMOVE #o"
-            values[":reason"] = reason[:2000]
+            update = "SET #s = :state, finished_at = :now, blob_id = :id, reason = :reason REMOVE #o"
+            values[":reason"] = reason[:REASON_CHARS]
         failed = self._transact(
             [
                 {
                     "Update": {
                         "TableName": self.table,
-                        "Key": self._key(run_id, f"BLOB#{blob_id}"),
+                        "Key": self._key(run_id, blob_sk(blob_id)),
                         "UpdateExpression": update,
                         "ConditionExpression": f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(terminal)})",
                         "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
@@ -494,12 +476,21 @@ class DynamoLedger:
         try:
             self._call(
                 "update_item",
-                Key=self._key(run_id, f"BLOB#{blob_id}"),
-                UpdateExpression="SET upload_id = :u, #k = :k, part_size = :ps, parts = :n, checksum_type = :ct",
+                Key=self._key(run_id, blob_sk(blob_id)),
+                UpdateExpression=(
+                    "SET upload_id = :u, #k = :k, part_size = :ps, parts = :n, checksum_type = :ct, blob_id = :id"
+                ),
                 ConditionExpression="attribute_not_exists(upload_id)",
                 ExpressionAttributeNames={"#k": "key"},
                 ExpressionAttributeValues=_item(
-                    **{":u": upload_id, ":k": key, ":ps": part_size, ":n": parts, ":ct": checksum_type}
+                    **{
+                        ":u": upload_id,
+                        ":k": key,
+                        ":ps": part_size,
+                        ":n": parts,
+                        ":ct": checksum_type,
+                        ":id": blob_id,
+                    }
                 ),
             )
         except ClientError:
@@ -510,22 +501,22 @@ class DynamoLedger:
         return upload_id
 
     def get_blob(self, run_id: str, blob_id: str) -> BlobRecord | None:
-        item = self._get(f"RUN#{run_id}", f"BLOB#{blob_id}")
+        item = self._get(run_pk(run_id), blob_sk(blob_id))
         return blob_record(blob_id, item) if item else None
 
     def record_part(self, run_id: str, blob_id: str, number: int, crc32: str) -> int:
         self._call(
             "put_item",
             Item={
-                **self._key(run_id, f"PART#{blob_id}#{number:05d}"),
+                **self._key(run_id, part_sk(blob_id, number)),
                 **_item(crc32=crc32, expires_at=self._expires()),
             },
         )
         response = self._call(
             "update_item",
-            Key=self._key(run_id, f"BLOB#{blob_id}"),
-            UpdateExpression="ADD parts_done :p",
-            ExpressionAttributeValues={":p": {"NS": [str(number)]}},
+            Key=self._key(run_id, blob_sk(blob_id)),
+            UpdateExpression="ADD parts_done :p SET blob_id = :id",
+            ExpressionAttributeValues={":p": {"NS": [str(number)]}, **_item(**{":id": blob_id})},
             ReturnValues="ALL_NEW",
         )
         self._progress(run_id)
@@ -551,7 +542,7 @@ class DynamoLedger:
     def _query(self, run_id: str, prefix: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": _item(**{":pk": f"RUN#{run_id}", ":prefix": prefix}),
+            "ExpressionAttributeValues": _item(**{":pk": run_pk(run_id), ":prefix": prefix}),
             "ConsistentRead": True,
         }
         while True:
@@ -563,13 +554,13 @@ class DynamoLedger:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:
-        prefix = f"PART#{blob_id}#"
+        prefix = part_prefix(blob_id)
         return {int(item["sk"][len(prefix) :]): str(item["crc32"]) for item in self._query(run_id, prefix)}
 
     def bump_attempt(self, run_id: str, function: str, message_id: str) -> int:
         response = self._call(
             "update_item",
-            Key=self._key(run_id, f"TRY#{function}#{message_id}"),
+            Key=self._key(run_id, attempt_sk(function, message_id)),
             UpdateExpression="ADD n :one SET expires_at = :e",
             ExpressionAttributeValues=_item(**{":one": 1, ":e": self._expires()}),
             ReturnValues="UPDATED_NEW",
@@ -578,7 +569,7 @@ class DynamoLedger:
 
     def blobs(self, run_id: str) -> Iterator[BlobRecord]:
         for item in self._query(run_id, "BLOB#"):
-            yield blob_record(str(item["sk"])[len("BLOB#") :], item)
+            yield blob_record(str(item["blob_id"]), item)
 
     def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None:
         self._call(

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from azs3copy.errors import ConfigError
 from azs3copy.functions import FUNCTIONS, HANDS_TO, snake, topic_variable
 from azs3copy.planner import MAX_PART_SIZE, MiB
-from azs3copy.steps.context import Topics, Tuning
+from azs3copy.steps.context import MAX_PAGE_SIZE, Topics, Tuning
 
 PREFIX = "AZS3COPY_"
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None) -> int:
     raw = env.get(PREFIX + name)
     if raw is None or raw == "":
         return default
@@ -27,6 +27,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
         ) from None
     if value < minimum:
         raise ConfigError(f"environment variable {PREFIX}{name} must be at least {minimum}, found {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"environment variable {PREFIX}{name} must be at most {maximum}, found {value}")
     return value
 
 
@@ -95,7 +97,7 @@ class RuntimeConfig:
                 max_attempts=_int(self.env, "MAX_ATTEMPTS", 3, 1),
                 verify="readback" if verify == "readback" else "checksum",
                 report_prefix=self.optional("REPORT_PREFIX") or "_azs3copy/reports/",
-                page_size=_int(self.env, "PAGE_SIZE", 5000, 1),
+                page_size=_int(self.env, "PAGE_SIZE", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
                 copy_threads=_int(self.env, "COPY_THREADS", 4, 1),
                 max_part_size=_int(self.env, "MAX_PART_SIZE", MAX_PART_SIZE, 5 * MiB),
                 stale_run_seconds=_int(self.env, "STALE_RUN_SECONDS", 12 * 3600, 60),

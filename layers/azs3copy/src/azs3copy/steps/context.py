@@ -22,6 +22,10 @@ from azs3copy.transports import BlobSource, ObjectSink
 logger = Logger(child=True)
 
 
+#: Azure lists at most 5,000 blobs a page; a page's ledger item holds a 16-byte digest of each (80 KB of 400).
+MAX_PAGE_SIZE = 5000
+
+
 @dataclass(frozen=True)
 class Tuning:
     large_threshold: int = 100 * MiB
@@ -51,6 +55,10 @@ class Tuning:
         check_part_size(self.part_size)
         if self.chunk_size < 5 * MiB:
             raise ValueError("chunk size must be at least 5 MiB (S3's smallest multipart part)")
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(
+                f"page size must be 1 to {MAX_PAGE_SIZE} blobs (Azure lists at most that many a page)"
+            )
 
 
 @dataclass(frozen=True)

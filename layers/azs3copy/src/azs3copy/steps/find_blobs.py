@@ -13,6 +13,7 @@ from azs3copy.errors import (
     BlobRejectedError,
 )
 from azs3copy.keys import object_key
+from azs3copy.ledger import ListedBlob
 from azs3copy.messages import (
     BlobRef,
     FindBlobsTask,
@@ -82,59 +83,83 @@ def find_blobs(deps: Deps, task: FindBlobsTask, invocation: Invocation) -> Outco
 
 
 def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, outcome: Outcome) -> Outcome:
-    settings, source, tuning = run_settings(deps, task.run_id), deps.need_source(), deps.tuning
+    settings, tuning = run_settings(deps, task.run_id), deps.tuning
     marker, page = task.marker, task.page
     while True:
-        listing = source.list_page(task.container, settings.prefix, marker, tuning.page_size)
-        candidates = [blob for blob in listing.blobs if selected(settings, blob)]
-        pending, decided = _triage(deps, settings, candidates)
-        status = deps.ledger.register_page(
-            task.run_id,
-            task.container,
-            page,
-            [(blob.blob_id, blob.size) for blob, _ in pending],
-            [(blob.blob_id, blob.size, state, reason) for blob, state, reason in decided],
-        )
-        for blob, state, reason in decided:
-            outcome.count(state)
-            if state == "failed" and status == "new" and deps.on_fatal:  # refused as listed (key, size)
-                deps.on_fatal(task.run_id, blob.blob_id, reason)
-        if status != "published":
-            small = [(blob, key) for blob, key in pending if blob.size < tuning.large_threshold]
-            large = [(blob, key) for blob, key in pending if blob.size >= tuning.large_threshold]
-            batches = download_tasks(
-                task.run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes
-            )
-            if batches:
-                deps.publisher.publish(deps.topics.download, [encode(batch) for batch in batches])
-            if large:
-                deps.publisher.publish(
-                    deps.topics.largefile_initializer,
-                    [encode(LargefileInitializerTask(task.run_id, blob, key)) for blob, key in large],
-                )
-            deps.ledger.mark_page_published(task.run_id, task.container, page)
-            outcome.published += len(batches) + len(large)
+        known = deps.ledger.get_page(task.run_id, task.container, page)
+        if known is not None and known.status != "registering":
+            # An earlier attempt (or another delivery) registered this page: publish what it registered, not
+            # what a listing shows now, and go on where that listing went on.
+            if known.status == "registered":
+                _publish(deps, task, page, deps.ledger.page_blobs(task.run_id, task.container, page), outcome)
+            following = known.next_marker
+        else:
+            following = _register_page(deps, settings, task, marker, page, outcome)
         outcome.detail["pages"] = outcome.detail.get("pages", 0) + 1
-        outcome.detail["candidates"] = outcome.detail.get("candidates", 0) + len(candidates)
-        logger.info(
-            "listed page",
-            extra={
-                "run_id": task.run_id,
-                "container": task.container,
-                "page": page,
-                "blobs": len(candidates),
-            },
-        )
-        marker, page = listing.marker, page + 1
+        marker, page = following, page + 1
         if marker is None:
             deps.ledger.finish_container(task.run_id, task.container)
             maybe_report(deps, task.run_id)
             return outcome
         if invocation.remaining_seconds() < tuning.listing_reserve_seconds:
-            following = FindBlobsTask(task.run_id, task.container, marker, page)
-            deps.publisher.publish(deps.topics.find_blobs, [encode(following)])
+            following_task = FindBlobsTask(task.run_id, task.container, marker, page)
+            deps.publisher.publish(deps.topics.find_blobs, [encode(following_task)])
             outcome.detail["continued_at_page"] = page
             return outcome
+
+
+def _register_page(
+    deps: Deps, settings: RunSettings, task: FindBlobsTask, marker: str | None, page: int, outcome: Outcome
+) -> str | None:
+    """List one page, record its blobs in the ledger, publish those to copy; returns the listing's marker."""
+    source = deps.need_source()
+    listing = source.list_page(task.container, settings.prefix, marker, deps.tuning.page_size)
+    candidates = [blob for blob in listing.blobs if selected(settings, blob)]
+    pending, decided = _triage(deps, settings, candidates)
+    registration = deps.ledger.register_page(
+        task.run_id,
+        task.container,
+        page,
+        [ListedBlob(blob, key) for blob, key in pending],
+        [(blob.blob_id, blob.size, state, reason) for blob, state, reason in decided],
+        listing.marker,
+    )
+    for _, state, _ in decided:
+        outcome.count(state)
+    for _ in registration.refused:
+        outcome.count("failed")
+    # Each blob refused for good is told once: one refused as listed (key, size) by the page's first attempt,
+    # one whose record the ledger could not hold by the attempt that recorded it failed instead.
+    told = list(registration.refused)
+    if registration.status == "new":
+        told += [(blob.blob_id, reason) for blob, state, reason in decided if state == "failed"]
+    for blob_id, reason in told:
+        if deps.on_fatal:
+            deps.on_fatal(task.run_id, blob_id, reason)
+    _publish(deps, task, page, registration.pending, outcome)
+    outcome.detail["candidates"] = outcome.detail.get("candidates", 0) + len(candidates)
+    logger.info(
+        "listed page",
+        extra={"run_id": task.run_id, "container": task.container, "page": page, "blobs": len(candidates)},
+    )
+    return listing.marker
+
+
+def _publish(deps: Deps, task: FindBlobsTask, page: int, blobs: list[ListedBlob], outcome: Outcome) -> None:
+    """Hand the page's blobs to download (small) or largefile-initializer (large), then mark it published."""
+    tuning = deps.tuning
+    small = [(blob.ref, blob.key) for blob in blobs if blob.ref.size < tuning.large_threshold]
+    large = [(blob.ref, blob.key) for blob in blobs if blob.ref.size >= tuning.large_threshold]
+    batches = download_tasks(task.run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes)
+    if batches:
+        deps.publisher.publish(deps.topics.download, [encode(batch) for batch in batches])
+    if large:
+        deps.publisher.publish(
+            deps.topics.largefile_initializer,
+            [encode(LargefileInitializerTask(task.run_id, blob, key)) for blob, key in large],
+        )
+    deps.ledger.mark_page_published(task.run_id, task.container, page)
+    outcome.published += len(batches) + len(large)
 
 
 def _triage(
@@ -158,34 +183,50 @@ def _triage(
             decided.append((ref, "needs-rehydration", "in the archive tier: rehydrate it in Azure first"))
             continue
         pending.append((ref, key))
-    unchanged = _unchanged_in_s3(sink, pending, deps.tuning.head_threads)
-    decided += [
-        (ref, "skipped", "already in S3, verified as a copy of the same source ETag and size")
-        for ref, _ in pending
-        if ref.blob_id in unchanged
-    ]
-    pending = [(ref, key) for ref, key in pending if ref.blob_id not in unchanged]
+    checked = _unchanged_in_s3(sink, pending, deps.tuning.head_threads)
+    for ref, _ in pending:
+        found = checked.get(ref.blob_id)
+        if isinstance(found, Azs3copyError):  # this blob alone: the others of the page go on
+            why = redact(
+                f"could not check the object S3 holds for it: {type(found).__name__}: {found}", deps.secrets
+            )
+            decided.append((ref, "failed", why))
+        elif found:
+            decided.append(
+                (ref, "skipped", "already in S3, verified as a copy of the same source ETag and size")
+            )
+    pending = [(ref, key) for ref, key in pending if ref.blob_id not in checked]
     return pending, decided
 
 
-def _unchanged_in_s3(sink: ObjectSink, pending: list[tuple[BlobRef, str]], threads: int) -> set[str]:
-    """Blob ids whose S3 object was verified as a copy of the same source ETag and size.
+def _unchanged_in_s3(
+    sink: ObjectSink, pending: list[tuple[BlobRef, str]], threads: int
+) -> dict[str, bool | Azs3copyError]:
+    """True for the blob ids whose S3 object was verified as a copy of the same source ETag and size, and the
+    error for those whose object could not be checked for a reason no retry clears (a retryable one is raised:
+    the listing is tried again).
 
     One ranged listing of the page's key span finds which keys exist with the right size; only those have
     their tags read (one request each, where a HEAD was before)."""
     if not pending:
-        return set()
+        return {}
     keys = sorted((key for _, key in pending), key=str.encode)
     prefix = _common_prefix(keys)
     low = keys[0]
     start_after = low[:-1] if low else low  # just before the lowest key
     sizes = dict(sink.list_sizes(prefix, start_after, keys[-1]))
     maybe = [(ref, key) for ref, key in pending if sizes.get(key) == ref.size]
-    if not maybe:
-        return set()
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(maybe)))) as pool:
-        results = pool.map(lambda pair: (pair[0].blob_id, verified_copy(sink, pair[1], pair[0])), maybe)
-        return {blob_id for blob_id, same in results if same}
+
+    def check(pair: tuple[BlobRef, str]) -> tuple[str, bool | Azs3copyError]:
+        try:
+            return pair[0].blob_id, verified_copy(sink, pair[1], pair[0])
+        except Azs3copyError as error:
+            if error.retryable:
+                raise
+            return pair[0].blob_id, error
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(maybe) or 1))) as pool:
+        return {blob_id: found for blob_id, found in pool.map(check, maybe) if found is not False}
 
 
 def _common_prefix(keys: list[str]) -> str:
