@@ -42,7 +42,7 @@ KEY_PREFIX_BYTES = CONTAINER_CHARS + 1
 
 settings.register_profile(
     "default",
-    max_examples=int(os.environ.get("AZS3COPY_HYPOTHESIS_EXAMPLES", "12")),
+    max_examples=int(os.environ.get("AZS3COPY_HYPOTHESIS_EXAMPLES", "10")),
     deadline=None,
     derandomize=True,  # the same examples on every machine and every run of `make test`
     database=None,
@@ -136,8 +136,11 @@ BOUNDARIES = sorted(
 )
 PAGE_SIZES = [0, 512, CHUNK - 512, CHUNK, CHUNK + 512, 2 * PART - 512, 2 * PART, 2 * PART + 512]
 small_sizes = st.one_of(st.sampled_from([0, 1, 2, 3, 511, 512, 513]), st.integers(0, 64 * 1024))
+#: C# identifiers, as Azure's metadata names are; not Azure Data Lake's directory marker (a blob with it is not a
+#: file to copy), and not `_` alone, which Azurite's listing XML writes as the element's text (xml2js's
+#: character key) and so loses: an emulator's quirk, not the copy's.
 metadata_keys = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,15}\Z").filter(
-    lambda key: key.lower() != "hdi_isfolder"  # Azure Data Lake's directory marker: never a file to copy
+    lambda key: key.lower() != "hdi_isfolder" and key != "_"
 )
 metadata_values = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40)
 
