@@ -10,6 +10,7 @@ the reliability table (build/reliability.md, docs/reliability.md by `make reliab
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import os
@@ -17,6 +18,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.storage.blob import ContentSettings
 
 from azs3copy.messages import BlobRef, DownloadTask, FindBlobsTask, decode, encode
 from devenv.faultproxy import FaultProxy, Rule, Seen, azure_error, s3_error
@@ -42,6 +45,7 @@ from tests.faults.conftest import (
     table_row,
     write_table,
 )
+from tests.support.encodings import brotli_stream, gzip_stream
 
 MiB = 1 << 20
 SMALL = {
@@ -54,6 +58,37 @@ SMALL = {
 LARGE = {"large-a.bin": os.urandom(10 * MiB + 512 * 1024)}  # 3 parts of 5 MiB (envs/local's sizes)
 #: Over envs/local's 8 MiB chunk and under its 10 MiB threshold: download copies it as a multipart upload.
 CHUNKED = {"nine-mib.bin": os.urandom(9 * MiB)}
+
+
+def padded(stem: str, size: int) -> str:
+    """A name whose key `<container>/<name>` is `size` UTF-8 bytes (containers are `f` and 12 hex digits)."""
+    return stem + "x" * (size - len("f123456789012/") - len(stem.encode()))
+
+
+#: What real storage accounts hold next to ordinary blobs: blobs stored compressed with their
+#: Content-Encoding (copied as stored, still compressed), a key of exactly S3's 1,024 bytes, names that
+#: extend each other past '#' (two large blobs), and one key of 1,025 bytes that S3 cannot hold.
+ENCODED = {
+    "site/index.html": gzip.compress(b"<html><body>hello</body></html>\n" * 2000),
+    "logs/app.log.z": zlib.compress(b"2024-01-31T08:00:00Z GET /index.html 200\n" * 3000),
+    "site/app.js": brotli_stream(40_000, os.urandom) or b"",
+    "dumps/db.sql.gz": gzip_stream(10 * MiB + 7, os.urandom) or b"",  # large: its parts are ranged reads
+}
+REAL_ACCOUNT = {
+    **ENCODED,
+    padded("exact-", 1024): b"a key of exactly 1,024 UTF-8 bytes",
+    padded("wide-é", 1024): b"1,024 bytes, one of them two",
+    "archive": os.urandom(10 * MiB + 100),
+    "archive#2024": os.urandom(10 * MiB + 200),
+    padded("over-", 1025): b"a key one byte longer than S3 allows",
+    "tiny.txt": b"an ordinary blob next to them\n",
+}
+ENCODINGS = {
+    "site/index.html": ContentSettings(content_type="text/html", content_encoding="gzip"),
+    "logs/app.log.z": ContentSettings(content_type="text/plain", content_encoding="deflate"),
+    "site/app.js": ContentSettings(content_type="application/javascript", content_encoding="br"),
+    "dumps/db.sql.gz": ContentSettings(content_type="application/sql", content_encoding="gzip"),
+}
 RANGED = {"x-ms-range": "bytes="}
 #: S3 requests by operation (botocore's query strings: PutObject `x-id=PutObject`, UploadPart `partNumber=…`,
 #: CompleteMultipartUpload `uploadId=…` on a POST, CreateMultipartUpload `uploads` on a POST).
@@ -84,7 +119,13 @@ class Scenario:
     name: str
     faults: Callable[[World, str], None] = lambda world, container: None
     blobs: dict[str, bytes] = field(default_factory=lambda: {**SMALL, **LARGE})
+    #: Content settings of blobs by name (the stored Content-Encoding among them); the others have none.
+    content: dict[str, ContentSettings] = field(default_factory=dict)
+    #: Blobs S3 cannot hold (a key over 1,024 bytes): recorded failed by every run, never copied.
+    uncopyable: frozenset[str] = frozenset()
     duplicate: bool = False
+    #: With `duplicate`: both copies at the same moment, not after random delays.
+    at_once: bool = False
     #: Report counts the faulty run must show (state → blobs), beyond the invariants.
     expect: dict[str, int] = field(default_factory=dict)
     #: More checks of the faulty run; each returns what it found wrong.
@@ -427,6 +468,20 @@ SCENARIOS = [
     Scenario("parter killed mid-part (timeout)", parter_killed, check=parter_was_killed),
     Scenario("every SNS message twice, out of order", duplicate=True),
     Scenario(
+        "every SNS message twice, at the same time (claims, uploads and completions raced)",
+        blobs={**SMALL, **LARGE, **CHUNKED},
+        duplicate=True,
+        at_once=True,
+    ),
+    Scenario(
+        "blobs real accounts hold: gzip, deflate and br stored, keys of 1,024 bytes, names past '#', "
+        "one key of 1,025 bytes",
+        blobs=REAL_ACCOUNT,
+        content=ENCODINGS,
+        uncopyable=frozenset({padded("over-", 1025)}),
+        expect={"copied": len(REAL_ACCOUNT) - 1, "failed": 1},
+    ),
+    Scenario(
         "blob overwritten, another deleted, while their parts are copied",
         overwritten_and_deleted,
         blobs={**SMALL, **LARGE, "large-b.bin": os.urandom(10 * MiB + 100)},
@@ -459,15 +514,20 @@ SCENARIOS = [
 # --- judging what a run left behind -----------------------------------------------------------------------
 
 
-def new_container(world: World, blobs: dict[str, bytes]) -> str:
+def new_container(
+    world: World, blobs: dict[str, bytes], content: dict[str, ContentSettings] | None = None
+) -> str:
     container = f"f{uuid.uuid4().hex[:12]}"
     world.azure.create_container(container)
     for name, data in blobs.items():
-        world.azure.get_blob_client(container, name).upload_blob(data, overwrite=True)
+        world.azure.get_blob_client(container, name).upload_blob(
+            data, overwrite=True, content_settings=(content or {}).get(name)
+        )
     return container
 
 
 def azure_now(world: World, container: str) -> dict[str, bytes]:
+    """Every blob's bytes as stored (a gzip-encoded blob's compressed bytes, which S3 must hold too)."""
     client = world.azure.get_container_client(container)
     return {
         blob.name: client.download_blob(blob.name, decompress=False).readall() for blob in client.list_blobs()
@@ -605,7 +665,7 @@ def run_once(world: World, scenario: Scenario | None = None, container: str = ""
         scenario.faults(world, container)
         armed = [(proxy, rule.name) for proxy in (world.s3_proxy, world.azure_proxy) for rule in proxy.rules]
         if scenario.duplicate:
-            world.delivery.on(world.runtime.pools)
+            world.delivery.on(world.runtime.pools, at_once=scenario.at_once)
     try:
         reply = world.launch()
         assert reply.get("ok"), reply
@@ -638,24 +698,36 @@ def fired_text(run: Run) -> str:
 
 
 def next_run_copies(
-    world: World, container: str, current: dict[str, bytes], missing: set[str], row: dict[str, Any]
+    world: World,
+    container: str,
+    current: dict[str, bytes],
+    missing: set[str],
+    row: dict[str, Any],
+    uncopyable: frozenset[str] = frozenset(),
 ) -> list[tuple[str, str]]:
-    """Run again without faults: it must copy exactly `missing` and leave every blob byte-identical in S3,
-    one version each, no upload open."""
+    """Run again without faults: it must copy exactly `missing` (but the `uncopyable` blobs, which it must
+    record failed again) and leave every blob byte-identical in S3, one version each, no upload open."""
     rerun = run_once(world).report
     row["rerun"] = rerun["counts"].get("copied", 0)
     after, versions, uploads = s3_state(world, container)
     problems: list[tuple[str, str]] = []
-    if rerun["counts"].get("copied", 0) != len(missing):
+    copyable = missing - uncopyable
+    if rerun["counts"].get("copied", 0) != len(copyable):
         problems.append(
-            ("rerun-copied", f"the next run copied {counts_text(rerun)}, {len(missing)} were missing")
+            ("rerun-copied", f"the next run copied {counts_text(rerun)}, {len(copyable)} were missing")
         )
     if rerun["counts"].get("skipped", 0) != len(current) - len(missing):
         problems.append(("rerun-skipped", f"the next run skipped {counts_text(rerun)}"))
+    refused = {failure["blob"] for failure in rerun["failures"] if failure["state"] == "failed"}
+    problems += [
+        ("rerun-refused", f"{container}/{name}: S3 cannot hold it, and the next run did not record it failed")
+        for name in uncopyable
+        if f"{container}/{name}" not in refused
+    ]
     problems += [
         ("rerun-bytes", f"{container}/{name}: not byte-identical after the next run")
         for name, data in current.items()
-        if after.get(f"{container}/{name}") != data
+        if name not in uncopyable and after.get(f"{container}/{name}") != data
     ]
     problems += [
         ("extra-version", f"{key}: {count} object versions after the next run")
@@ -680,7 +752,7 @@ def test_scenario_loses_and_corrupts_nothing(world: World, scenario: Scenario) -
     with table_row(scenario.name, known[1] if known else None) as row:
         originals = scenario.blobs
         row["blobs"] = len(originals)
-        container = new_container(world, originals)
+        container = new_container(world, originals, scenario.content)
         if scenario.sas:
             world.configure_sas([container])
         else:
@@ -716,7 +788,12 @@ def test_scenario_loses_and_corrupts_nothing(world: World, scenario: Scenario) -
         current = azure_now(world, container)
         objects, _, _ = s3_state(world, container)
         missing = {name for name in current if objects.get(f"{container}/{name}") != current[name]}
-        problems += next_run_copies(world, container, current, missing, row)
+        problems += next_run_copies(world, container, current, missing, row, scenario.uncopyable)
+        problems += [
+            ("uncopyable", f"{container}/{name}: S3 cannot hold it, yet it is there")
+            for name in scenario.uncopyable
+            if f"{container}/{name}" in objects
+        ]
         settle(problems, known)
 
 

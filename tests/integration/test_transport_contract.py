@@ -140,6 +140,13 @@ def test_listing_carries_size_etag_md5_content_settings_and_metadata(kit: Source
     assert ref.last_modified.tzinfo is not None and ref.last_modified <= datetime.now(UTC)
 
 
+def test_an_empty_metadata_value_is_listed_as_an_empty_string(kit: SourceKit) -> None:
+    # Azure lists an empty value as an empty XML element, which the SDK hands back as None.
+    container = container_name()
+    kit.put(container, "flagged", b"x", None, {"reviewed": "", "owner": "team"})
+    assert listed(kit, container, "flagged").metadata == {"reviewed": "", "owner": "team"}
+
+
 def test_ranged_reads_return_exact_bytes(kit: SourceKit) -> None:
     container = container_name()
     data = os.urandom(9 * 1024 * 1024 + 3)

@@ -1,12 +1,17 @@
 """An in-process message bus that drives the engine's steps the way SNS and Lambda drive the handlers:
 every message is delivered (optionally twice, optionally shuffled), retryable failures are retried up to the
-attempt limit, and what still fails lands in a dead-letter list."""
+attempt limit, and what still fails lands in a dead-letter list.
+
+A message delivered twice is delivered twice at the same moment, as SNS's at-least-once delivery does: two
+threads released together, each with its own request id, racing for the ledger's claims."""
 
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from azs3copy.errors import Azs3copyError
@@ -52,6 +57,7 @@ class Harness:
     #: Blobs failed for good, as the handlers would dead-letter them: (run id, blob id, reason).
     fatal: list[tuple[str, str, str]] = field(default_factory=list)
     deliveries: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def deps(self) -> Deps:
         return Deps(
@@ -80,14 +86,28 @@ class Harness:
                 self.shuffle.shuffle(items)
                 self.publisher.queue = deque(items)
             topic, body = self.publisher.queue.popleft()
-            copies = 2 if self.duplicate else 1
-            for _ in range(copies):
+            if self.duplicate:
+                self.deliver_together(topic, body)
+            else:
                 self.deliver(topic, body)
+
+    def deliver_together(self, topic: str, body: str) -> None:
+        """Two deliveries of one message, started at the same moment from two threads."""
+        barrier = threading.Barrier(2)
+
+        def copy() -> None:
+            barrier.wait(timeout=30)
+            self.deliver(topic, body)
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sns-duplicate") as pool:
+            for future in [pool.submit(copy), pool.submit(copy)]:
+                future.result()
 
     def deliver(self, topic: str, body: str) -> None:
         request_id = uuid.uuid4().hex  # Lambda keeps one request id across the retries of an async event
         for attempt in range(1, self.tuning.max_attempts + 1):
-            self.deliveries += 1
+            with self._lock:
+                self.deliveries += 1
             invocation = Invocation(
                 request_id=request_id, final_attempt=attempt >= self.tuning.max_attempts, attempt=attempt
             )
@@ -96,7 +116,8 @@ class Harness:
                 return
             except Azs3copyError as error:
                 if attempt >= self.tuning.max_attempts:
-                    self.dead_letters.append((topic, body, str(error)))
+                    with self._lock:
+                        self.dead_letters.append((topic, body, str(error)))
                     return
 
     def report(self, run_id: str) -> RunRecord:

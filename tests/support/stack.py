@@ -53,7 +53,8 @@ class Stack:
         pump = SnsPump(self.sns, self.sqs, duplicate=duplicate)
         for function in FED:
             if only is None or function in only:
-                pump.route(self.topics[function], function, load_handler(function).lambda_handler)
+                twin = load_handler(function).lambda_handler if duplicate else None
+                pump.route(self.topics[function], function, load_handler(function).lambda_handler, twin)
         return pump
 
     def launch(self) -> str:

@@ -47,7 +47,8 @@ def quoted(etag: str) -> str:
 
 def source_blob(container: str, props: BlobProperties) -> SourceBlob:
     settings = props.content_settings
-    metadata = dict(props.metadata or {})
+    # A listing's empty value is an empty XML element, which the SDK hands back as None: it is "".
+    metadata = {key: value or "" for key, value in (props.metadata or {}).items()}
     ref = BlobRef(
         container=container,
         name=props.name,
