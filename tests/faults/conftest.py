@@ -395,8 +395,9 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> None:
     lines = [
         "# Reliability: the fault and bad-input suite",
         "",
-        "Written by `make test-faults` (tests/faults/) from a run of the whole suite; do not edit by hand (a run of",
-        "part of the suite leaves this file alone). Each row is one scenario run through the local runtime",
+        "Written by `make reliability-report` (tests/faults/, from build/reliability.md) after a run of the whole",
+        "suite; do not edit by hand (a run of part of the suite writes build/reliability-partial.md instead). Each row",
+        "is one scenario run through the local runtime",
         "(terraform/envs/local on moto, handlers in warm worker processes with Lambda's timeout and retry policy, SQS",
         "on-failure destinations) with the fault proxy between the functions and the emulators.",
         "",
