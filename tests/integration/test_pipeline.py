@@ -315,6 +315,47 @@ def test_archived_blob_is_skipped_as_needing_rehydration(stack: Stack) -> None:
     assert stack.object_bytes(f"{container}/warm.bin") == b"fine"
 
 
+def test_each_copy_lands_in_the_storage_class_of_its_blobs_access_tier(stack: Stack) -> None:
+    container = new_container(stack)
+    blobs = {
+        "hot.bin": os.urandom(1000),
+        "cool.bin": os.urandom(2000),
+        "cool-large.bin": os.urandom(THRESHOLD + 1),
+    }
+    for name, data in blobs.items():
+        upload(stack, container, name, data)
+    for name in ("cool.bin", "cool-large.bin"):
+        stack.azure.get_blob_client(container, name).set_standard_blob_tier("Cool")
+    stack.configure(
+        [container], storage_class="INTELLIGENT_TIERING", tier_storage_classes={"Cool": "GLACIER_IR"}
+    )
+    pump = stack.pump()
+    run_id = stack.launch()
+    pump.drain()
+    assert stack.report(run_id)["counts"]["copied"] == 3
+    assert stack.assert_identical(container) == 3
+    found = {
+        name: stack.s3.head_object(Bucket=stack.bucket, Key=f"{container}/{name}").get("StorageClass")
+        for name in blobs
+    }
+    assert found == {
+        "hot.bin": "INTELLIGENT_TIERING",
+        "cool.bin": "GLACIER_IR",
+        "cool-large.bin": "GLACIER_IR",
+    }
+
+
+def test_a_storage_class_s3_does_not_have_is_refused_at_the_launch_naming_the_key(stack: Stack) -> None:
+    container = new_container(stack)
+    upload(stack, container, "any.bin", b"x")
+    stack.configure([container], tier_storage_classes={"Cool": "COLDLINE"})
+    with pytest.raises(ConfigError, match=r"tier_storage_classes\.Cool"):
+        load_handler("launch-qualification").lambda_handler(
+            {"force": True}, lambda_context("launch-qualification")
+        )
+    assert stack.keys(container) == []
+
+
 def test_a_function_without_a_topic_it_publishes_to_fails_before_writing_naming_the_variable(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -99,6 +99,7 @@ class MemoryBlobSource:
             content_md5=blob.content_md5,
             content=blob.content,
             metadata=dict(blob.metadata),
+            tier=blob.tier,
         )
 
     def list_containers(self) -> list[str]:
@@ -114,7 +115,6 @@ class MemoryBlobSource:
             blobs = [
                 SourceBlob(
                     self._ref(container, name, self.containers[container][name]),
-                    tier=self.containers[container][name].tier,
                     is_directory=self.containers[container][name].is_directory,
                 )
                 for name in chosen
@@ -141,6 +141,18 @@ class MemoryBlobSource:
 #: its names and values (S3ObjectSink adds its write id to every object, so the fake counts it too).
 MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
+#: The storage classes S3 accepts on a write to a general-purpose bucket, and those it serves only restored.
+S3_STORAGE_CLASSES = {
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+}
+ARCHIVED_CLASSES = {"GLACIER", "DEEP_ARCHIVE"}
 
 
 @dataclass
@@ -214,6 +226,8 @@ class MemoryObjectSink:
 
     @staticmethod
     def _check_metadata(action: str, attrs: ObjectAttrs) -> None:
+        if attrs.storage_class is not None and attrs.storage_class not in S3_STORAGE_CLASSES:
+            raise FatalError(f"{action}: InvalidStorageClass: The storage class you specified is not valid")
         size = sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in attrs.metadata.items())
         if size + WRITE_ID_BYTES > MAX_METADATA_BYTES:
             raise FatalError(
@@ -248,6 +262,9 @@ class MemoryObjectSink:
             found.attrs.content,
             crc32=found.crc32 if checksums else None,
             checksum_type="FULL_OBJECT" if checksums and found.crc32 else None,
+            storage_class=None
+            if found.attrs.storage_class in (None, "STANDARD")
+            else found.attrs.storage_class,
         )
 
     def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:
@@ -331,6 +348,10 @@ class MemoryObjectSink:
             found = self._version(key, version_id)
         if found is None:
             raise FatalError(f"GET {key}: {'NoSuchVersion' if version_id else 'NoSuchKey'}")
+        if found.attrs.storage_class in ARCHIVED_CLASSES:
+            raise FatalError(
+                f"GET {key}: InvalidObjectState: The operation is not valid for the object's storage class"
+            )
         data = found.data
         for offset in range(start, len(data), 1 << 20):
             chunk = data[offset : offset + (1 << 20)]

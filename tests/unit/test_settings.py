@@ -3,7 +3,7 @@ import json
 import pytest
 
 from azs3copy.errors import ConfigError
-from azs3copy.settings import parse_begindate, parse_isactive, parse_settings
+from azs3copy.settings import RunSettings, parse_begindate, parse_isactive, parse_settings
 
 SAS = {"account_url": "https://acct.blob.core.windows.net", "sas_token": "sv=2024&sig=abc"}
 
@@ -277,3 +277,51 @@ def test_a_credential_is_never_sent_over_plain_http_except_to_loopback(
 )
 def test_https_and_the_loopback_emulator_are_accepted(azure: dict[str, str]) -> None:
     assert parse_settings(secret(azure=azure)).require_azure()
+
+
+def test_storage_class_and_the_tier_rule_are_recorded_with_the_run_and_pick_each_blobs_class() -> None:
+    parsed = parse_settings(
+        secret(
+            storage_class="intelligent-tiering",
+            tier_storage_classes={"cool": "STANDARD_IA", "Cold": "GLACIER_IR"},
+        )
+    )
+    run = RunSettings.from_json(parsed.run_settings().to_json())
+    assert run.storage_class == "INTELLIGENT_TIERING"
+    assert [run.storage_class_for(tier) for tier in ("Hot", "Cool", "COLD", None)] == [
+        "INTELLIGENT_TIERING",
+        "STANDARD_IA",
+        "GLACIER_IR",
+        "INTELLIGENT_TIERING",
+    ]
+
+
+def test_without_a_storage_class_in_the_secret_the_deployments_default_applies() -> None:
+    parsed = parse_settings(secret())
+    assert parsed.storage_class is None
+    assert parsed.run_settings("STANDARD_IA").storage_class == "STANDARD_IA"
+    assert parsed.run_settings().storage_class == "STANDARD"
+
+
+def test_a_run_recorded_before_storage_classes_were_settings_writes_s3_standard() -> None:
+    old = json.dumps({"begindate": "2024-01-01T00:00:00Z", "prefix": "", "include": [], "exclude": []})
+    run = RunSettings.from_json(old)
+    assert run.storage_class == "STANDARD" and run.storage_class_for("Cool") == "STANDARD"
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"storage_class": "COLDLINE"}, "'storage_class'"),
+        ({"storage_class": 3}, "'storage_class'"),
+        ({"storage_class": "EXPRESS_ONEZONE"}, "'storage_class'"),
+        ({"tier_storage_classes": {"Cool": "FROZEN"}}, "'tier_storage_classes.Cool'"),
+        ({"tier_storage_classes": {"Warm": "STANDARD_IA"}}, "'tier_storage_classes'"),
+        ({"tier_storage_classes": {"Archive": "GLACIER"}}, "rehydrate"),
+        ({"tier_storage_classes": {"cool": "GLACIER", "Cool": "GLACIER_IR"}}, "more than once"),
+        ({"tier_storage_classes": ["Cool", "GLACIER"]}, "'tier_storage_classes'"),
+    ],
+)
+def test_a_bad_storage_class_setting_is_refused_naming_its_key(values: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        parse_settings(secret(**values))

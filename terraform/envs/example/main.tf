@@ -49,6 +49,10 @@ module "azs3copy" {
   # How each copy is checked: "readback" reads the object back and compares, "checksum" trusts S3's CRC32.
   verify = "readback"
 
+  # S3 storage class of the copies when the secret names none (its storage_class and tier_storage_classes
+  # keys pick per run and per Azure access tier): STANDARD, INTELLIGENT_TIERING, STANDARD_IA, GLACIER_IR, ...
+  storage_class = "STANDARD"
+
   # Memory in MiB per function, only the keys you change (the others keep the module's defaults). The parter
   # needs at least 2 × part size in MiB + 256 and copies blobs up to 10,000 × (memory - 256) / 2 MiB.
   function_memory_mb = {

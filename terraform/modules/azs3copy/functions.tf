@@ -32,6 +32,10 @@ locals {
         POWERTOOLS_SERVICE_NAME    = "launch-qualification"
         AZS3COPY_TOPIC_FIND_BLOBS  = local.topics["find-blobs"]
         AZS3COPY_STALE_RUN_SECONDS = tostring(var.stale_run_seconds)
+        # The run records the storage class its copies are written in (the secret's, else this default);
+        # a class S3 serves only restored is refused while the copies are verified by reading them back.
+        AZS3COPY_STORAGE_CLASS = var.storage_class
+        AZS3COPY_VERIFY        = var.verify
       }
     }
     find-blobs = {

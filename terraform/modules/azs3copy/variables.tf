@@ -163,6 +163,18 @@ variable "stale_run_seconds" {
   }
 }
 
+variable "storage_class" {
+  type        = string
+  description = "S3 storage class of the copies when the secret's storage_class does not name one (AZS3COPY_STORAGE_CLASS); the secret's tier_storage_classes can pick another per Azure access tier."
+  default     = "STANDARD"
+  nullable    = false
+
+  validation {
+    condition     = contains(["STANDARD", "INTELLIGENT_TIERING", "STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE", "REDUCED_REDUNDANCY"], var.storage_class)
+    error_message = "storage_class must be one of STANDARD, INTELLIGENT_TIERING, STANDARD_IA, ONEZONE_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE, REDUCED_REDUNDANCY."
+  }
+}
+
 variable "runtime" {
   type        = string
   description = "Lambda runtime of the functions and layers; the layers are built for its Python version."

@@ -68,3 +68,10 @@ def test_the_time_without_progress_before_a_run_is_taken_over_comes_from_the_env
     assert RuntimeConfig({}).tuning().stale_run_seconds == 12 * 3600
     with pytest.raises(ConfigError, match="AZS3COPY_STALE_RUN_SECONDS must be a whole number"):
         RuntimeConfig({"AZS3COPY_STALE_RUN_SECONDS": "a day"}).tuning()
+
+
+def test_the_deployments_storage_class_comes_from_the_environment_and_a_bad_one_names_its_variable() -> None:
+    assert RuntimeConfig({}).tuning().storage_class == "STANDARD"
+    assert RuntimeConfig({"AZS3COPY_STORAGE_CLASS": "glacier_ir"}).tuning().storage_class == "GLACIER_IR"
+    with pytest.raises(ConfigError, match="environment variable AZS3COPY_STORAGE_CLASS must be one of"):
+        RuntimeConfig({"AZS3COPY_STORAGE_CLASS": "ARCHIVE"}).tuning()

@@ -50,6 +50,8 @@ class BlobRef:
     content_md5: str | None = None  # base64, as Azure reports it
     content: ContentSettings = field(default_factory=ContentSettings)
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Azure's access tier when listed (Hot, Cool, Cold, Archive): it picks the copy's S3 storage class.
+    tier: str | None = None
 
     @property
     def blob_id(self) -> str:
@@ -68,6 +70,8 @@ class BlobRef:
         data.update({key: value for key, value in asdict(self.content).items() if value})
         if self.metadata:
             data["metadata"] = dict(self.metadata)
+        if self.tier:
+            data["tier"] = self.tier
         return data
 
     @classmethod
@@ -84,6 +88,7 @@ class BlobRef:
                     **{key: data.get(key) for key in ContentSettings.__dataclass_fields__}
                 ),
                 metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+                tier=str(data["tier"]) if data.get("tier") else None,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise MessageError(f"malformed blob in message: {error!r}") from None
@@ -94,13 +99,12 @@ class SourceBlob:
     """A listing entry: the blob plus what decides whether it can be copied at all."""
 
     ref: BlobRef
-    tier: str | None = None
     archive_status: str | None = None
     is_directory: bool = False
 
     @property
     def archived(self) -> bool:
-        return (self.tier or "").lower() == "archive" or bool(self.archive_status)
+        return (self.ref.tier or "").lower() == "archive" or bool(self.archive_status)
 
 
 # --- messages ---------------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ _KNOWN_KEYS = {
     "include",
     "exclude",
     "destination_prefix",
+    "storage_class",
+    "tier_storage_classes",
 }
 _AZURE_KEYS = {
     "account_url",
@@ -92,6 +94,24 @@ class AzureCredentials:
         return [value for value in values if value]
 
 
+#: The S3 storage classes a PutObject or CreateMultipartUpload into a general-purpose bucket accepts (the
+#: directory-bucket, Outposts and Snow classes are left out: azs3copy writes to an ordinary bucket).
+STORAGE_CLASSES = (
+    "STANDARD",
+    "INTELLIGENT_TIERING",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "REDUCED_REDUNDANCY",
+)
+#: Classes whose objects S3 serves only after a restore: a copy there cannot be read back (verify=readback).
+UNREADABLE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+#: Azure's online access tiers, as the listing names them; an archived blob is never copied (rehydrate first).
+ACCESS_TIERS = ("Hot", "Cool", "Cold")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What one run copies and where it puts it, as the launch read them from the secret; recorded with the
@@ -102,6 +122,21 @@ class RunSettings:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     destination_prefix: str = ""
+    #: The S3 storage class of every object the run writes, unless its blob's access tier has one of its own.
+    storage_class: str = "STANDARD"
+    #: (Azure access tier, S3 storage class) pairs: the class of the objects copied from blobs in that tier.
+    tier_storage_classes: tuple[tuple[str, str], ...] = ()
+
+    def storage_class_for(self, tier: str | None) -> str:
+        """The S3 storage class of a blob's copy: its access tier's class when the rule names the tier."""
+        wanted = (tier or "").lower()
+        for name, storage_class in self.tier_storage_classes:
+            if name.lower() == wanted:
+                return storage_class
+        return self.storage_class
+
+    def storage_classes(self) -> set[str]:
+        return {self.storage_class, *(storage_class for _tier, storage_class in self.tier_storage_classes)}
 
     def to_json(self) -> str:
         return json.dumps(
@@ -111,6 +146,8 @@ class RunSettings:
                 "include": list(self.include),
                 "exclude": list(self.exclude),
                 "destination_prefix": self.destination_prefix,
+                "storage_class": self.storage_class,
+                "tier_storage_classes": dict(self.tier_storage_classes),
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -125,6 +162,9 @@ class RunSettings:
             include=tuple(str(pattern) for pattern in data.get("include") or ()),
             exclude=tuple(str(pattern) for pattern in data.get("exclude") or ()),
             destination_prefix=str(data.get("destination_prefix") or ""),
+            # A run recorded before storage classes were settings wrote everything to S3 Standard.
+            storage_class=str(data.get("storage_class") or "STANDARD"),
+            tier_storage_classes=tuple((data.get("tier_storage_classes") or {}).items()),
         )
 
 
@@ -138,6 +178,9 @@ class Settings:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     destination_prefix: str = ""
+    #: None when the secret does not say: the deployment's default (AZS3COPY_STORAGE_CLASS) applies.
+    storage_class: str | None = None
+    tier_storage_classes: tuple[tuple[str, str], ...] = ()
 
     def require_azure(self) -> AzureCredentials:
         if self.azure is None:
@@ -146,9 +189,17 @@ class Settings:
             )
         return self.azure
 
-    def run_settings(self) -> RunSettings:
+    def run_settings(self, default_storage_class: str = "STANDARD") -> RunSettings:
         """What a run launched now copies: recorded with the run, whatever the secret says later."""
-        return RunSettings(self.begindate, self.prefix, self.include, self.exclude, self.destination_prefix)
+        return RunSettings(
+            self.begindate,
+            self.prefix,
+            self.include,
+            self.exclude,
+            self.destination_prefix,
+            storage_class=self.storage_class or default_storage_class,
+            tier_storage_classes=self.tier_storage_classes,
+        )
 
 
 def parse_isactive(value: Any) -> bool:
@@ -208,6 +259,46 @@ def _string_list(document: Mapping[str, Any], key: str) -> tuple[str, ...] | Non
             f"secret key '{key}' must be a list of non-empty strings, found {json.dumps(value)}"
         )
     return tuple(value)
+
+
+def parse_storage_class(value: Any, where: str = "secret key 'storage_class'") -> str:
+    """An S3 storage class, as S3 spells it (the case of the letters and hyphens for underscores forgiven)."""
+    if isinstance(value, str):
+        wanted = value.strip().upper().replace("-", "_")
+        if wanted in STORAGE_CLASSES:
+            return wanted
+    raise ConfigError(
+        f"{where} must be one of {', '.join(STORAGE_CLASSES)} (an S3 storage class), "
+        f"found {json.dumps(value)}"
+    )
+
+
+def parse_tier_storage_classes(value: Any) -> tuple[tuple[str, str], ...]:
+    """The rule from Azure's access tier to an S3 storage class: {"Cool": "STANDARD_IA", ...}."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError(
+            "secret key 'tier_storage_classes' must be a JSON object from an Azure access tier (Hot, Cool, "
+            f'Cold) to an S3 storage class, like {{"Cool": "STANDARD_IA"}}, found {json.dumps(value)}'
+        )
+    rule: dict[str, str] = {}
+    for tier, storage_class in value.items():
+        name = next((known for known in ACCESS_TIERS if known.lower() == str(tier).strip().lower()), None)
+        if name is None:
+            why = (
+                " (an archived blob is not copied: rehydrate it first)"
+                if str(tier).lower() == "archive"
+                else ""
+            )
+            raise ConfigError(
+                f"secret key 'tier_storage_classes' has the tier {json.dumps(tier)}{why}: "
+                f"the tiers are {', '.join(ACCESS_TIERS)}"
+            )
+        if name in rule:
+            raise ConfigError(f"secret key 'tier_storage_classes' names the tier {name} more than once")
+        rule[name] = parse_storage_class(storage_class, f"secret key 'tier_storage_classes.{tier}'")
+    return tuple(rule.items())
 
 
 def resolve_cloud(name_or_url: str | None) -> tuple[str, str]:
@@ -426,6 +517,12 @@ def parse_settings(text: str | bytes) -> Settings:
         include=_string_list(document, "include") or (),
         exclude=_string_list(document, "exclude") or (),
         destination_prefix=destination_prefix,
+        storage_class=(
+            parse_storage_class(document["storage_class"])
+            if document.get("storage_class") is not None
+            else None
+        ),
+        tier_storage_classes=parse_tier_storage_classes(document.get("tier_storage_classes")),
     )
 
 

@@ -42,6 +42,8 @@ WRITE_ID_BYTES = len(WRITE_ID_METADATA) + 32
 class ObjectAttrs:
     content: ContentSettings = field(default_factory=ContentSettings)
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The S3 storage class to write the object in (None: the bucket's default, S3 Standard).
+    storage_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class ObjectInfo:
     #: FULL_OBJECT, of the parts' CRC32s followed by "-<parts>" when COMPOSITE; None when S3 has none.
     crc32: str | None = None
     checksum_type: str | None = None
+    #: The object's S3 storage class; None for S3 Standard (HEAD names the class only when it is another).
+    storage_class: str | None = None
 
 
 @dataclass(frozen=True)

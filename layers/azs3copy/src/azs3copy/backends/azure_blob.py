@@ -64,11 +64,10 @@ def source_blob(container: str, props: BlobProperties) -> SourceBlob:
             cache_control=settings.cache_control,
         ),
         metadata=metadata,
+        tier=str(props.blob_tier) if props.blob_tier else None,
     )
-    tier = props.blob_tier
     return SourceBlob(
         ref=ref,
-        tier=str(tier) if tier else None,
         archive_status=str(props.archive_status) if props.archive_status else None,
         is_directory=metadata.get("hdi_isfolder", "").lower() == "true",
     )

@@ -65,6 +65,8 @@ class S3ObjectSink:
             value = getattr(attrs.content, field)
             if value:
                 args[arg] = value
+        if attrs.storage_class:
+            args["StorageClass"] = attrs.storage_class
         if self.kms_key_id:
             args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
         return args
@@ -99,6 +101,7 @@ class S3ObjectSink:
             content=content,
             crc32=response.get("ChecksumCRC32"),
             checksum_type=response.get("ChecksumType"),
+            storage_class=response.get("StorageClass"),
         )
 
     def list_sizes(self, prefix: str, start_after: str, stop_after: str) -> Iterator[tuple[str, int]]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from azs3copy.errors import ConfigError
 from azs3copy.functions import FUNCTIONS, HANDS_TO, snake, topic_variable
 from azs3copy.planner import MAX_PART_SIZE, MiB
+from azs3copy.settings import parse_storage_class
 from azs3copy.steps.context import MAX_PAGE_SIZE, Topics, Tuning
 
 PREFIX = "AZS3COPY_"
@@ -101,6 +102,10 @@ class RuntimeConfig:
                 copy_threads=_int(self.env, "COPY_THREADS", 4, 1),
                 max_part_size=_int(self.env, "MAX_PART_SIZE", MAX_PART_SIZE, 5 * MiB),
                 stale_run_seconds=_int(self.env, "STALE_RUN_SECONDS", 12 * 3600, 60),
+                storage_class=parse_storage_class(
+                    self.optional("STORAGE_CLASS") or "STANDARD",
+                    f"environment variable {PREFIX}STORAGE_CLASS",
+                ),
             )
         except ValueError as error:  # Tuning's own checks
             raise ConfigError(f"environment: {error}") from None

@@ -34,6 +34,8 @@ class Tuning:
     page_size: int = 5000
     max_attempts: int = 3
     verify: Literal["readback", "checksum"] = "readback"
+    #: The deployment's S3 storage class (AZS3COPY_STORAGE_CLASS), for runs whose secret names none.
+    storage_class: str = "STANDARD"
     report_prefix: str = "_azs3copy/reports/"
     #: A run that made no progress for this long (AZS3COPY_STALE_RUN_SECONDS) is taken over by the next launch;
     #: one that makes progress never is. Longer than a message can wait in Lambda's queue (6 h at most).
@@ -109,6 +111,8 @@ class Deps:
     #: Told of every blob failed for good by an error no retry can fix, as (run id, blob id, reason); the
     #: handler puts them in the function's dead-letter queue, where exhausted retries land too.
     on_fatal: Callable[[str, str, str], None] | None = None
+    #: The settings of the runs this process has worked for, read once: a run's recorded settings never change.
+    recorded_settings: dict[str, RunSettings] = field(default_factory=dict)
 
     def need_sink(self) -> ObjectSink:
         if self.sink is None:
@@ -132,8 +136,11 @@ def run_settings(deps: Deps, run_id: str) -> RunSettings:
     """The settings run `run_id` was launched with: each of its steps selects and names blobs by them, whatever
     the secret says now. A run recorded without them (launched by a release that did not record them) goes
     on with the secret's current settings, as that release did."""
-    recorded = deps.ledger.run_settings(run_id)
-    return recorded if recorded is not None else deps.need_settings().run_settings()
+    recorded = deps.recorded_settings.get(run_id) or deps.ledger.run_settings(run_id)
+    if recorded is None:
+        return deps.need_settings().run_settings(deps.tuning.storage_class)
+    deps.recorded_settings[run_id] = recorded
+    return recorded
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -31,7 +31,7 @@ logger = Logger(child=True)
 
 def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
     source, sink, chunk = deps.need_source(), deps.need_sink(), deps.tuning.chunk_size
-    attrs = object_attrs(blob)
+    attrs = object_attrs(blob, run_settings(deps, run_id))
     if blob.size <= chunk:
         data = source.read_range(blob, 0, blob.size) if blob.size else b""
         if len(data) != blob.size:

@@ -6,12 +6,14 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
+from azs3copy.errors import ConfigError
 from azs3copy.ledger import RunInProgressError
 from azs3copy.messages import (
     FindBlobsTask,
     encode,
     iso,
 )
+from azs3copy.settings import UNREADABLE_CLASSES
 from azs3copy.steps.context import Deps, Invocation, Outcome, new_run_id
 
 logger = Logger(child=True)
@@ -33,6 +35,14 @@ def launch_qualification(
         logger.info("run not started: isactive is false")
         return outcome
     settings.require_azure()
+    chosen = settings.run_settings(deps.tuning.storage_class)
+    unreadable = sorted(chosen.storage_classes() & UNREADABLE_CLASSES)
+    if unreadable and deps.tuning.verify == "readback":
+        raise ConfigError(
+            f"secret key 'storage_class' (or 'tier_storage_classes') names {', '.join(unreadable)}, whose objects "
+            "S3 serves only after a restore, so verify=readback could never read a copy back: choose another "
+            "class, or verify=checksum"
+        )
     listed = list(settings.containers) if settings.containers else deps.need_source().list_containers()
     containers = list(dict.fromkeys(listed))  # a container named twice is listed once
     if len(containers) < len(listed):
@@ -49,7 +59,7 @@ def launch_qualification(
             force=force,
             stale_after=deps.tuning.stale_run_seconds,
             launch_id=invocation.request_id,
-            settings=settings.run_settings(),
+            settings=chosen,
         )
     except RunInProgressError as error:
         reason = (

@@ -24,6 +24,7 @@ from azs3copy.messages import (
     BlobRef,
     iso,
 )
+from azs3copy.settings import RunSettings
 from azs3copy.steps.context import Deps
 from azs3copy.transports import WRITE_ID_BYTES, ObjectAttrs, ObjectSink
 
@@ -88,8 +89,14 @@ def already_copied(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
     )
 
 
-def object_attrs(blob: BlobRef) -> ObjectAttrs:
-    return ObjectAttrs(content=blob.content, metadata=source_metadata(blob))
+def object_attrs(blob: BlobRef, settings: RunSettings) -> ObjectAttrs:
+    """What an object is written with: the blob's content settings and metadata, in the run's storage class
+    for the blob's access tier."""
+    return ObjectAttrs(
+        content=blob.content,
+        metadata=source_metadata(blob),
+        storage_class=settings.storage_class_for(blob.tier),
+    )
 
 
 def compare_checksum(deps: Deps, key: str, version_id: str | None, segments: list[Segment]) -> None:
