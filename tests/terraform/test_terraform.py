@@ -213,6 +213,7 @@ def planner(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Terraform:
         (["-var", "schedule_expression=rate(5 hour)"], "rate(...) must be rate(1 minute), rate(1 hour)"),
         (["-var", "schedule_expression=rate(0 minutes)"], "rate(...) must be rate(1 minute), rate(1 hour)"),
         (["-var", "schedule_timezone=Europe Paris"], "schedule_timezone must be an IANA time zone name"),
+        (["-var", "storage_class=COLDLINE"], "storage_class must be one of STANDARD, INTELLIGENT_TIERING"),
     ],
     ids=[
         "part-size-below-5-MiB",
@@ -226,15 +227,40 @@ def planner(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Terraform:
         "rate-n-with-singular-unit",
         "rate-of-zero",
         "timezone-not-iana",
+        "storage-class-s3-does-not-have",
     ],
 )
 def test_plan_rejects_a_mistaken_variable_with_a_clear_message(
-    variables: list[str], message: str, built: Path, moto: MotoServer, planner: Terraform
+    variables: list[str], message: str, module_variables: Terraform
 ) -> None:
-    result = planner.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint, built), *variables)
+    result = module_variables.run("plan", "-input=false", "-no-color", "-var", "build_dir=build", *variables)
     assert result.returncode == 1
     assert "Invalid value for variable" in result.stderr
     assert message in " ".join(result.stderr.split())
+
+
+@pytest.fixture(scope="module")
+def module_variables(tmp_path_factory: pytest.TempPathFactory) -> Terraform:
+    """The module's variables.tf alone as a root configuration: its validations, evaluated by terraform plan in
+    a second instead of a plan of the whole system each (the test below shows envs/local reaches them)."""
+    root = tmp_path_factory.mktemp("tf-variables")
+    shutil.copy2(TERRAFORM / "modules" / "azs3copy" / "variables.tf", root / "variables.tf")
+    terraform = Terraform(root, root)
+    terraform.init(backend=False)
+    assert "No changes" in terraform.ok("plan", "-input=false", "-no-color", "-var", "build_dir=build")
+    return terraform
+
+
+def test_envs_local_hands_a_mistaken_variable_to_the_modules_check(
+    built: Path, moto: MotoServer, planner: Terraform
+) -> None:
+    variables = ["-var", "part_size_bytes=1048576"]
+    result = planner.run("plan", "-input=false", "-no-color", *local_vars(moto.endpoint, built), *variables)
+    assert result.returncode == 1
+    assert "Invalid value for variable" in result.stderr
+    assert "part_size_bytes must be a whole number of bytes between 5242880" in " ".join(
+        result.stderr.split()
+    )
 
 
 def test_plan_refuses_layers_built_for_another_architecture(
