@@ -345,6 +345,49 @@ def test_each_copy_lands_in_the_storage_class_of_its_blobs_access_tier(stack: St
     }
 
 
+def test_index_tags_arrive_as_s3_tags_and_a_tag_s3_refuses_fails_its_blob_alone(stack: Stack) -> None:
+    container = new_container(stack)
+    nine = {f"key{n}": f"v {n}+-=.:/_" for n in range(9)}
+    blobs = {
+        "small.bin": (os.urandom(1000), {"owner": "ana", "project": "x y"}),
+        "chunked.bin": (os.urandom(PART + 10), nine),
+        "large.bin": (os.urandom(THRESHOLD + 1), {"retention": "7y"}),
+        "reserved.bin": (b"r", {"aws:owner": "ana"}),
+    }
+    for name, (data, tags) in blobs.items():
+        upload(stack, container, name, data, tags=tags)
+    stack.configure([container])
+    pump = stack.pump()
+    run_id = stack.launch()
+    pump.drain()
+    report = stack.report(run_id)
+    assert report["counts"]["copied"] == 3 and report["counts"]["failed"] == 1
+    assert report["notes"] == []
+    [failure] = report["failures"]
+    assert failure["blob"] == f"{container}/reserved.bin" and "'aws:owner'" in failure["reason"]
+    for name, (data, tags) in blobs.items():
+        if name == "reserved.bin":
+            continue
+        assert stack.object_bytes(f"{container}/{name}") == data
+        held = stack.s3.get_object_tagging(Bucket=stack.bucket, Key=f"{container}/{name}")["TagSet"]
+        found = {tag["Key"]: tag["Value"] for tag in held if tag["Key"] != "azs3copy-verified"}
+        assert found == tags, name
+    stack.azure.get_blob_client(container, "reserved.bin").delete_blob()
+    out = io.StringIO()
+    args = argparse.Namespace(location=container, quick=False, all=False)
+    assert cmd_verify(cli_target(stack), args, out) == 0, out.getvalue()
+    assert (
+        "3 identical, 0 missing, 0 different" in out.getvalue() and "and their index tags" in out.getvalue()
+    )
+    key = f"{container}/small.bin"
+    held = stack.s3.get_object_tagging(Bucket=stack.bucket, Key=key)["TagSet"]
+    changed = [tag for tag in held if tag["Key"] != "owner"] + [{"Key": "owner", "Value": "bob"}]
+    stack.s3.put_object_tagging(Bucket=stack.bucket, Key=key, Tagging={"TagSet": changed})
+    out = io.StringIO()
+    assert cmd_verify(cli_target(stack), args, out) == 1
+    assert f"{key}: tags differ from the blob's index tags: different owner" in out.getvalue()
+
+
 def test_a_storage_class_s3_does_not_have_is_refused_at_the_launch_naming_the_key(stack: Stack) -> None:
     container = new_container(stack)
     upload(stack, container, "any.bin", b"x")

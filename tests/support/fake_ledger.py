@@ -39,6 +39,7 @@ from azs3copy.ledger import (
     RunInProgressError,
     RunRecord,
     blob_record,
+    note_sk,
     page_entries,
     run_record,
 )
@@ -442,6 +443,16 @@ class MemoryLedger:
             found = self.table.query(run_pk(run_id), "BLOB#")
         for _, item in found:
             yield blob_record(str(item["blob_id"]), item)
+
+    def add_note(self, run_id: str, note: str) -> None:
+        with self._lock:
+            item: Item = {"note": note[:2000], "expires_at": self._expires()}
+            self.table.write("add note", [(run_pk(run_id), note_sk(note), item)])
+
+    def notes(self, run_id: str) -> list[str]:
+        with self._lock:
+            found = self.table.query(run_pk(run_id), "NOTE#")
+        return [str(item["note"]) for _, item in found]
 
     def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None:
         pk = run_pk(run_id)

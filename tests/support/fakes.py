@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -47,11 +48,14 @@ class _Blob:
     metadata: dict[str, str]
     tier: str | None = None
     is_directory: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class MemoryBlobSource:
-    def __init__(self) -> None:
+    def __init__(self, *, tags_readable: bool = True) -> None:
         self.containers: dict[str, dict[str, _Blob]] = {}
+        #: False: the credential may not read index tags, as a SAS without the t permission.
+        self.tags_readable = tags_readable
         self._lock = threading.Lock()
         #: Called before every ranged read with (blob, offset, length): tests change the source here.
         self.before_read: Callable[[BlobRef, int, int], None] | None = None
@@ -69,6 +73,7 @@ class MemoryBlobSource:
         store_md5: bool = True,
         tier: str | None = None,
         is_directory: bool = False,
+        tags: dict[str, str] | None = None,
     ) -> BlobRef:
         blob = _Blob(
             data=data,
@@ -79,6 +84,7 @@ class MemoryBlobSource:
             metadata=dict(metadata or {}),
             tier=tier,
             is_directory=is_directory,
+            tags=dict(tags or {}),
         )
         with self._lock:
             self.containers.setdefault(container, {})[name] = blob
@@ -88,8 +94,7 @@ class MemoryBlobSource:
         with self._lock:
             del self.containers[container][name]
 
-    @staticmethod
-    def _ref(container: str, name: str, blob: _Blob) -> BlobRef:
+    def _ref(self, container: str, name: str, blob: _Blob) -> BlobRef:
         return BlobRef(
             container=container,
             name=name,
@@ -100,6 +105,7 @@ class MemoryBlobSource:
             content=blob.content,
             metadata=dict(blob.metadata),
             tier=blob.tier,
+            tags=dict(blob.tags) if self.tags_readable else None,
         )
 
     def list_containers(self) -> list[str]:
@@ -153,6 +159,23 @@ S3_STORAGE_CLASSES = {
     "GLACIER_IR",
 }
 ARCHIVED_CLASSES = {"GLACIER", "DEEP_ARCHIVE"}
+#: S3's rules for object tags: at most 10, keys of 1-128 and values of 0-256 characters, letters, digits,
+#: spaces and + - = . _ : / @, no key starting with aws:, no key twice.
+MAX_TAGS = 10
+_TAG_TEXT = re.compile(r"^[\w\s+\-=.:/@]*$")
+
+
+def check_tags(action: str, tags: dict[str, str]) -> None:
+    bad = len(tags) > MAX_TAGS or any(
+        not 1 <= len(name) <= 128
+        or len(value) > 256
+        or not _TAG_TEXT.match(name)
+        or not _TAG_TEXT.match(value)
+        or name.lower().startswith("aws:")
+        for name, value in tags.items()
+    )
+    if bad:
+        raise FatalError(f"{action}: InvalidTag: The TagKey or TagValue you have provided is invalid")
 
 
 @dataclass
@@ -228,6 +251,7 @@ class MemoryObjectSink:
     def _check_metadata(action: str, attrs: ObjectAttrs) -> None:
         if attrs.storage_class is not None and attrs.storage_class not in S3_STORAGE_CLASSES:
             raise FatalError(f"{action}: InvalidStorageClass: The storage class you specified is not valid")
+        check_tags(action, attrs.tags)
         size = sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in attrs.metadata.items())
         if size + WRITE_ID_BYTES > MAX_METADATA_BYTES:
             raise FatalError(
@@ -238,7 +262,7 @@ class MemoryObjectSink:
         crc = crc32_of(data)
         if self.on_store:
             data = self.on_store(key, data)
-        version = self._keep(key, _Object(data, attrs, None, crc32=crc))
+        version = self._keep(key, _Object(data, attrs, None, tags=dict(attrs.tags), crc32=crc))
         self.puts += 1
         return version
 
@@ -386,6 +410,7 @@ class MemoryObjectSink:
             found = self._version(key, version_id)
             if found is None:
                 raise FatalError(f"tag {key}: {'NoSuchVersion' if version_id else 'NoSuchKey'}")
+            check_tags(f"tag {key}", tags)
             found.tags = dict(tags)
 
     def get_tags(self, key: str) -> dict[str, str] | None:

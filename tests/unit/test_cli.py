@@ -642,7 +642,10 @@ def test_verify_lists_missing_and_different_objects_and_exits_1(
     with_azure(monkeypatch, azure, objects)
     code, out = run_cli("verify", "c")
     assert code == 1, out
-    assert "4 blob(s) compared by SHA-256 of every byte read from both sides: 1 identical, 1 missing, " in out
+    assert (
+        "4 blob(s) compared by SHA-256 of every byte read from both sides and their index tags: 1 identical, 1 missing, "
+        in out
+    )
     assert "2 different, 0 extra in S3" in out
     assert f"missing    s3://{BUCKET}/c/sub/absent.txt" in out
     assert f"different  s3://{BUCKET}/c/sub/flipped.bin: bytes differ (SHA-256 " in out

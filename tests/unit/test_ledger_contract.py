@@ -522,3 +522,12 @@ def test_begins_with_finds_every_key_that_extends_the_prefix_in_byte_order(raw_t
         "PART#a#z",
         "PART#a#é",
     ]
+
+
+def test_a_note_added_again_is_kept_once_and_notes_belong_to_their_run(ledger: Ledger) -> None:
+    run = start(ledger)
+    ledger.add_note(run, "container c0: tags not readable")
+    ledger.add_note(run, "container c0: tags not readable")
+    ledger.add_note(run, "container c1: tags not readable")
+    assert sorted(ledger.notes(run)) == ["container c0: tags not readable", "container c1: tags not readable"]
+    assert ledger.notes("20000101T000000Z-bbbbbb") == []

@@ -13,6 +13,7 @@ A terminal state is written once: a second `finish` of the same blob changes not
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -233,6 +234,16 @@ class Ledger(Protocol):
     def bump_attempt(self, run_id: str, function: str, message_id: str) -> int: ...
     def blobs(self, run_id: str) -> Iterator[BlobRecord]: ...
     def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None: ...
+    def add_note(self, run_id: str, note: str) -> None:
+        """Record something the run's report must say (once, however often it is added)."""
+        ...
+
+    def notes(self, run_id: str) -> list[str]: ...
+
+
+def note_sk(note: str) -> str:
+    """A note's sort key: a digest, so a note added again (each page of a container says it) is one item."""
+    return "NOTE#" + hashlib.sha256(note.encode()).hexdigest()[:32]
 
 
 # --- records from items ---------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ class BlobRef:
     metadata: dict[str, str] = field(default_factory=dict)
     #: Azure's access tier when listed (Hot, Cool, Cold, Archive): it picks the copy's S3 storage class.
     tier: str | None = None
+    #: The blob's index tags as listed; None when the credential may not read them (the copy goes on without).
+    tags: dict[str, str] | None = field(default_factory=dict)
 
     @property
     def blob_id(self) -> str:
@@ -72,6 +74,8 @@ class BlobRef:
             data["metadata"] = dict(self.metadata)
         if self.tier:
             data["tier"] = self.tier
+        if self.tags is None or self.tags:
+            data["tags"] = None if self.tags is None else dict(self.tags)
         return data
 
     @classmethod
@@ -89,6 +93,11 @@ class BlobRef:
                 ),
                 metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
                 tier=str(data["tier"]) if data.get("tier") else None,
+                tags=(
+                    None
+                    if "tags" in data and data["tags"] is None
+                    else {str(k): str(v) for k, v in (data.get("tags") or {}).items()}
+                ),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise MessageError(f"malformed blob in message: {error!r}") from None

@@ -44,6 +44,8 @@ class ObjectAttrs:
     metadata: dict[str, str] = field(default_factory=dict)
     #: The S3 storage class to write the object in (None: the bucket's default, S3 Standard).
     storage_class: str | None = None
+    #: The object's tags, written with it (the blob's index tags).
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import BlobProperties, BlobServiceClient
 
 from azs3copy.backends.azure_auth import classify_azure_error
@@ -45,7 +45,18 @@ def quoted(etag: str) -> str:
     return f'"{etag.strip(chr(34))}"'
 
 
-def source_blob(container: str, props: BlobProperties) -> SourceBlob:
+#: What Azure answers a listing that asks for index tags when the credential may not read them (a SAS without
+#: the `t` permission, a role without the blob tags read action).
+_NO_TAG_PERMISSION = {"AuthorizationPermissionMismatch", "AuthorizationFailure"}
+
+
+def _tags(props: BlobProperties, readable: bool) -> dict[str, str] | None:
+    if not readable or (props.tags is None and (props.tag_count or 0) > 0):
+        return None  # not readable with this credential (a listing may also leave them out)
+    return dict(props.tags or {})
+
+
+def source_blob(container: str, props: BlobProperties, *, tags_readable: bool = True) -> SourceBlob:
     settings = props.content_settings
     # A listing's empty value is an empty XML element, which the SDK hands back as None: it is "".
     metadata = {key: value or "" for key, value in (props.metadata or {}).items()}
@@ -65,6 +76,7 @@ def source_blob(container: str, props: BlobProperties) -> SourceBlob:
         ),
         metadata=metadata,
         tier=str(props.blob_tier) if props.blob_tier else None,
+        tags=_tags(props, tags_readable),
     )
     return SourceBlob(
         ref=ref,
@@ -80,6 +92,8 @@ class AzureBlobSource:
         self.service = service
         self.creds = creds  # only to name the setting to check in sign-in errors
         self.read_concurrency = read_concurrency
+        #: Whether this credential may read index tags: found out by the first listing that asks for them.
+        self.tags_readable = True
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -97,14 +111,32 @@ class AzureBlobSource:
 
     def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
         with self._errors(f"list blobs of container {container}"):
-            client = self.service.get_container_client(container)
-            pages = client.list_blobs(
-                name_starts_with=prefix or None, include=["metadata"], results_per_page=page_size
-            ).by_page(continuation_token=marker)
-            page = next(pages, None)
-            blobs = [source_blob(container, props) for props in page] if page is not None else []
-            token: str | None = getattr(pages, "continuation_token", None)
-            return ListPage(blobs, token or None)
+            if self.tags_readable:
+                try:
+                    return self._list_page(container, prefix, marker, page_size)
+                except HttpResponseError as error:
+                    if (
+                        error.status_code != 403
+                        or getattr(error, "error_code", None) not in _NO_TAG_PERMISSION
+                    ):
+                        raise
+                    self.tags_readable = False  # list without them; each blob says its tags were not read
+            return self._list_page(container, prefix, marker, page_size)
+
+    def _list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+        include = ["metadata", "tags"] if self.tags_readable else ["metadata"]
+        client = self.service.get_container_client(container)
+        pages = client.list_blobs(
+            name_starts_with=prefix or None, include=include, results_per_page=page_size
+        ).by_page(continuation_token=marker)
+        page = next(pages, None)
+        blobs = (
+            [source_blob(container, props, tags_readable=self.tags_readable) for props in page]
+            if page is not None
+            else []
+        )
+        token: str | None = getattr(pages, "continuation_token", None)
+        return ListPage(blobs, token or None)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         if length == 0:

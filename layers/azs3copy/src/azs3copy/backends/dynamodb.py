@@ -46,6 +46,7 @@ from azs3copy.ledger import (
     RunInProgressError,
     RunRecord,
     blob_record,
+    note_sk,
     page_entries,
     run_record,
 )
@@ -570,6 +571,13 @@ class DynamoLedger:
     def blobs(self, run_id: str) -> Iterator[BlobRecord]:
         for item in self._query(run_id, "BLOB#"):
             yield blob_record(str(item["blob_id"]), item)
+
+    def add_note(self, run_id: str, note: str) -> None:
+        item = _item(pk=run_pk(run_id), sk=note_sk(note), note=note[:2000], expires_at=self._expires())
+        self._call("put_item", Item=item)
+
+    def notes(self, run_id: str) -> list[str]:
+        return [str(item["note"]) for item in self._query(run_id, "NOTE#")]
 
     def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None:
         self._call(

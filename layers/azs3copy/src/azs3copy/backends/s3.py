@@ -3,6 +3,7 @@ S3 to check; objects are written with SSE-KMS when a key is configured."""
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -67,6 +68,8 @@ class S3ObjectSink:
                 args[arg] = value
         if attrs.storage_class:
             args["StorageClass"] = attrs.storage_class
+        if attrs.tags:  # the object exists with its tags from the start: no window without them
+            args["Tagging"] = urllib.parse.urlencode(attrs.tags, quote_via=urllib.parse.quote)
         if self.kms_key_id:
             args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
         return args

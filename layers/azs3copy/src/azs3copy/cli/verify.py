@@ -50,6 +50,28 @@ def _blob_chunks(source: BlobSource, ref: BlobRef) -> Iterator[bytes]:
         yield source.read_range(ref, offset, min(READ_CHUNK, ref.size - offset))
 
 
+def _tag_problem(s3: Any, bucket: str, key: str, ref: BlobRef) -> str | None:
+    """How the object's tags differ from the blob's index tags (azs3copy's own verified mark aside), if they
+    do; None too when the credential may not read the blob's tags (the summary says so)."""
+    from azs3copy.steps.verify import VERIFIED_TAG
+
+    if ref.tags is None:
+        return None
+    held = s3.get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
+    found = {tag["Key"]: tag["Value"] for tag in held if tag["Key"] != VERIFIED_TAG}
+    if found == ref.tags:
+        return None
+    missing = sorted(set(ref.tags) - set(found))
+    changed = sorted(name for name in set(ref.tags) & set(found) if ref.tags[name] != found[name])
+    extra = sorted(set(found) - set(ref.tags))
+    parts = [
+        f"{label} {', '.join(names)}"
+        for label, names in (("missing", missing), ("different", changed), ("extra", extra))
+        if names
+    ]
+    return "tags differ from the blob's index tags: " + "; ".join(parts)
+
+
 def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:  # noqa: C901 (one comparison loop with a branch per outcome)
     from azs3copy.backends.azure_auth import azure_errors
     from azs3copy.keys import object_key
@@ -97,6 +119,9 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:  #
             return key, f"size {item['Size']} in S3, {ref.size} in Azure"
         head = s3.head_object(Bucket=bucket, Key=key)
         stored = head.get("Metadata", {}).get(f"{META_PREFIX}etag")
+        tags = _tag_problem(s3, bucket, key, ref)
+        if tags:
+            return key, tags
         if args.quick:
             if stored != ref.etag:
                 return key, f"source ETag recorded in S3 is {stored}, the blob's is {ref.etag}"
@@ -129,6 +154,12 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:  #
         "size and the source ETag recorded in the object's metadata"
         if args.quick
         else "SHA-256 of every byte read from both sides"
+    )
+    untagged = sum(1 for ref in blobs if ref.tags is None)
+    method += (
+        " and their index tags"
+        if not untagged
+        else " (index tags not compared: the credential may not read them)"
     )
     print(
         f"verify {args.location}: {len(expected)} blob(s) compared by {method}: {len(result.identical)} identical, "

@@ -108,6 +108,14 @@ def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, out
             return outcome
 
 
+def tags_unreadable(container: str) -> str:
+    return (
+        f"container {container}: the credential may not read blob index tags, so its blobs were copied "
+        "without their tags (grant the blob tags read action, or a SAS with the t permission: "
+        "docs/azure-access.md); a later run does not add them to copies already made"
+    )
+
+
 def _register_page(
     deps: Deps, settings: RunSettings, task: FindBlobsTask, marker: str | None, page: int, outcome: Outcome
 ) -> str | None:
@@ -115,6 +123,8 @@ def _register_page(
     source = deps.need_source()
     listing = source.list_page(task.container, settings.prefix, marker, deps.tuning.page_size)
     candidates = [blob for blob in listing.blobs if selected(settings, blob)]
+    if any(blob.ref.tags is None for blob in candidates):
+        deps.ledger.add_note(task.run_id, tags_unreadable(task.container))
     pending, decided = _triage(deps, settings, candidates)
     registration = deps.ledger.register_page(
         task.run_id,

@@ -46,6 +46,7 @@ def build_report(deps: Deps, run: RunRecord, finished_at: float) -> dict[str, An
         "failures": problems,
         "failures_total": total_problems,
         "failures_listed": len(problems),
+        "notes": deps.ledger.notes(run.run_id),
         "ok": run.counts.get("failed", 0) == 0,
     }
 

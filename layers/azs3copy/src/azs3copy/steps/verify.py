@@ -89,13 +89,39 @@ def already_copied(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
     )
 
 
+MAX_TAGS = 10  # S3's limit on an object's tags (Azure's on a blob's index tags is the same)
+
+
+def object_tags(blob: BlobRef) -> dict[str, str]:
+    """The blob's index tags as the copy's S3 tags, keys and values as stored. Azure allows only characters S3
+    allows too, and the same lengths; what S3 still refuses fails the blob alone, saying which tag and why,
+    rather than copying it without a tag its owner relies on. The verified mark needs one of the 10 tags."""
+    tags = dict(blob.tags or {})
+    for name in tags:
+        reserved = name.lower().startswith("aws:")
+        if reserved or name == VERIFIED_TAG:
+            whose = (
+                "S3 keeps tags starting with aws: for AWS" if reserved else "the name of azs3copy's own tag"
+            )
+            raise BlobRejectedError(
+                f"{blob.blob_id}: its index tag {name!r} cannot be an S3 tag ({whose}): rename it in Azure"
+            )
+    if len(tags) + 1 > MAX_TAGS:
+        raise BlobRejectedError(
+            f"{blob.blob_id}: it has {len(tags)} index tags, and S3 holds {MAX_TAGS} tags of which azs3copy's "
+            "verified mark needs one"
+        )
+    return tags
+
+
 def object_attrs(blob: BlobRef, settings: RunSettings) -> ObjectAttrs:
-    """What an object is written with: the blob's content settings and metadata, in the run's storage class
-    for the blob's access tier."""
+    """What an object is written with: the blob's content settings, metadata and index tags, in the run's
+    storage class for the blob's access tier."""
     return ObjectAttrs(
         content=blob.content,
         metadata=source_metadata(blob),
         storage_class=settings.storage_class_for(blob.tier),
+        tags=object_tags(blob),
     )
 
 
@@ -231,7 +257,8 @@ def verify_and_mark(
 
 
 def mark_verified(deps: Deps, key: str, version: str | None, blob: BlobRef) -> None:
-    deps.need_sink().put_tags(key, version, {VERIFIED_TAG: verified_mark(blob)})
+    # A tag set is replaced whole: the blob's own tags are written again beside the mark.
+    deps.need_sink().put_tags(key, version, {**object_tags(blob), VERIFIED_TAG: verified_mark(blob)})
 
 
 @dataclass(frozen=True)
