@@ -45,6 +45,12 @@ TRICKY_NAMES = (
     "tricky/deep/nested/dots..and...more.txt",
     "shared/same-name.txt",  # in both containers, with different bytes
 )
+#: One blob with index tags: its copy carries them as S3 tags.
+TAGGED = (
+    CONTAINERS[0],
+    "tagged/contract.pdf",
+    {"owner": "finance", "retention": "7y", "project": "move 2024"},
+)
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,21 @@ def put_dataset(
         for container, name, digest, size in pool.map(upload, _blobs(small, large, large_size, seed)):
             digests[(container, name)] = digest
             total += size
-    return Dataset(digests, total)
+    container, name, tags = TAGGED
+    data = random.Random(seed).randbytes(20_000)
+    service.get_blob_client(container, name).upload_blob(data, overwrite=True, tags=tags)
+    digests[(container, name)] = hashlib.sha256(data).hexdigest()
+    return Dataset(digests, total + len(data))
+
+
+def show_tagged(deployment: dict[str, Any]) -> bool:
+    """Print the S3 tags of the tagged blob's copy; whether they are the blob's index tags."""
+    container, name, tags = TAGGED
+    s3 = aws_client("s3", deployment["aws_endpoint"], deployment["region"])
+    held = s3.get_object_tagging(Bucket=deployment["bucket"], Key=f"{container}/{name}")["TagSet"]
+    found = {tag["Key"]: tag["Value"] for tag in held}
+    print(f"s3://{deployment['bucket']}/{container}/{name} tags: {json.dumps(found, ensure_ascii=False)}")
+    return {key: value for key, value in found.items() if key != "azs3copy-verified"} == tags
 
 
 def clear_destination(deployment: dict[str, Any]) -> int:
@@ -205,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     for container in CONTAINERS:
         if cli("verify", container, deployment_file=file) != 0:
             return 1
+
+    print(f"\nthe blob {TAGGED[0]}/{TAGGED[1]} has index tags {json.dumps(TAGGED[2])}; its copy in S3:")
+    if not show_tagged(deployment):
+        print("the copy does not carry the blob's index tags: that is a bug")
+        return 1
 
     step("5. Run again: everything is already there")
     moment = time.monotonic()

@@ -18,7 +18,7 @@ import pytest
 
 from azs3copy.cli import main as cli
 from azs3copy.keys import object_key
-from devenv.demo import Dataset, azurite_environment, latest_report, put_dataset
+from devenv.demo import TAGGED, Dataset, azurite_environment, latest_report, put_dataset
 from devenv.emulators import REPO_ROOT
 from devenv.environment import LocalPaths, down, process_alive, up
 from devenv.runtime import aws_client
@@ -86,6 +86,10 @@ def test_first_run_copies_every_blob_byte_for_byte(local: Local) -> None:
     for container in {container for container, _ in local.dataset.digests}:
         code, out = local.cli("verify", container)
         assert code == 0 and " 0 missing, 0 different" in out, out
+        assert "and their index tags" in out, out
+    container, name, tags = TAGGED
+    held = s3.get_object_tagging(Bucket=bucket, Key=f"{container}/{name}")["TagSet"]
+    assert {tag["Key"]: tag["Value"] for tag in held if tag["Key"] != "azs3copy-verified"} == tags
 
 
 def test_second_run_copies_nothing(local: Local) -> None:

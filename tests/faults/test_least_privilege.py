@@ -107,7 +107,7 @@ USES: dict[str, set[Grant]] = {
     | grants(["s3:ListBucketVersions"], BUCKET)
     | grants(["s3:GetObjectTagging"], OBJECTS),
     "largefile-initializer": SNS_STEP
-    | grants(["s3:AbortMultipartUpload", "s3:PutObject"], OBJECTS)
+    | grants(["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic largefile-parter"),
     "largefile-parter": READ_SECRET
     | SNS_STEP

@@ -137,8 +137,9 @@ data "aws_iam_policy_document" "download" {
 
 data "aws_iam_policy_document" "largefile_initializer" {
   statement {
-    sid       = "StartMultipartUploads"
-    actions   = ["s3:AbortMultipartUpload", "s3:PutObject"]
+    sid = "StartMultipartUploads"
+    # PutObjectTagging: CreateMultipartUpload carries the blob's index tags (S3 asks for it with x-amz-tagging).
+    actions   = ["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"]
     resources = [local.objects]
   }
 
