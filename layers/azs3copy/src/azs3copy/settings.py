@@ -51,6 +51,7 @@ _KNOWN_KEYS = {
     "include",
     "exclude",
     "destination_prefix",
+    "events_token",
 }
 _AZURE_KEYS = {
     "account_url",
@@ -138,6 +139,13 @@ class Settings:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     destination_prefix: str = ""
+    #: What Event Grid sends in the blob-events function URL's secret header (docs/operating.md).
+    events_token: str | None = field(default=None, repr=False)
+
+    def secret_values(self) -> list[str]:
+        """The values that must never be logged or published: the Azure credentials and the events token."""
+        values = self.azure.secret_values() if self.azure else []
+        return values + ([self.events_token] if self.events_token else [])
 
     def require_azure(self) -> AzureCredentials:
         if self.azure is None:
@@ -378,6 +386,22 @@ def parse_azure(value: Any) -> AzureCredentials | None:  # noqa: C901 (one branc
     )
 
 
+#: An events token: long enough not to be guessed, and only characters an HTTP header carries as they are.
+_EVENTS_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{32,256}$")
+
+
+def parse_events_token(value: Any) -> str | None:
+    """The token Event Grid must send to the blob-events function URL (never shown in an error)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _EVENTS_TOKEN.match(value):
+        raise ConfigError(
+            "secret key 'events_token' must be a string of 32 to 256 letters, digits or ._~+/=- "
+            "(for example the output of `openssl rand -hex 32`)"
+        )
+    return value
+
+
 def parse_settings(text: str | bytes) -> Settings:
     """Settings from the secret's JSON text. Raises ConfigError naming what is wrong."""
     try:
@@ -426,6 +450,7 @@ def parse_settings(text: str | bytes) -> Settings:
         include=_string_list(document, "include") or (),
         exclude=_string_list(document, "exclude") or (),
         destination_prefix=destination_prefix,
+        events_token=parse_events_token(document.get("events_token")),
     )
 
 

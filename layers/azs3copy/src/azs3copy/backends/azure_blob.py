@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobProperties, BlobServiceClient
 
 from azs3copy.backends.azure_auth import classify_azure_error
@@ -106,6 +106,14 @@ class AzureBlobSource:
             blobs = [source_blob(container, props) for props in page] if page is not None else []
             token: str | None = getattr(pages, "continuation_token", None)
             return ListPage(blobs, token or None)
+
+    def get_blob(self, container: str, name: str) -> SourceBlob | None:
+        with self._errors(f"read the properties of {container}/{name}"):
+            try:
+                props = self.service.get_blob_client(container, name).get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+            return source_blob(container, props)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         if length == 0:
