@@ -23,7 +23,7 @@ from azs3copy.steps.blob_events import events_run_id
 from devenv.emulators import Azurite, MotoServer
 from devenv.event_grid import TOKEN_HEADER, blob_event, validation_event
 from devenv.function_urls import url_event
-from tests.support.pump import SnsPump, lambda_context, load_handler
+from tests.support.pump import lambda_context, load_handler
 from tests.support.stack import THRESHOLD, Stack, handler_stack
 
 TOKEN = uuid.uuid4().hex + uuid.uuid4().hex
