@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -114,3 +115,32 @@ def deliver(
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def local_events_url(runtime_url: str) -> str:
+    """The loopback URL the local runtime serves blob-events' function URL on."""
+    with urllib.request.urlopen(f"{runtime_url}/local/function-urls", timeout=10) as response:
+        urls: dict[str, str] = json.loads(response.read())
+    found = [url for name, url in urls.items() if name.endswith("-blob-events")]
+    if not found:
+        raise RuntimeError(f"the local runtime serves no blob-events function URL (it serves {sorted(urls)})")
+    return found[0]
+
+
+def wait_verified(s3: Any, bucket: str, key: str, etag: str, size: int, timeout: float = 120.0) -> float:
+    """Wait until S3 holds the object at `key` verified as a copy of this blob version (its verified tag);
+    returns the monotonic time it was seen. Raises TimeoutError."""
+    from azs3copy.messages import BlobRef
+    from azs3copy.steps.verify import VERIFIED_TAG, verified_mark
+
+    mark = verified_mark(BlobRef("", "", size, etag, datetime.now(UTC)))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+        except s3.exceptions.ClientError:
+            tags = []
+        if any(tag["Key"] == VERIFIED_TAG and tag["Value"] == mark for tag in tags):
+            return time.monotonic()
+        time.sleep(0.05)
+    raise TimeoutError(f"s3://{bucket}/{key} was not verified at ETag {etag} within {timeout:.0f} s")
