@@ -199,3 +199,20 @@ def test_while_isactive_is_false_events_are_answered_and_nothing_is_queued(
         assert sum(pump.invocations.values()) == 0
     assert response["statusCode"] == 200 and "isactive" in answer(response)["reason"]
     assert f"{container}/off.txt" not in stack.keys(container)
+
+
+def test_a_failure_to_queue_answers_5xx_and_event_grids_retry_copies_the_blob(
+    stack: Stack, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with stack.pump() as pump:
+        event = upload(stack, container, "retried.bin", os.urandom(3000))
+        gone = stack.topics["download"].rsplit(":", 1)[0] + ":no-such-topic"
+        monkeypatch.setenv("AZS3COPY_TOPIC_DOWNLOAD", gone)  # SNS refuses every publish
+        failed = deliver([event])
+        assert failed["statusCode"] == 500 and answer(failed)["retryable"] is True
+        monkeypatch.setenv("AZS3COPY_TOPIC_DOWNLOAD", stack.topics["download"])
+        retried = deliver([event])  # Event Grid delivers the batch again
+        assert retried["statusCode"] == 200 and answer(retried)["states"] == {"queued": 1}
+        pump.drain()
+        assert not pump.failures
+    same_bytes(stack, container, ["retried.bin"])
