@@ -330,10 +330,9 @@ def _terraform_defaults(variable: str) -> dict[str, int]:
     text = (ROOT / "terraform" / "modules" / "azs3copy" / "variables.tf").read_text()
     block = re.search(rf'variable "{variable}" \{{(.*?)\n\}}', text, re.S)
     assert block is not None
-    return {
-        name.replace("_", "-"): int(value)
-        for name, value in re.findall(r"(\w+)\s*=\s*optional\(number,\s*(\d+)\)", block.group(1))
-    }
+    found = re.findall(r"(\w+)\s*=\s*optional\(number,\s*(\d+)\)", block.group(1))
+    # The model is of a scheduled run: blob-events, fed by Event Grid, takes no part in one.
+    return {name.replace("_", "-"): int(value) for name, value in found if name.replace("_", "-") in PIPELINE}
 
 
 def test_the_models_deployment_defaults_are_the_terraform_modules() -> None:
