@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench import pipeline
-from bench.common import MiB, azure_service, s3_client, say
+from bench.common import MiB, aws_client, azure_service, s3_client, say
 from devenv.event_grid import blob_event, deliver, local_events_url, wait_verified
-from devenv.runtime import aws_client
 
 CONTAINER = "bench-events"
 #: Seconds between two uploads of the stream (a steady trickle, as a data pipeline writes).
