@@ -114,6 +114,7 @@ def section(results: dict[str, Any]) -> str:
         f"| listing peak RSS (MiB), {r['listing']['runs'][0]['blobs']} → {r['listing']['runs'][-1]['blobs']} blobs | "
         f"{_fmt(r['listing']['runs'][0]['peak_rss_mib'])} → {_fmt(r['listing_100k_peak_rss_mib'])} | flat | {ok[targets['listing_memory_flat']]} |",
         f"| listing messages, largest (bytes) | {r['listing']['runs'][-1]['messages']}, {r['listing']['runs'][-1]['largest_message_bytes']} | ≤ 262144 | {ok[targets['listing_messages']]} |",
+        *_event_rows(r),
         f"| Lambda GB-seconds per GiB copied | {_fmt(r['gb_seconds_per_gb'], 2)} | | |",
         f"| Lambda requests per GiB copied | {_fmt(r['cost']['requests_per_gb'])} | | |",
         "",
@@ -194,6 +195,18 @@ def section(results: dict[str, Any]) -> str:
         lines += scale_section(r)
     lines += ["", END]
     return "\n".join(lines) + "\n"
+
+
+def _event_rows(r: dict[str, Any]) -> list[str]:
+    """The freshness row (results measured before blob-events have none)."""
+    if "events" not in r:
+        return []
+    shape = r["events"]
+    return [
+        f"| event latency, upload → verified in S3, p50 / p99 (s), {shape['uploads']} uploads of "
+        f"{shape['blob_bytes'] // 1024} KiB every {shape['interval_s']} s (Event Grid's own delay not included) | "
+        f"{_fmt(r['event_latency_p50_s'], 2)} / {_fmt(r['event_latency_p99_s'], 2)} | | |"
+    ]
 
 
 def _hours(value: float) -> str:

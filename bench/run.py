@@ -3,6 +3,7 @@ and the Lambda cost, then the scale model calibrated from them (bench/scale.py);
 bench/chart.png and the section of BENCHMARKS.md.
 
     python -m bench.run [--scale 0.1] [--repeats 3] [--listing-blobs N] [--rclone-setting tuned]
+    python -m bench.run --skip copies --skip memory --skip listing    # the event latency alone
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import cost, invocations, pipeline, rclone, report, scale
+from bench import cost, events, invocations, pipeline, rclone, report, scale
 from bench.ceiling import run_ceiling
 from bench.common import (
     WORK,
@@ -180,7 +181,15 @@ def main(argv: list[str] | None = None) -> None:
         "--listing-blobs", type=int, help="blobs in the listing container (default 100000 × scale)"
     )
     parser.add_argument("--rclone-setting", default="tuned", choices=sorted(rclone.SETTINGS))
-    parser.add_argument("--skip", action="append", default=[], choices=["copies", "memory", "listing"])
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["copies", "memory", "listing", "events"]
+    )
+    parser.add_argument(
+        "--event-uploads",
+        type=int,
+        default=40,
+        help="uploads in the stream the event latency is measured over",
+    )
     parser.add_argument(
         "--tuning",
         action="append",
@@ -216,13 +225,14 @@ def main(argv: list[str] | None = None) -> None:
             if name not in stages and name in earlier:
                 extra = context if name == "copies" else {}
                 stages[name] = {**extra, **earlier[name], "measured_at": earlier["date"]}
-    for name in ("copies", "memory", "listing"):
+    for name in ("copies", "memory", "listing", "events"):
         if name in args.skip and name not in stages:
             parser.error(f"--skip {name}: no earlier measurement in {stages_file}")
     measures: dict[str, Callable[[], dict[str, Any]]] = {
         "copies": lambda: measure_copies(args.scale, args.repeats, args.concurrency, args.rclone_setting),
         "memory": invocations.measure_memory,
         "listing": lambda: invocations.measure_listing(listing_blobs),
+        "events": lambda: events.measure_events(dict(TUNING), args.concurrency, args.event_uploads),
     }
     for name, measure in measures.items():
         if name in args.skip:
@@ -259,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         "listing_100k_s": listing_runs[-1]["seconds"],
         "listing_100k_peak_rss_mib": listing_runs[-1]["peak_rss_mib"],
         "listing_blobs": listing_runs[-1]["blobs"],
+        "event_latency_p50_s": stages["events"]["event_latency_p50_s"],
+        "event_latency_p99_s": stages["events"]["event_latency_p99_s"],
+        "events": stages["events"],
         "gb_seconds_per_gb": copies["cost"]["gb_seconds_per_gb"],
         "requests_per_gb": copies["cost"]["requests_per_gb"],
         "runs": runs,

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from azs3copy.functions import FUNCTIONS
+from azs3copy.functions import PIPELINE
 from azs3copy.planner import MiB
 from azs3copy.scale.inputs import CALIBRATION_FILE, Calibration, Deployment, StepCost, load_calibration
 from azs3copy.scale.model import Prediction, predict
@@ -132,7 +132,7 @@ def bench_tuning(results: dict[str, Any]) -> Tuning:
 
 def local_deployment(results: dict[str, Any]) -> Deployment:
     workers = int(results["tuning"].get("runtime_workers") or results["concurrency"])
-    return Deployment(concurrency=dict.fromkeys(FUNCTIONS, workers), tuning=bench_tuning(results))
+    return Deployment(concurrency=dict.fromkeys(PIPELINE, workers), tuning=bench_tuning(results))
 
 
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -186,10 +186,10 @@ def calibrate(results: dict[str, Any], cold_start: float | None = None) -> dict[
     per_run, cold_cpu = _busy_per_run(work, steps, listing_per_blob, local_deployment(results), cold_start)
     shares = {
         name: min(1.0, cpu.get(f"fn {name}", 0.0) / repeats / per_run[name]) if per_run[name] else 1.0
-        for name in FUNCTIONS
+        for name in PIPELINE
     }
     steps = {
-        name: StepCost(**{**_as_dict(steps[name]), "cpu_share": round(shares[name], 3)}) for name in FUNCTIONS
+        name: StepCost(**{**_as_dict(steps[name]), "cpu_share": round(shares[name], 3)}) for name in PIPELINE
     }
     busy = sum(per_run.values())
     # The runs' CPU less the workers' start in the first run (they stay warm for the next ones).

@@ -14,6 +14,8 @@ deployed on the moto server (which stores functions, subscriptions and schedules
   configured. Every new event (and every duplicate delivery) gets a fresh request id.
 * The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`, RequestResponse, Event, DryRun)
   is served on a loopback port, so boto3's `lambda.invoke` works against it as against AWS.
+* Each function URL is served on a loopback port of its own (devenv.function_urls); `GET /local/function-urls`
+  lists them.
 * Each enabled schedule whose target is a function fires by its expression (`cron`, `rate`, `at`), or on
   demand with `POST /local/schedules/{name}/fire`.
 
@@ -53,6 +55,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from devenv.cron import Schedule, ScheduleError
+from devenv.function_urls import FunctionUrls
 
 log = logging.getLogger("devenv.runtime")
 
@@ -680,6 +683,7 @@ class Runtime:
         self._queue_urls: dict[str, str] = {}
         self.ready = threading.Event()
         self._warned: set[str] = set()
+        self.function_urls = FunctionUrls(self)
 
     def client(self, service: str) -> Any:
         return aws_client(service, self.endpoint, self.region)
@@ -715,6 +719,7 @@ class Runtime:
         self.schedules = discover_schedules(self.client("scheduler"), by_arn)
         for schedule in self.schedules:
             self._thread(self._cron, schedule, name=f"schedule-{schedule.name}")
+        self.function_urls.start(host)
         self.server = ThreadingHTTPServer((host, port), _handler_class(self))
         self.server.daemon_threads = True
         self._thread(self.server.serve_forever, name="invoke-api")
@@ -920,6 +925,7 @@ class Runtime:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+        self.function_urls.stop()
         for pool in self.pools.values():
             pool.stop()
 
@@ -952,6 +958,8 @@ def _handler_class(runtime: Runtime) -> type[BaseHTTPRequestHandler]:  # noqa: C
             path = urllib.parse.urlparse(self.path).path
             if path == "/local/health":
                 self._reply(200, json.dumps({"ready": runtime.ready.is_set()}).encode())
+            elif path == "/local/function-urls":
+                self._reply(200, json.dumps(runtime.function_urls.urls).encode())
             elif path == "/local/stats":
                 self._reply(200, json.dumps({**runtime.stats(), "idle": runtime.idle()}).encode())
             else:

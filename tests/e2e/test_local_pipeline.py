@@ -1,6 +1,7 @@
 """End to end on one machine: `up` (Azurite, moto server, terraform apply of envs/local, the local runtime),
 blobs into Azurite, `azs3copy run --wait`, every object compared byte for byte with its blob, a second run
-that copies nothing, `down`. The environment lives in a temporary state directory, so a developer's own
+that copies nothing, a blob uploaded then arriving through its Event Grid event at the deployed function URL,
+`down`. The environment lives in a temporary state directory, so a developer's own
 `make up` in .local/ is left alone."""
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from azs3copy.cli import main as cli
 from azs3copy.keys import object_key
-from devenv.demo import TAGGED, Dataset, azurite_environment, latest_report, put_dataset
+from devenv.demo import TAGGED, Dataset, arrive_by_event, azurite_environment, latest_report, put_dataset
 from devenv.emulators import REPO_ROOT
 from devenv.environment import LocalPaths, down, process_alive, up
 from devenv.runtime import aws_client
@@ -99,6 +101,13 @@ def test_second_run_copies_nothing(local: Local) -> None:
     assert report["bytes_copied"] == 0
     assert report["counts"]["copied"] == 0
     assert report["counts"]["skipped"] == local.dataset.count
+
+
+def test_a_blob_uploaded_after_the_runs_arrives_through_its_event(local: Local) -> None:
+    seconds = arrive_by_event(local.deployment)  # verified and byte-identical in S3, or None
+    assert seconds is not None and seconds < 60
+    code, out = local.cli("status", "--run", f"{datetime.now(UTC):%Y%m%d}-events")
+    assert code == 0 and "copied" in out, out
 
 
 def test_nothing_failed_on_the_way(local: Local) -> None:

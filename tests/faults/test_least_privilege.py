@@ -26,6 +26,11 @@ What each function's code calls, derived by reading the engine, the ledger and t
   was lost and its resend found the upload gone (found by the recorded calls below, not by reading). The recombinator continues a long read-back by publishing to
   its own topic. A PutObject the SDK resent (RetryAttempts > 0) lists the key's versions
   (ListBucketVersions) to remove the one its unanswered first attempt stored.
+* blob-events reads the whole secret at every delivery, the current properties of each blob an event names
+  (Azure, no AWS grant), the verified tag of its object (GetObjectTagging, with s3:ListBucket to tell a
+  missing object apart), opens the day's events run (a transaction of Puts) and registers its blobs as
+  find-blobs does, publishes to download and largefile-initializer, and closing the day before's run may
+  write its report.
 * one grant no call names: S3 evaluates s3:ListBucket on the bucket when a HEAD, GET or GetObjectTagging
   names a key that is not there, and answers 404 with it, 403 without. download and the recombinator read
   keys that may be gone (a verified copy looked for, an object deleted under a read-back), so they hold it
@@ -119,6 +124,14 @@ USES: dict[str, set[Grant]] = {
     | TELL_MISSING
     | grants(["s3:GetObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic largefile-recombinator"),
+    # The next day's first delivery closes the day before's events run and writes its report (REPORTING).
+    "blob-events": READ_SECRET
+    | REPORTING
+    | TELL_MISSING
+    | grants(["dynamodb:BatchGetItem", "dynamodb:PutItem"], LEDGER)
+    | grants(["s3:GetObjectTagging"], OBJECTS)
+    | grants(["sns:Publish"], "topic download")
+    | grants(["sns:Publish"], "topic largefile-initializer"),
 }
 
 

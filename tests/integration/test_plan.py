@@ -18,14 +18,14 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from azs3copy.cli import main as cli
-from azs3copy.functions import FUNCTIONS
+from azs3copy.functions import PIPELINE
 from devenv.emulators import Azurite, MotoServer
 from devenv.runtime import Runtime, aws_client
 
 REPO = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
-RESERVED = dict(zip(FUNCTIONS, (1, 2, 12, 3, 9, 4), strict=True))
-MEMORY = dict(zip(FUNCTIONS, (256, 512, 1024, 256, 1024, 1024), strict=True))
+RESERVED = dict(zip(PIPELINE, (1, 2, 12, 3, 9, 4), strict=True))
+MEMORY = dict(zip(PIPELINE, (256, 512, 1024, 256, 1024, 1024), strict=True))
 
 
 @dataclass
@@ -74,7 +74,7 @@ def local(
         "AZS3COPY_PART_SIZE": str(5 * MiB),
     }
     lam = client("lambda")
-    for function in FUNCTIONS:
+    for function in PIPELINE:
         name = f"{prefix}-{function}"
         lam.create_function(
             FunctionName=name,
@@ -103,7 +103,7 @@ def local(
                 "secret_id": secret,
                 "bucket": env["AZS3COPY_BUCKET"],
                 "ledger_table": env["AZS3COPY_LEDGER_TABLE"],
-                "function_names": {function: f"{prefix}-{function}" for function in FUNCTIONS},
+                "function_names": {function: f"{prefix}-{function}" for function in PIPELINE},
                 "report_prefix": "_azs3copy/reports/",
             }
         )
@@ -135,7 +135,7 @@ def test_plan_lists_azurite_and_predicts_at_the_runtimes_concurrency(local: Loca
     assert (work["batches"], work["large_blobs"], work["parts"]) == (3, 1, 5)
     workers = {row["component"]: row["workers"] for row in local.runtime.stats()["functions"].values()}
     assert doc["deployment"]["concurrency"] == workers
-    assert all(workers[f] == min(RESERVED[f], local.runtime.cap) for f in FUNCTIONS)
+    assert all(workers[f] == min(RESERVED[f], local.runtime.cap) for f in PIPELINE)
     assert doc["deployment"]["memory_mb"] == MEMORY
     prediction = doc["prediction"]
     assert prediction["calibration"].startswith("local")

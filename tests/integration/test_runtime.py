@@ -139,6 +139,7 @@ def deployed(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) 
 
     name = f"{prefix}-probe"
     function_arn, dlq = probe(name, TIMEOUT, 2, {"MaximumRetryAttempts": 2})
+    client("lambda").create_function_url_config(FunctionName=name, AuthType="NONE")
     aged = f"{prefix}-aged"
     _, aged_dlq = probe(aged, 10, 1, {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": EVENT_AGE})
     topic = client("sns").create_topic(Name=f"{prefix}-topic")["TopicArn"]
@@ -482,3 +483,26 @@ def test_a_function_with_reserved_concurrency_0_is_throttled_not_left_hanging(
         assert runtime.pools[name].stats["invocations"] == 0 and runtime.idle()
     finally:
         runtime.stop()
+
+
+def test_a_function_url_is_served_on_loopback_with_the_url_event_and_its_response(deployed: Deployed) -> None:
+    with urllib.request.urlopen(f"{deployed.invoke_url}/local/function-urls", timeout=10) as response:
+        urls = json.loads(response.read())
+    assert list(urls) == [deployed.function] and urls[deployed.function].startswith("http://127.0.0.1:")
+    text = urllib.request.Request(
+        urls[deployed.function] + "hook", data=b'{"a": 1}', method="POST", headers={"X-Custom-Header": "Yes"}
+    )
+    text.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(text, timeout=10) as response:
+        assert response.status == 207 and response.headers["X-Probe"] == "url"
+        seen = json.loads(response.read())
+    assert seen["method"] == "POST" and seen["rawPath"] == "/hook" and seen["body"] == '{"a": 1}'
+    assert seen["headers"]["x-custom-header"] == "Yes" and seen["isBase64Encoded"] is False
+    binary = urllib.request.Request(urls[deployed.function], data=b"\x00\xff", method="PUT")
+    binary.add_header("Content-Type", "application/octet-stream")
+    with urllib.request.urlopen(binary, timeout=10) as response:
+        seen = json.loads(response.read())
+    assert seen["isBase64Encoded"] is True and seen["body"] == "AP8="
+    options = urllib.request.Request(urls[deployed.function], method="OPTIONS")
+    with urllib.request.urlopen(options, timeout=10) as response:
+        assert json.loads(response.read())["method"] == "OPTIONS"

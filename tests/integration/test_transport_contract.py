@@ -147,6 +147,22 @@ def test_an_empty_metadata_value_is_listed_as_an_empty_string(kit: SourceKit) ->
     assert listed(kit, container, "flagged").metadata == {"reviewed": "", "owner": "team"}
 
 
+def test_a_blob_read_by_name_is_the_blob_a_listing_shows_and_none_once_deleted(kit: SourceKit) -> None:
+    container = container_name()
+    content = ContentSettings(content_type="text/plain", cache_control="no-cache")
+    kit.put(container, "dir/one name.txt", b"hello", content, {"owner": "team", "empty": ""})
+    found = kit.source.get_blob(container, "dir/one name.txt")
+    assert found is not None and not found.archived and not found.is_directory
+    assert found.ref == listed(kit, container, "dir/one name.txt")
+    assert kit.source.get_blob(container, "dir/missing") is None
+    kit.delete(container, "dir/one name.txt")
+    assert kit.source.get_blob(container, "dir/one name.txt") is None
+    kit.put(container, "cold", b"zzz")
+    kit.archive(container, "cold")
+    archived = kit.source.get_blob(container, "cold")
+    assert archived is not None and archived.archived
+
+
 def test_ranged_reads_return_exact_bytes(kit: SourceKit) -> None:
     container = container_name()
     data = os.urandom(9 * 1024 * 1024 + 3)

@@ -182,23 +182,6 @@ class MemoryLedger:
                     )
             if self.table.get(run_pk(run_id), "META") is not None:
                 raise FatalError(f"run {run_id} is in the ledger already")
-            meta: Item = {
-                "run_id": run_id,
-                "started_at": now,
-                "progress_at": now,
-                "containers": list(containers),
-                "begindate": begindate,
-                "listing_pending": len(containers),
-                "found": 0,
-                "bytes_copied": 0,
-                "expires_at": self._expires(),
-                **{COUNTER[state]: 0 for state in TERMINAL_STATES},
-            }
-            if launch_id:
-                meta["launched_by"] = launch_id
-            recorded: Item = {"expires_at": self._expires()}
-            if settings is not None:
-                recorded["settings"] = settings.to_json()
             current = {"run_id": run_id, "started_at": now, "finished": False}
             if launch_id:
                 current["launched_by"] = launch_id
@@ -206,13 +189,54 @@ class MemoryLedger:
                 "start_run",
                 [
                     ("CURRENT", "CURRENT", current),
-                    (run_pk(run_id), "META", meta),
-                    ("RUNS", run_id, {"started_at": now, "expires_at": self._expires()}),
-                    (run_pk(run_id), "SETTINGS", recorded),
+                    *self._run_items(
+                        run_id, now, containers, len(containers), begindate, launch_id, settings
+                    ),
                 ],
                 transaction=True,
             )
             return run_id
+
+    def _run_items(
+        self,
+        run_id: str,
+        now: float,
+        containers: list[str],
+        listings: int,
+        begindate: str,
+        launch_id: str | None,
+        settings: RunSettings | None,
+    ) -> list[tuple[str, str, Item]]:
+        meta: Item = {
+            "run_id": run_id,
+            "started_at": now,
+            "progress_at": now,
+            "containers": list(containers),
+            "begindate": begindate,
+            "listing_pending": listings,
+            "found": 0,
+            "bytes_copied": 0,
+            "expires_at": self._expires(),
+            **{COUNTER[state]: 0 for state in TERMINAL_STATES},
+        }
+        if launch_id:
+            meta["launched_by"] = launch_id
+        recorded: Item = {"expires_at": self._expires()}
+        if settings is not None:
+            recorded["settings"] = settings.to_json()
+        return [
+            (run_pk(run_id), "META", meta),
+            ("RUNS", run_id, {"started_at": now, "expires_at": self._expires()}),
+            (run_pk(run_id), "SETTINGS", recorded),
+        ]
+
+    def open_run(self, run_id: str, *, containers: list[str], begindate: str, settings: RunSettings) -> bool:
+        with self._lock:
+            if self.table.get(run_pk(run_id), "META") is not None:
+                return False
+            items = self._run_items(run_id, time.time(), containers, 1, begindate, None, settings)
+            self.table.write("open_run", items, transaction=True)
+            return True
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:

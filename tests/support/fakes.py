@@ -128,6 +128,13 @@ class MemoryBlobSource:
         following = start + page_size
         return ListPage(blobs, names[following] if following < len(names) else None)
 
+    def get_blob(self, container: str, name: str) -> SourceBlob | None:
+        with self._lock:
+            blob = self.containers.get(container, {}).get(name)
+            if blob is None:
+                return None
+            return SourceBlob(self._ref(container, name, blob), is_directory=blob.is_directory)
+
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         if self.before_read:
             self.before_read(blob, offset, length)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from azs3copy.errors import Azs3copyError
-from azs3copy.functions import FUNCTIONS, snake
+from azs3copy.functions import PIPELINE, snake
 from azs3copy.ledger import Ledger, RunRecord
 from azs3copy.messages import decode
 from azs3copy.settings import Settings
@@ -26,7 +26,7 @@ from azs3copy.transports import BlobSource, ObjectSink
 from tests.support.fakes import MemoryBlobSource, MemoryLedger, MemoryObjectSink
 
 TOPICS = Topics(
-    **{snake(function): function for function in FUNCTIONS[1:]}
+    **{snake(function): function for function in PIPELINE[1:]}
 )  # each topic by the function it feeds
 
 

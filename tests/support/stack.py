@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from azure.storage.blob import BlobServiceClient
 
-from azs3copy.functions import FUNCTIONS
+from azs3copy.functions import PIPELINE
 from devenv.emulators import MotoServer
 from tests.support.aws import create_ledger_table
 from tests.support.pump import SnsPump, lambda_context, load_handler
@@ -23,7 +23,7 @@ MiB = 1 << 20
 THRESHOLD = 12 * MiB
 PART = 5 * MiB
 #: The functions an SNS topic feeds (all but the first); each topic is named after the function it feeds.
-FED = FUNCTIONS[1:]
+FED = PIPELINE[1:]
 
 
 @dataclass

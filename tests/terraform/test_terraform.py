@@ -26,6 +26,7 @@ TERRAFORM = ROOT / "terraform"
 LOCAL_ROOT = TERRAFORM / "envs" / "local"
 EXAMPLE_ROOT = TERRAFORM / "envs" / "example"
 FUNCTIONS = [
+    "blob-events",
     "download",
     "find-blobs",
     "largefile-initializer",
@@ -369,6 +370,13 @@ def test_apply_creates_the_system_the_local_runtime_reads_back(
     }
     secret = client("secretsmanager", moto).get_secret_value(SecretId=outputs["secret_id"])
     assert json.loads(secret["SecretString"]) == {"isactive": False, "begindate": "2024-01-01T00:00:00Z"}
+    # blob-events alone has a function URL, open to Event Grid (the function checks its token), and output
+    url = lam.get_function_url_config(FunctionName=names["blob-events"])
+    assert url["AuthType"] == "NONE" and outputs["events_url"] == url["FunctionUrl"]
+    for directory, name in names.items():
+        if directory != "blob-events":
+            with pytest.raises(lam.exceptions.ResourceNotFoundException):
+                lam.get_function_url_config(FunctionName=name)
 
 
 def test_the_key_lets_cloudwatch_logs_encrypt_only_the_functions_log_groups(
@@ -482,7 +490,7 @@ def test_each_function_role_names_only_the_actions_it_uses(
         assert not [a for a in names if "*" in a], f"{directory} has wildcard actions"
         reads_secret = "secretsmanager:GetSecretValue" in names
         assert reads_secret == (
-            directory in {"launch-qualification", "find-blobs", "download", "largefile-parter"}
+            directory in {"launch-qualification", "find-blobs", "download", "largefile-parter", "blob-events"}
         )
     assert "s3:ListBucket" in granted["find-blobs"]
     # without it S3 answers a read of a missing key with 403, and a gone object reads as a refused one
@@ -491,6 +499,7 @@ def test_each_function_role_names_only_the_actions_it_uses(
     assert not [a for a in granted["launch-qualification"] if a.startswith("s3:")]
     publishes = {d for d, names in granted.items() if "sns:Publish" in names}
     assert publishes == {  # download publishes nothing; the recombinator only its own continuations
+        "blob-events",
         "launch-qualification",
         "find-blobs",
         "largefile-initializer",

@@ -19,15 +19,15 @@ from moto import mock_aws
 
 from azs3copy.cli import main as cli
 from azs3copy.cli import plan
-from azs3copy.functions import FUNCTIONS
+from azs3copy.functions import PIPELINE
 from azs3copy.scale.prices import PRICES
 from tests.support.fakes import MemoryBlobSource
 
 REGION = "us-east-1"
 SECRET = "azs3copy"
 MiB = 1 << 20
-RESERVED = {f: n for f, n in zip(FUNCTIONS, (1, 3, 40, 5, 120, 7), strict=True)}
-MEMORY = {f: n for f, n in zip(FUNCTIONS, (256, 512, 1024, 256, 2048, 1024), strict=True)}
+RESERVED = {f: n for f, n in zip(PIPELINE, (1, 3, 40, 5, 120, 7), strict=True)}
+MEMORY = {f: n for f, n in zip(PIPELINE, (256, 512, 1024, 256, 2048, 1024), strict=True)}
 NEW = datetime(2024, 6, 1, tzinfo=UTC)
 OLD = datetime(2020, 1, 1, tzinfo=UTC)  # before the begindate
 
@@ -77,7 +77,7 @@ def account(monkeypatch: pytest.MonkeyPatch, source: MemoryBlobSource) -> Iterat
             "AZS3COPY_PART_SIZE": str(5 * MiB),
             "AZS3COPY_CHUNK_SIZE": str(5 * MiB),
         }
-        for function in FUNCTIONS:
+        for function in PIPELINE:
             name = f"azs3copy-{function}"
             lam.create_function(
                 FunctionName=name,

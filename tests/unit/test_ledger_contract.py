@@ -16,8 +16,16 @@ from azs3copy.backends import dynamodb
 from azs3copy.backends.dynamodb import DynamoLedger
 from azs3copy.backends.dynamodb_items import item as _item
 from azs3copy.errors import FatalError, TransientError
-from azs3copy.ledger import Ledger, LedgerRefusedError, ListedBlob, PageRecord, RunInProgressError
+from azs3copy.ledger import (
+    EVENTS_LISTING,
+    Ledger,
+    LedgerRefusedError,
+    ListedBlob,
+    PageRecord,
+    RunInProgressError,
+)
 from azs3copy.messages import BlobRef
+from azs3copy.settings import RunSettings
 from tests.support import fake_ledger
 from tests.support.fake_ledger import FakeTable
 from tests.support.ledgers import KINDS, moto_dynamodb, open_ledger
@@ -183,6 +191,26 @@ def test_second_run_waits_for_the_first_unless_forced(ledger: Ledger) -> None:
     assert ledger.current_run_id() is None
     start(ledger, "20240101T000003Z-dddddd")  # allowed now
     assert run != ledger.latest_run_id()
+
+
+def test_an_opened_run_is_recorded_once_never_current_and_reported_once_closed(ledger: Ledger) -> None:
+    chosen = RunSettings(datetime(2024, 1, 1, tzinfo=UTC), prefix="p/")
+    opened = [
+        ledger.open_run("20240101-events", containers=[], begindate="2024-01-01T00:00:00Z", settings=chosen)
+        for _ in range(2)
+    ]
+    assert opened == [True, False] and ledger.current_run_id() is None
+    assert ledger.run_settings("20240101-events") == chosen
+    start(ledger)  # a launch is neither blocked by it nor takes it over
+    assert ledger.current_run_id() == "20240101T000000Z-aaaaaa"
+    ledger.register_page("20240101-events", "c0", 5, [listed("c0/a")], [])
+    assert ledger.finish("20240101-events", "c0/a", "copied", None, 1)
+    assert not ledger.get_run("20240101-events").complete  # type: ignore[union-attr]
+    ledger.finish_container("20240101-events", EVENTS_LISTING)
+    ledger.finish_container("20240101-events", EVENTS_LISTING)  # closed twice counts once
+    run = ledger.get_run("20240101-events")
+    assert run is not None and run.complete and run.listing_pending == 0 and run.found == 1
+    assert ledger.current_run_id() == "20240101T000000Z-aaaaaa"
 
 
 def test_a_retried_launch_gets_the_run_it_started_and_no_second_one(ledger: Ledger) -> None:

@@ -325,3 +325,21 @@ def test_a_run_recorded_before_storage_classes_were_settings_writes_s3_standard(
 def test_a_bad_storage_class_setting_is_refused_naming_its_key(values: dict[str, object], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         parse_settings(secret(**values))
+
+
+def test_events_token_is_optional_kept_out_of_repr_and_counted_among_the_secret_values() -> None:
+    assert parse_settings(secret()).events_token is None
+    token = "A1b2" * 10
+    settings = parse_settings(secret(events_token=token))
+    assert settings.events_token == token and token not in repr(settings)
+    assert token in settings.secret_values() and "sv=2024&sig=abc" in settings.secret_values()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["short", "x" * 31, "has space" * 5, "ünïcödé" * 6, 12345678901234567890123456789012345, "y" * 257],
+)
+def test_a_malformed_events_token_is_refused_without_showing_it(value: object) -> None:
+    with pytest.raises(ConfigError, match="events_token") as error:
+        parse_settings(secret(events_token=value))
+    assert str(value) not in str(error.value)

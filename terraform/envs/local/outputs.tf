@@ -67,3 +67,8 @@ output "alerts_topic_arn" {
   description = "Topic the alarms notify."
   value       = module.azs3copy.alerts_topic_arn
 }
+
+output "events_url" {
+  description = "Function URL of blob-events: the endpoint of the Event Grid subscription (docs/operating.md)."
+  value       = module.azs3copy.events_url
+}

@@ -1,4 +1,4 @@
-# The six functions and the environment each one reads (docs/design.md, "Environment variables").
+# The seven functions and the environment each one reads (docs/design.md, "Environment variables").
 
 locals {
   topics = module.messaging.arns
@@ -85,6 +85,20 @@ locals {
         POWERTOOLS_SERVICE_NAME               = "largefile-recombinator"
         AZS3COPY_VERIFY                       = var.verify
         AZS3COPY_TOPIC_LARGEFILE_RECOMBINATOR = local.topics["largefile-recombinator"] # continuations of a long read-back
+      })
+    }
+    # Fed by Azure Event Grid through its function URL (no topic); reads the whole secret at every delivery.
+    blob-events = {
+      description = "Queues the blobs of Event Grid BlobCreated events on the copy path"
+      triggers    = {}
+      environment = merge(local.bucket_environment, {
+        AZS3COPY_SECRET_ID                   = module.secret.arn
+        POWERTOOLS_SERVICE_NAME              = "blob-events"
+        AZS3COPY_TOPIC_DOWNLOAD              = local.topics["download"]
+        AZS3COPY_TOPIC_LARGEFILE_INITIALIZER = local.topics["largefile-initializer"]
+        AZS3COPY_LARGE_THRESHOLD             = tostring(var.large_threshold_bytes)
+        # An events run records the storage class of its copies like a launched run.
+        AZS3COPY_STORAGE_CLASS = var.storage_class
       })
     }
   }

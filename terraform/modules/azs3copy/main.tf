@@ -1,5 +1,5 @@
 # The whole azs3copy system (docs/design.md): one key, the bucket, the ledger, the secret, a topic per hop,
-# the two layers, the six functions, the schedule and the alarms and dashboard. Root configurations in
+# the two layers, the seven functions (blob-events behind a function URL), the schedule and the alarms and dashboard. Root configurations in
 # terraform/envs/ call this module with their provider.
 
 data "aws_caller_identity" "current" {}
@@ -99,6 +99,7 @@ module "function" {
   environment               = merge(local.common_environment, each.value.environment, var.function_extra_environment)
   policy_json               = local.policies[each.key]
   trigger_topic_arns        = each.value.triggers
+  function_url              = each.key == "blob-events"
   kms_key_arn               = module.key.arn
   tracing_mode              = var.tracing_mode
   log_retention_days        = var.log_retention_days

@@ -57,3 +57,8 @@ output "alerts_topic_arn" {
   description = "Topic every alarm notifies: subscribe the on-call address to it."
   value       = module.observability.alerts_topic_arn
 }
+
+output "events_url" {
+  description = "Function URL of blob-events: the endpoint of the Event Grid subscription (docs/operating.md)."
+  value       = module.function["blob-events"].function_url
+}

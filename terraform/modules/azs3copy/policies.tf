@@ -17,6 +17,7 @@ locals {
     largefile-initializer  = data.aws_iam_policy_document.largefile_initializer.json
     largefile-parter       = data.aws_iam_policy_document.largefile_parter.json
     largefile-recombinator = data.aws_iam_policy_document.largefile_recombinator.json
+    blob-events            = data.aws_iam_policy_document.blob_events.json
   }
 }
 
@@ -219,5 +220,53 @@ data "aws_iam_policy_document" "largefile_recombinator" {
     sid       = "ContinueVerification"
     actions   = ["sns:Publish"]
     resources = [local.topics["largefile-recombinator"]]
+  }
+}
+
+data "aws_iam_policy_document" "blob_events" {
+  statement {
+    sid       = "ReadSettings"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [module.secret.arn]
+  }
+
+  # A blob S3 holds verified at the ETag Azure reports now is not queued again. s3:ListBucket is never called:
+  # with it S3 answers GetObjectTagging of a key that is not there with 404 (no object), without it 403.
+  statement {
+    sid       = "ReadVerifiedTags"
+    actions   = ["s3:GetObjectTagging"]
+    resources = [local.objects]
+  }
+
+  statement {
+    sid       = "TellMissingObjectsApart"
+    actions   = ["s3:ListBucket"]
+    resources = [module.storage.arn]
+  }
+
+  # The first delivery of a day closes the day before's events run, whose report may then be written.
+  statement {
+    sid       = "WriteRunReport"
+    actions   = ["s3:PutObject"]
+    resources = [local.reports]
+  }
+
+  # The day's events run is opened with a transaction of Puts; its blobs are registered as find-blobs does.
+  statement {
+    sid = "RecordEventsRun"
+    actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [local.ledger]
+  }
+
+  statement {
+    sid       = "QueueBlobs"
+    actions   = ["sns:Publish"]
+    resources = [local.topics["download"], local.topics["largefile-initializer"]]
   }
 }

@@ -207,6 +207,7 @@ variable "function_memory_mb" {
     largefile_initializer  = optional(number, 256)
     largefile_parter       = optional(number, 1024)
     largefile_recombinator = optional(number, 1024)
+    blob_events            = optional(number, 256)
   })
   description = "Memory in MiB per function; attributes left out keep their defaults."
   default     = {}
@@ -231,6 +232,7 @@ variable "function_timeout_seconds" {
     largefile_initializer  = optional(number, 120)
     largefile_parter       = optional(number, 900)
     largefile_recombinator = optional(number, 900)
+    blob_events            = optional(number, 30)
   })
   description = "Timeout in seconds per function; attributes left out keep their defaults."
   default     = {}
@@ -250,6 +252,7 @@ variable "function_reserved_concurrency" {
     largefile_initializer  = optional(number, 10)
     largefile_parter       = optional(number, 200)
     largefile_recombinator = optional(number, 20)
+    blob_events            = optional(number, 10)
   })
   description = "Reserved concurrent executions per function (-1: no reservation); attributes left out keep their defaults. The account's concurrency quota must exceed their sum by 100."
   default     = {}

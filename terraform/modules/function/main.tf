@@ -1,5 +1,6 @@
 # One function of the pipeline with everything that is its own: role, log group, dead-letter queue,
-# on-failure destination and, for SNS-triggered functions, the subscription and the permission to invoke.
+# on-failure destination and, for SNS-triggered functions, the subscription and the permission to invoke;
+# for blob-events, its function URL.
 
 locals {
   function_name = "${var.name_prefix}-${var.name}"
@@ -82,4 +83,25 @@ resource "aws_sns_topic_subscription" "this" {
   endpoint  = aws_lambda_function.this.arn
 
   depends_on = [aws_lambda_permission.sns]
+}
+
+# Event Grid cannot sign requests with AWS credentials: the URL takes any caller, and the function refuses
+# every request without the events token of the settings secret (401) before it reads or queues anything.
+resource "aws_lambda_function_url" "this" {
+  # checkov:skip=CKV_AWS_258:Azure Event Grid cannot sign with SigV4; the function checks the secret token Event Grid sends in a header marked secret
+  count = var.function_url ? 1 : 0
+
+  function_name      = aws_lambda_function.this.function_name
+  authorization_type = "NONE"
+}
+
+resource "aws_lambda_permission" "url" {
+  # checkov:skip=CKV_AWS_301:the function URL is public by design (Event Grid cannot sign requests); the function answers 401 to any request without the secret token
+  count = var.function_url ? 1 : 0
+
+  statement_id           = "AllowInvokeFromFunctionUrl"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = aws_lambda_function.this.function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
 }

@@ -32,3 +32,8 @@ output "dlq_name" {
   description = "Name of the function's dead-letter (on-failure) queue."
   value       = aws_sqs_queue.dlq.name
 }
+
+output "function_url" {
+  description = "The function's URL (null without var.function_url)."
+  value       = var.function_url ? aws_lambda_function_url.this[0].function_url : null
+}

@@ -70,6 +70,12 @@ variable "trigger_topic_arns" {
   default     = {}
 }
 
+variable "function_url" {
+  type        = bool
+  description = "Give the function a Lambda function URL without AWS authorization (the function checks a token of its own)."
+  default     = false
+}
+
 variable "kms_key_arn" {
   type        = string
   description = "ARN of the customer-managed key (environment, log group, dead-letter queue)."

@@ -50,10 +50,10 @@ def test_a_function_missing_a_topic_it_publishes_to_fails_at_config_load_naming_
     function: str, variable: str
 ) -> None:
     from azs3copy.errors import ConfigError
-    from azs3copy.functions import FUNCTIONS, topic_variable
+    from azs3copy.functions import PIPELINE, topic_variable
     from azs3copy.handler.environment import RuntimeConfig
 
-    env = {f"AZS3COPY_{topic_variable(to)}": f"arn:aws:sns:us-east-1:1:{to}" for to in FUNCTIONS[1:]}
+    env = {f"AZS3COPY_{topic_variable(to)}": f"arn:aws:sns:us-east-1:1:{to}" for to in PIPELINE[1:]}
     assert RuntimeConfig.from_env(env).topics(function)  # all set: fine
     del env[variable]
     with pytest.raises(ConfigError, match=variable):

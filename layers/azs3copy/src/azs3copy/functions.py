@@ -1,10 +1,12 @@
-"""The pipeline's six functions, written once. A function's name is its `lambdas/<name>/` directory, its
-Lambda's name after the prefix, its step module (`steps/<name with _>.py`), the SNS topic that feeds it,
-that topic's environment variable and the kind of the messages it takes."""
+"""azs3copy's functions, written once. A function's name is its `lambdas/<name>/` directory, its Lambda's
+name after the prefix and its step module (`steps/<name with _>.py`); for the pipeline's six, also the SNS
+topic that feeds it (but the first, started by the schedule), that topic's environment variable and the kind
+of the messages it takes."""
 
 from __future__ import annotations
 
-FUNCTIONS = (
+#: The scheduled pipeline: the launch, then the five functions each fed by its own SNS topic.
+PIPELINE = (
     "launch-qualification",
     "find-blobs",
     "download",
@@ -12,6 +14,9 @@ FUNCTIONS = (
     "largefile-parter",
     "largefile-recombinator",
 )
+#: Fed by Azure Event Grid through its function URL, not by a topic: it hands blobs to the pipeline's copy path.
+BLOB_EVENTS = "blob-events"
+FUNCTIONS = (*PIPELINE, BLOB_EVENTS)
 #: The functions each one hands work to (publishes to the topics of); docs/design.md draws it. find-blobs
 #: hands the rest of a long listing to itself, the recombinator the rest of a long read-back.
 HANDS_TO: dict[str, tuple[str, ...]] = {
@@ -21,6 +26,7 @@ HANDS_TO: dict[str, tuple[str, ...]] = {
     "largefile-initializer": ("largefile-parter",),
     "largefile-parter": ("largefile-recombinator",),
     "largefile-recombinator": ("largefile-recombinator",),
+    "blob-events": ("download", "largefile-initializer"),
 }
 
 

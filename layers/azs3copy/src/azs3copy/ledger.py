@@ -27,6 +27,8 @@ TERMINAL_STATES = ("copied", "skipped", "failed", "changed", "vanished", "needs-
 COUNTER = {state: state.replace("needs-", "") for state in TERMINAL_STATES}  # attribute names
 PageStatus = Literal["new", "registering", "registered", "published"]
 ClaimOutcome = Literal["claimed", "busy", "terminal"]
+#: The one listing of a run opened with `open_run`: what closes it.
+EVENTS_LISTING = "events"
 #: A recorded reason is cut to this many characters.
 REASON_CHARS = 2000
 
@@ -175,6 +177,13 @@ class Ledger(Protocol):
         current run was started by the same launch, nothing is written and that run's id is returned, so a
         launch that died after starting its run publishes that run's containers again instead of being
         refused by its own run."""
+        ...
+
+    def open_run(self, run_id: str, *, containers: list[str], begindate: str, settings: RunSettings) -> bool:
+        """Record `run_id`, unless it is recorded already, as a run no launch waits for and none takes over:
+        the current run (`current_run_id`) is left as it is. Its listing stays pending (one
+        `finish_container(run_id, EVENTS_LISTING)` closes it), so it is reported only once closed and done.
+        Returns whether this call recorded it. blob-events keeps one such run a day."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...

@@ -53,6 +53,7 @@ _KNOWN_KEYS = {
     "destination_prefix",
     "storage_class",
     "tier_storage_classes",
+    "events_token",
 }
 _AZURE_KEYS = {
     "account_url",
@@ -181,6 +182,13 @@ class Settings:
     #: None when the secret does not say: the deployment's default (AZS3COPY_STORAGE_CLASS) applies.
     storage_class: str | None = None
     tier_storage_classes: tuple[tuple[str, str], ...] = ()
+    #: What Event Grid sends in the blob-events function URL's secret header (docs/operating.md).
+    events_token: str | None = field(default=None, repr=False)
+
+    def secret_values(self) -> list[str]:
+        """The values that must never be logged or published: the Azure credentials and the events token."""
+        values = self.azure.secret_values() if self.azure else []
+        return values + ([self.events_token] if self.events_token else [])
 
     def require_azure(self) -> AzureCredentials:
         if self.azure is None:
@@ -469,6 +477,22 @@ def parse_azure(value: Any) -> AzureCredentials | None:  # noqa: C901 (one branc
     )
 
 
+#: An events token: long enough not to be guessed, and only characters an HTTP header carries as they are.
+_EVENTS_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{32,256}$")
+
+
+def parse_events_token(value: Any) -> str | None:
+    """The token Event Grid must send to the blob-events function URL (never shown in an error)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _EVENTS_TOKEN.match(value):
+        raise ConfigError(
+            "secret key 'events_token' must be a string of 32 to 256 letters, digits or ._~+/=- "
+            "(for example the output of `openssl rand -hex 32`)"
+        )
+    return value
+
+
 def parse_settings(text: str | bytes) -> Settings:
     """Settings from the secret's JSON text. Raises ConfigError naming what is wrong."""
     try:
@@ -523,6 +547,7 @@ def parse_settings(text: str | bytes) -> Settings:
             else None
         ),
         tier_storage_classes=parse_tier_storage_classes(document.get("tier_storage_classes")),
+        events_token=parse_events_token(document.get("events_token")),
     )
 
 

@@ -25,6 +25,10 @@ class BlobSource(Protocol):
         """One page of blobs under `prefix`, with their properties and metadata."""
         ...
 
+    def get_blob(self, container: str, name: str) -> SourceBlob | None:
+        """The blob as it is now (properties and metadata, as a listing shows them); None when it is gone."""
+        ...
+
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         """Exactly `length` bytes from `offset` of the blob version `blob.etag`, each request checked against
         the transactional checksum Azure sends. Raises SourceChangedError when the blob no longer has that

@@ -8,6 +8,10 @@ from typing import Any
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "http" in event.get("requestContext", {}):  # a function URL request: say what arrived
+        seen = {key: event.get(key) for key in ("headers", "body", "isBase64Encoded", "rawPath")}
+        seen["method"] = event["requestContext"]["http"]["method"]
+        return {"statusCode": 207, "headers": {"X-Probe": "url"}, "body": json.dumps(seen)}
     ask = json.loads(event["Records"][0]["Sns"]["Message"]) if "Records" in event else event
     record = {
         "request_id": context.aws_request_id,

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobProperties, BlobServiceClient
 
 from azs3copy.backends.azure_auth import classify_azure_error
@@ -137,6 +137,27 @@ class AzureBlobSource:
         )
         token: str | None = getattr(pages, "continuation_token", None)
         return ListPage(blobs, token or None)
+
+    def get_blob(self, container: str, name: str) -> SourceBlob | None:
+        with self._errors(f"read the properties of {container}/{name}"):
+            client = self.service.get_blob_client(container, name)
+            try:
+                props = client.get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+            if (
+                props.tag_count and self.tags_readable
+            ):  # the properties count the tags, Get Blob Tags has them
+                try:
+                    props.tags = client.get_blob_tags()
+                except HttpResponseError as error:
+                    if (
+                        error.status_code != 403
+                        or getattr(error, "error_code", None) not in _NO_TAG_PERMISSION
+                    ):
+                        raise
+                    self.tags_readable = False
+            return source_blob(container, props, tags_readable=self.tags_readable)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         if length == 0:

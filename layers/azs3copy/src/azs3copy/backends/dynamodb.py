@@ -24,6 +24,7 @@ from azs3copy.backends.dynamodb_items import (
     part_prefix,
     part_sk,
     run_pk,
+    run_puts,
     send,
     transact,
 )
@@ -130,43 +131,12 @@ class DynamoLedger:
                 ConditionExpression="attribute_not_exists(run_id) OR finished = :yes",
                 ExpressionAttributeValues=_item(**{":yes": True}),
             )
-        meta = _item(
-            pk=run_pk(run_id),
-            sk="META",
-            run_id=run_id,
-            started_at=Decimal(str(now)),
-            progress_at=Decimal(str(now)),
-            containers=list(containers),
-            begindate=begindate,
-            listing_pending=len(containers),
-            found=0,
-            bytes_copied=0,
-            expires_at=self._expires(),
-            launched_by=launch_id,
-            **{COUNTER[state]: 0 for state in TERMINAL_STATES},
-        )
-        # The settings get their own item, written once: META is rewritten by every finish, billed by its size.
-        text = settings.to_json() if settings else None
-        recorded = _item(pk=run_pk(run_id), sk="SETTINGS", settings=text, expires_at=self._expires())
         failed = self._transact(
             [
                 {"Put": put_current},
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": meta,
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _item(
-                            pk="RUNS", sk=run_id, started_at=Decimal(str(now)), expires_at=self._expires()
-                        ),
-                    }
-                },
-                {"Put": {"TableName": self.table, "Item": recorded}},
+                *run_puts(
+                    self.table, run_id, now, containers, len(containers), begindate, launch_id, settings
+                ),
                 *stalled,
             ],
             "start_run",
@@ -180,6 +150,12 @@ class DynamoLedger:
         if failed:
             raise FatalError(f"run {run_id} is in the ledger already")
         return run_id
+
+    def open_run(self, run_id: str, *, containers: list[str], begindate: str, settings: RunSettings) -> bool:
+        if self._get(run_pk(run_id), "META") is not None:
+            return False
+        puts = run_puts(self.table, run_id, time.time(), containers, 1, begindate, None, settings)
+        return not self._transact(puts, "open_run")  # a failed condition: another delivery opened it first
 
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(run_pk(run_id), "META")

@@ -24,7 +24,8 @@ from botocore.exceptions import ClientError
 
 from azs3copy.backends.aws_errors import classify_client_error
 from azs3copy.errors import FatalError, TransientError
-from azs3copy.ledger import LedgerRefusedError
+from azs3copy.ledger import COUNTER, TERMINAL_STATES, LedgerRefusedError
+from azs3copy.settings import RunSettings
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -72,6 +73,45 @@ def listed_sk(container: str) -> str:
 
 def attempt_sk(function: str, message_id: str) -> str:
     return f"TRY#{function}#{message_id}"
+
+
+def run_puts(
+    table: str,
+    run_id: str,
+    now: float,
+    containers: list[str],
+    listings: int,
+    begindate: str,
+    launch_id: str | None,
+    settings: RunSettings | None,
+) -> list[dict[str, Any]]:
+    """A new run's record (`META`, only if there is none), its entry in `RUNS` and its settings, as the Puts
+    of a transaction: `start_run` adds `CURRENT` to them, `open_run` does not."""
+    expires = int(time.time()) + RETENTION_SECONDS
+    meta = item(
+        pk=run_pk(run_id),
+        sk="META",
+        run_id=run_id,
+        started_at=Decimal(str(now)),
+        progress_at=Decimal(str(now)),
+        containers=list(containers),
+        begindate=begindate,
+        listing_pending=listings,
+        found=0,
+        bytes_copied=0,
+        expires_at=expires,
+        launched_by=launch_id,
+        **{COUNTER[state]: 0 for state in TERMINAL_STATES},
+    )
+    # The settings get their own item, written once: META is rewritten by every finish, billed by its size.
+    text = settings.to_json() if settings else None
+    recorded = item(pk=run_pk(run_id), sk="SETTINGS", settings=text, expires_at=expires)
+    listed = item(pk="RUNS", sk=run_id, started_at=Decimal(str(now)), expires_at=expires)
+    return [
+        {"Put": {"TableName": table, "Item": meta, "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Put": {"TableName": table, "Item": listed}},
+        {"Put": {"TableName": table, "Item": recorded}},
+    ]
 
 
 def item(**values: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from azs3copy.cli.status import duration as finite_duration
 from azs3copy.cli.status import size_text
 from azs3copy.cli.target import CliError, Target, azure_source, error_code, read_secret
-from azs3copy.functions import FUNCTIONS
+from azs3copy.functions import PIPELINE
 from azs3copy.handler.environment import RuntimeConfig
 from azs3copy.scale.inputs import Deployment, load_calibration
 from azs3copy.scale.model import Prediction, predict
@@ -157,7 +157,7 @@ def read_deployment(target: Target) -> Deployment:
     timeout: dict[str, float] = {}
     env: dict[str, str] = {}
     architecture, max_age = "arm64", 21600.0
-    for function in FUNCTIONS:
+    for function in PIPELINE:
         name = target.function(function)
         try:
             config = control.get_function_configuration(FunctionName=name)
@@ -218,7 +218,7 @@ def _with_local_workers(target: Target, deployment: Deployment) -> Deployment:
     }
     return replace(
         deployment,
-        concurrency={f: workers.get(f, deployment.concurrency[f]) for f in FUNCTIONS},
+        concurrency={f: workers.get(f, deployment.concurrency[f]) for f in PIPELINE},
     )
 
 

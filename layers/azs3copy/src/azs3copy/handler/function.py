@@ -24,7 +24,7 @@ from azs3copy.backends.s3 import S3ObjectSink
 from azs3copy.backends.sns import SnsPublisher
 from azs3copy.errors import Azs3copyError, AzureAuthError, MessageError
 from azs3copy.handler.environment import RuntimeConfig
-from azs3copy.messages import BlobRef, Message, decode
+from azs3copy.messages import BlobRef, Message, SourceBlob, decode
 from azs3copy.redaction import redact
 from azs3copy.settings import AzureCredentials, parse_credentials, parse_settings
 from azs3copy.steps.context import Deps, Invocation, Outcome
@@ -95,6 +95,9 @@ class SecretSource:
     def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
         return self._read(lambda source: source.list_page(container, prefix, marker, page_size))
 
+    def get_blob(self, container: str, name: str) -> SourceBlob | None:
+        return self._read(lambda source: source.get_blob(container, name))
+
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         return self._read(lambda source: source.read_range(blob, offset, length))
 
@@ -146,7 +149,7 @@ class Function:
         if self.wants_settings:  # errors go to the caller: the launch reports a bad secret
             settings = parse_settings(self._secret.text())
             deps.settings = settings
-            deps.secrets = tuple(settings.azure.secret_values()) if settings.azure else ()
+            deps.secrets = tuple(settings.secret_values())
             if settings.isactive and settings.azure is not None:
                 deps.source = self.source_for(settings.azure)
             return deps

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
-from azs3copy.functions import FUNCTIONS
+from azs3copy.functions import PIPELINE
 from azs3copy.planner import MiB
 from azs3copy.steps.context import Tuning
 
@@ -53,7 +53,7 @@ class Calibration:
         return cls(
             name=name,
             measured=measured,
-            steps={f: StepCost(**data["steps"][f]) for f in FUNCTIONS},
+            steps={f: StepCost(**data["steps"][f]) for f in PIPELINE},
             listing_per_blob=float(data["listing_per_blob"]),
             hop_seconds=float(data["hop_seconds"]),
             cores=data.get("cores"),

@@ -156,20 +156,25 @@ def _register_page(
 
 
 def _publish(deps: Deps, task: FindBlobsTask, page: int, blobs: list[ListedBlob], outcome: Outcome) -> None:
-    """Hand the page's blobs to download (small) or largefile-initializer (large), then mark it published."""
+    """Hand the page's blobs to their copy path, then mark the page published."""
+    outcome.published += publish_blobs(deps, task.run_id, blobs)
+    deps.ledger.mark_page_published(task.run_id, task.container, page)
+
+
+def publish_blobs(deps: Deps, run_id: str, blobs: list[ListedBlob]) -> int:
+    """Hand blobs to download (small, in batches) or largefile-initializer (large); returns the messages sent."""
     tuning = deps.tuning
     small = [(blob.ref, blob.key) for blob in blobs if blob.ref.size < tuning.large_threshold]
     large = [(blob.ref, blob.key) for blob in blobs if blob.ref.size >= tuning.large_threshold]
-    batches = download_tasks(task.run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes)
+    batches = download_tasks(run_id, small, max_blobs=tuning.batch_blobs, max_bytes=tuning.batch_bytes)
     if batches:
         deps.publisher.publish(deps.topics.download, [encode(batch) for batch in batches])
     if large:
         deps.publisher.publish(
             deps.topics.largefile_initializer,
-            [encode(LargefileInitializerTask(task.run_id, blob, key)) for blob, key in large],
+            [encode(LargefileInitializerTask(run_id, blob, key)) for blob, key in large],
         )
-    deps.ledger.mark_page_published(task.run_id, task.container, page)
-    outcome.published += len(batches) + len(large)
+    return len(batches) + len(large)
 
 
 def _triage(
