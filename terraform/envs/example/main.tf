@@ -46,8 +46,9 @@ module "azs3copy" {
   part_size_bytes       = 16777216
   # Streaming chunk (and part size) of the small-blob path: 5 MiB to 256 MiB.
   chunk_size_bytes = 8388608
-  # How each copy is checked: "readback" reads the object back and compares, "checksum" trusts S3's CRC32.
-  verify = "readback"
+  # How each copy is checked: "checksum" has S3 check the CRC32 sent with every write (and the whole object's
+  # on completion) and writes the verified tag with the object; "readback" also reads every object back.
+  verify = "checksum"
 
   # Memory in MiB per function, only the keys you change (the others keep the module's defaults). The parter
   # needs at least 2 × part size in MiB + 256 and copies blobs up to 10,000 × (memory - 256) / 2 MiB.

@@ -136,9 +136,10 @@ data "aws_iam_policy_document" "download" {
 }
 
 data "aws_iam_policy_document" "largefile_initializer" {
+  # s3:PutObjectTagging: with verify = "checksum" the upload is opened with the object's verified tag.
   statement {
     sid       = "StartMultipartUploads"
-    actions   = ["s3:AbortMultipartUpload", "s3:PutObject"]
+    actions   = ["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"]
     resources = [local.objects]
   }
 

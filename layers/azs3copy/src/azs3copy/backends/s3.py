@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,8 +60,10 @@ class S3ObjectSink:
         except (ClientError, BotoCoreError) as error:
             raise classify_client_error(error, action) from error
 
-    def _write_args(self, attrs: ObjectAttrs) -> dict[str, Any]:
+    def _write_args(self, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> dict[str, Any]:
         args: dict[str, Any] = {"Metadata": dict(attrs.metadata)}
+        if tags:  # x-amz-tagging: a query string (S3 needs s3:PutObjectTagging for it)
+            args["Tagging"] = urlencode(tags)
         for field, arg in _CONTENT_ARGS.items():
             value = getattr(attrs.content, field)
             if value:
@@ -115,11 +118,20 @@ class S3ObjectSink:
             kwargs["ContinuationToken"] = response["NextContinuationToken"]
             kwargs.pop("StartAfter", None)
 
-    def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        crc32: str,
+        md5: str,
+        attrs: ObjectAttrs,
+        tags: dict[str, str] | None = None,
+    ) -> str | None:
         """PutObject; returns the version written. When the SDK had to resend the request (its first answer
         was lost), an earlier attempt may have been stored too: those versions carry the same write id and
         are removed, so one put leaves one version."""
-        args = self._write_args(attrs)
+        args = self._write_args(attrs, tags)
         write_id = uuid.uuid4().hex
         args["Metadata"][WRITE_ID_METADATA] = write_id
         response = self._call(
@@ -159,8 +171,8 @@ class S3ObjectSink:
                 return
             kwargs.update(KeyMarker=listing["NextKeyMarker"], VersionIdMarker=listing["NextVersionIdMarker"])
 
-    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
-        args = self._write_args(attrs)
+    def create_upload(self, key: str, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> str:
+        args = self._write_args(attrs, tags)
         args["Metadata"][WRITE_ID_METADATA] = uuid.uuid4().hex  # the same room in the metadata as a put's
         response = self._call(
             "create_multipart_upload",

@@ -33,7 +33,9 @@ class Tuning:
     chunk_size: int = 8 * MiB
     page_size: int = 5000
     max_attempts: int = 3
-    verify: Literal["readback", "checksum"] = "readback"
+    #: checksum: S3 checks the checksums each write carries and the object is written with its verified mark;
+    #: readback (for audits): each object is written, read back whole and compared, then marked.
+    verify: Literal["checksum", "readback"] = "checksum"
     report_prefix: str = "_azs3copy/reports/"
     #: A run that made no progress for this long (AZS3COPY_STALE_RUN_SECONDS) is taken over by the next launch;
     #: one that makes progress never is. Longer than a message can wait in Lambda's queue (6 h at most).
