@@ -160,6 +160,17 @@ def test_ranged_reads_return_exact_bytes(kit: SourceKit) -> None:
     assert kit.source.read_range(ref, len(data) - 3, 3) == data[-3:]
 
 
+@pytest.mark.parametrize("size", [0, 1000, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1])
+def test_a_whole_blob_is_read_with_the_md5_of_its_bytes(kit: SourceKit, size: int) -> None:
+    """read_blob hands back the MD5 the download sends to S3 as Content-MD5: for one range, the one Azure
+    sent (the bytes were checked against it), else computed; either way the MD5 of the bytes."""
+    container = container_name()
+    data = os.urandom(size)
+    kit.put(container, "whole", data)
+    found, md5 = kit.source.read_blob(listed(kit, container, "whole"))
+    assert found == data and md5 == md5_b64(data)
+
+
 def compressed(encoding: str, size: int) -> bytes:
     """Bytes as a blob stored with this Content-Encoding holds them. Random content does not shrink, so the
     stored bytes span several 4 MiB ranges. (No brotli encoder here: br is opaque bytes under that name.)"""

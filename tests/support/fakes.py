@@ -137,6 +137,10 @@ class MemoryBlobSource:
             raise NeedsRehydrationError(f"{blob.blob_id} is in the archive tier")
         return current.data[offset : offset + length]
 
+    def read_blob(self, blob: BlobRef) -> tuple[bytes, str]:
+        data = self.read_range(blob, 0, blob.size) if blob.size else b""
+        return data, md5_b64(data)
+
 
 #: S3's limits: a key of at most 1,024 UTF-8 bytes; user metadata of at most 2 KB, counted as the UTF-8 bytes of
 #: its names and values (S3ObjectSink adds its write id to every object, so the fake counts it too).

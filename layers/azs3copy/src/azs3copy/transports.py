@@ -31,6 +31,11 @@ class BlobSource(Protocol):
         ETag, SourceVanishedError when it is gone, ChecksumMismatchError when the bytes do not match."""
         ...
 
+    def read_blob(self, blob: BlobRef) -> tuple[bytes, str]:
+        """The whole blob, checked as read_range checks, and the MD5 (base64) of its bytes. A blob of one
+        checked range has the MD5 Azure sent and the bytes matched: its bytes are not hashed twice."""
+        ...
+
 
 #: User metadata a sink may add to every object it writes (an id of the write, to find the versions an
 #: SDK's resent request left behind); the engine keeps room for it within S3's 2 KiB of metadata.

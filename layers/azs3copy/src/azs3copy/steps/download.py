@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger
 
-from azs3copy.checksums import Digest, Segment, crc32_of, md5_b64
+from azs3copy.checksums import Digest, Segment, crc32_of
 from azs3copy.errors import (
     Azs3copyError,
     ChecksumMismatchError,
@@ -44,10 +44,9 @@ def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
     attrs = object_attrs(blob)
     tags = verified_tags(blob) if checked_on_arrival(deps) else None
     if blob.size <= chunk:
-        data = source.read_range(blob, 0, blob.size) if blob.size else b""
+        data, md5 = source.read_blob(blob)
         if len(data) != blob.size:
             raise SourceChangedError(f"{blob.blob_id}: read {len(data)} bytes of {blob.size}")
-        md5 = md5_b64(data)
         if blob.content_md5 and md5 != blob.content_md5:
             raise ChecksumMismatchError(
                 f"{blob.blob_id}: bytes read have MD5 {md5}, the blob's Content-MD5 is {blob.content_md5}"
