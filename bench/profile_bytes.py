@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_bytes", description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=40, help="1 MiB blobs copied by the download path")
     parser.add_argument("--parts", type=int, default=8, help="16 MiB parts copied by the parter path")
+    parser.add_argument("--medium", type=int, default=8, help="10 MiB blobs copied by the download path")
+    parser.add_argument("--chunk-mib", type=int, default=8, help="the download's chunk size (MiB)")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
             service.create_container("profile")
             for i in range(args.small):
                 service.get_blob_client("profile", f"small-{i:03d}").upload_blob(os.urandom(MiB))
+            for i in range(args.medium):
+                service.get_blob_client("profile", f"medium-{i:03d}").upload_blob(
+                    os.urandom(10 * MiB), max_concurrency=4
+                )
             big = os.urandom(16 * MiB * args.parts)
             service.get_blob_client("profile", "large").upload_blob(big, max_concurrency=4)
             del big
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
 
             source = AzureBlobSource(blob_service_client(creds))
             deps = Deps(ledger=None, publisher=None, topics=Topics(), sink=sink, source=source)  # type: ignore[arg-type]
-            deps.tuning = replace(Tuning(), verify="checksum")
+            deps.tuning = replace(Tuning(), verify="checksum", chunk_size=args.chunk_mib * MiB)
             smalls = [_ref(service, "profile", f"small-{i:03d}") for i in range(args.small)]
 
             def copy_smalls() -> None:
@@ -113,6 +119,15 @@ def main(argv: list[str] | None = None) -> None:
                     download_step._copy_small_blob(deps, "run", ref, f"profile/{ref.name}")
 
             _profiled("download-1mib", copy_smalls, args.small * MiB, args.top)
+            mediums = [_ref(service, "profile", f"medium-{i:03d}") for i in range(args.medium)]
+
+            def copy_mediums() -> None:
+                for ref in mediums:
+                    download_step._copy_small_blob(deps, "run", ref, f"profile/{ref.name}")
+
+            _profiled(
+                f"download-10mib-chunk-{args.chunk_mib}mib", copy_mediums, args.medium * 10 * MiB, args.top
+            )
             large = _ref(service, "profile", "large")
             upload = sink.create_upload("profile/large", download_step.object_attrs(large))
 

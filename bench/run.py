@@ -39,7 +39,7 @@ REPORTS = "_azs3copy/reports/"
 TUNING: dict[str, int | str] = {
     "large_threshold_bytes": 100 * MiB,
     "part_size_bytes": 16 * MiB,
-    "chunk_size_bytes": 8 * MiB,
+    "chunk_size_bytes": 16 * MiB,
     "verify": "checksum",
 }
 #: S3 writes of an object's bytes: what a blob copied by one PutObject needs one of, a chunked blob several.

@@ -103,8 +103,8 @@ variable "part_size_bytes" {
 
 variable "chunk_size_bytes" {
   type        = number
-  description = "Streaming chunk of the download path in bytes (AZS3COPY_CHUNK_SIZE)."
-  default     = 8388608
+  description = "Streaming chunk of the download path in bytes (AZS3COPY_CHUNK_SIZE): a blob up to this size is one read and one PutObject, a longer one streams in parts of this size."
+  default     = 16777216
   nullable    = false
 
   validation {

@@ -93,7 +93,7 @@ class RuntimeConfig:
             return Tuning(
                 large_threshold=_int(self.env, "LARGE_THRESHOLD", 100 * MiB, 1),
                 part_size=_int(self.env, "PART_SIZE", 16 * MiB, 5 * MiB),
-                chunk_size=_int(self.env, "CHUNK_SIZE", 8 * MiB, 5 * MiB),
+                chunk_size=_int(self.env, "CHUNK_SIZE", 16 * MiB, 5 * MiB),
                 max_attempts=_int(self.env, "MAX_ATTEMPTS", 3, 1),
                 verify="checksum" if verify == "checksum" else "readback",
                 report_prefix=self.optional("REPORT_PREFIX") or "_azs3copy/reports/",

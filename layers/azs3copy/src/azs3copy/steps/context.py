@@ -30,7 +30,9 @@ MAX_PAGE_SIZE = 5000
 class Tuning:
     large_threshold: int = 100 * MiB
     part_size: int = 16 * MiB
-    chunk_size: int = 8 * MiB
+    #: A download's blob up to this size is one read and one PutObject, a longer one streams as parts of
+    #: this size (docs/design.md, "Sizes"): 16 MiB makes the 8-16 MiB blobs one request instead of four.
+    chunk_size: int = 16 * MiB
     page_size: int = 5000
     max_attempts: int = 3
     #: checksum: S3 checks the checksums each write carries and the object is written with its verified mark;
