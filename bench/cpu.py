@@ -19,9 +19,9 @@ def _group(pid: int, ppid: int, cmdline: str, known: dict[int, str]) -> str:
         return "bench (in-process ceiling)"
     if pid in known:
         return known[pid]
-    if known.get(ppid) == "local runtime":  # a worker: python .../local/worker.py CODE HANDLER FD FD
+    if known.get(ppid) == "local runtime":  # a worker: python .../devenv/worker.py CODE HANDLER FD FD
         parts = cmdline.split()
-        index = next((i for i, part in enumerate(parts) if part.endswith("local/worker.py")), None)
+        index = next((i for i, part in enumerate(parts) if part.endswith("/worker.py")), None)
         if index is None or index >= len(parts) - 1:
             return "fn ?"
         code = Path(parts[index + 1])  # the function's zip, or its directory under lambdas/

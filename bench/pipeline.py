@@ -50,6 +50,11 @@ class PipelineEnv:
         return self.paths.logs / f"{component}.log"
 
 
+#: Every AWS API call the functions' workers make, one JSON line each (devenv/worker.py records them when
+#: AZS3COPY_LOCAL_CALL_LOG names a file): what aws_requests_per_small_blob counts.
+CALL_LOG = WORK / "aws-calls.jsonl"
+
+
 def start(tuning: dict[str, int | str], concurrency: int) -> PipelineEnv:
     """`make up` in bench/.work/local with the tuning as Terraform variables; returns the deployment."""
     paths = environment.LocalPaths(ROOT, WORK / "local")
@@ -57,6 +62,8 @@ def start(tuning: dict[str, int | str], concurrency: int) -> PipelineEnv:
     for name, value in tuning.items():
         os.environ[f"TF_VAR_{name}"] = str(value)
     os.environ["AZS3COPY_LOCAL_CONCURRENCY"] = str(concurrency)
+    CALL_LOG.unlink(missing_ok=True)
+    os.environ["AZS3COPY_LOCAL_CALL_LOG"] = str(CALL_LOG)
     deployment = environment.up(paths, say=lambda text: print(f"  {text}", flush=True))
     return PipelineEnv(deployment, paths)
 
@@ -103,6 +110,26 @@ def invocations_since(env: PipelineEnv, offsets: dict[str, int]) -> dict[str, li
     return found
 
 
+def aws_calls_since(env: PipelineEnv, offset: int) -> dict[str, dict[str, int]]:
+    """{function directory: {"service Operation": count}} of the AWS calls logged after byte `offset`."""
+    names = {name: component for component, name in env.deployment["function_names"].items()}
+    counts: dict[str, dict[str, int]] = {}
+    if not CALL_LOG.exists():
+        return counts
+    with CALL_LOG.open("rb") as log:
+        log.seek(offset)
+        lines = log.read().decode(errors="replace").splitlines()
+    for line in lines:
+        try:
+            call = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line still being written
+        component = names.get(call.get("function", ""), call.get("function", "?"))
+        operation = f"{call['service']} {call['operation']}"
+        counts.setdefault(component, {})[operation] = counts.get(component, {}).get(operation, 0) + 1
+    return counts
+
+
 def _runtime_idle(env: PipelineEnv) -> bool:
     with urllib.request.urlopen(env.deployment["runtime_url"] + "/local/stats", timeout=10) as response:
         stats = json.loads(response.read())
@@ -128,6 +155,7 @@ def run_once(env: PipelineEnv, timeout: float = 3600, stall_seconds: float = 30)
     ).client("lambda", endpoint_url=env.deployment["runtime_url"], config=Config(read_timeout=300))
     s3 = aws_client("s3", env.moto)
     offsets = log_offsets(env)
+    calls_offset = CALL_LOG.stat().st_size if CALL_LOG.exists() else 0
     started = time.monotonic()
     response = lam.invoke(
         FunctionName=env.deployment["function_names"]["launch-qualification"],
@@ -158,4 +186,9 @@ def run_once(env: PipelineEnv, timeout: float = 3600, stall_seconds: float = 30)
     elapsed = time.monotonic() - started
     time.sleep(1.0)  # let the last invocations write their REPORT lines
     report = json.loads(body)
-    return {"seconds": elapsed, "report": report, "invocations": invocations_since(env, offsets)}
+    return {
+        "seconds": elapsed,
+        "report": report,
+        "invocations": invocations_since(env, offsets),
+        "aws_calls": aws_calls_since(env, calls_offset),
+    }

@@ -40,9 +40,21 @@ REPORTS = "_azs3copy/reports/"
 TUNING: dict[str, int | str] = {
     "large_threshold_bytes": 100 * MiB,
     "part_size_bytes": 16 * MiB,
-    "chunk_size_bytes": 8 * MiB,
-    "verify": "readback",
+    "chunk_size_bytes": 16 * MiB,
+    "verify": "checksum",
 }
+#: S3 writes of an object's bytes: what a blob copied by one PutObject needs one of, a chunked blob several.
+OBJECT_WRITES = ("s3 PutObject", "s3 CreateMultipartUpload", "s3 UploadPart", "s3 CompleteMultipartUpload")
+
+
+def requests_per_small_blob(calls: dict[str, int], blobs: int, small_blobs: int) -> float | None:
+    """The AWS requests of the download function per blob copied by one PutObject: every request it made
+    that is not an object write (ledger claims and finishes, read-backs and tags when verify=readback, and
+    each batch's own requests, shared out over its blobs), per blob it copied, plus the one PutObject."""
+    if not blobs or not small_blobs:
+        return None
+    shared = sum(n for operation, n in calls.items() if operation not in OBJECT_WRITES)
+    return round(shared / blobs + calls.get("s3 PutObject", 0) / small_blobs, 2)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -69,6 +81,7 @@ def measure_copies(scale: float, repeats: int, concurrency: int, rclone_setting:
         speeds: dict[str, list[float]] = {"ceiling": [], "rclone": [], "pipeline": []}
         cpu: dict[str, dict[str, float]] = {name: {} for name in speeds}
         invocation_log: dict[str, list[tuple[float, int]]] = {}
+        aws_calls: dict[str, dict[str, int]] = {}
         pipeline_bytes = 0
         reports = []
         order = ["ceiling", "rclone", "pipeline"]
@@ -113,6 +126,10 @@ def measure_copies(scale: float, repeats: int, concurrency: int, rclone_setting:
                     pipeline_bytes += total
                     for component, calls in outcome["invocations"].items():
                         invocation_log.setdefault(component, []).extend(calls)
+                    for component, counted in outcome["aws_calls"].items():
+                        mine = aws_calls.setdefault(component, {})
+                        for operation, n in counted.items():
+                            mine[operation] = mine.get(operation, 0) + n
                 spent = sampler.stop()
                 objects, copied = bucket_bytes(s3, env.bucket, skip_prefix=REPORTS)
                 if objects != len(blobs) or copied != total:
@@ -129,7 +146,14 @@ def measure_copies(scale: float, repeats: int, concurrency: int, rclone_setting:
         empty_bucket(s3, env.bucket, keep_prefix=REPORTS)
     finally:
         pipeline.stop(env)
+    pipeline_runs = len(reports)
+    threshold, chunk = int(TUNING["large_threshold_bytes"]), int(TUNING["chunk_size_bytes"])
+    downloaded = sum(1 for spec in blobs if spec.size < threshold) * pipeline_runs
+    single_put = sum(1 for spec in blobs if spec.size <= chunk) * pipeline_runs
+    download_calls = aws_calls.get("download", {})
     return {
+        "aws_calls": aws_calls,
+        "aws_requests_per_small_blob": requests_per_small_blob(download_calls, downloaded, single_put),
         "scale": scale,
         "dataset": {"description": shape.describe(), "blobs": len(blobs), "gib": total / 1024**3},
         "repeats": repeats,
@@ -274,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         "events": stages["events"],
         "gb_seconds_per_gb": copies["cost"]["gb_seconds_per_gb"],
         "requests_per_gb": copies["cost"]["requests_per_gb"],
+        **cpu_per_gib(copies),
+        "aws_requests_per_small_blob": copies.get("aws_requests_per_small_blob"),
         "runs": runs,
         "cpu": copies["cpu"],
         "cpu_groups": sorted({g for spent in copies["cpu"].values() for g in spent}),
@@ -287,8 +313,14 @@ def main(argv: list[str] | None = None) -> None:
         "elapsed_seconds": round(time.monotonic() - started),
     }
     pipeline_ = results["pipeline_mib_s"]
+    ours, theirs = results["ours_cpu_s_per_gib"], results["rclone_cpu_s_per_gib"]
+    requests, gbs = results["aws_requests_per_small_blob"], results["gb_seconds_per_gb"]
     results["targets"] = {
-        "pipeline_vs_rclone": None if pipeline_ is None else results["pipeline_vs_rclone"] >= 1.3,
+        # issue 13's targets
+        "ours_cpu_vs_rclone": None if not (ours and theirs) else ours <= 2 * theirs,
+        "pipeline_vs_rclone": None if pipeline_ is None else results["pipeline_vs_rclone"] >= 0.8,
+        "aws_requests_per_small_blob": None if requests is None else requests <= 3,
+        "gb_seconds_per_gb": None if gbs is None else gbs <= 110,
         "pipeline_vs_ceiling": None if pipeline_ is None else results["pipeline_vs_ceiling"] >= 0.8,
         "parter_memory": results["parter_growth_mib"] <= part_mib + 64,
         "download_memory_flat": _flat([row["peak_rss_mib"] for row in memory["download"]]),
@@ -311,6 +343,19 @@ def main(argv: list[str] | None = None) -> None:
             indent=2,
         )
     )
+
+
+def cpu_per_gib(copies: dict[str, Any]) -> dict[str, float | None]:
+    """CPU seconds per GiB copied: ours (the functions' workers and the local runtime that plays Lambda; the
+    emulators excluded) for the pipeline, rclone's own process for rclone."""
+    gib = copies["dataset"]["gib"] * copies["repeats"]
+    spent = copies["cpu"]
+    ours = sum(v for g, v in spent["pipeline"].items() if g.startswith("fn ") or g == "local runtime")
+    theirs = spent["rclone"].get("rclone")
+    return {
+        "ours_cpu_s_per_gib": round(ours / gib, 2) if gib else None,
+        "rclone_cpu_s_per_gib": round(theirs / gib, 2) if gib and theirs else None,
+    }
 
 
 def _flat(peaks: list[float], slack_mib: float = 16.0) -> bool:

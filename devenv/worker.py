@@ -132,7 +132,7 @@ def serve(code_dir: str, handler_name: str, requests: Any, responses: Any) -> No
 
 def record_aws_calls(path: str) -> None:
     """Append every AWS API call this process makes to `path` as a JSON line (function, service, operation,
-    whether it named an object version, the operations of a DynamoDB transaction): what the least-privilege
+    whether it named an object version, whether a write set tags, the operations of a DynamoDB transaction): what the least-privilege
     test compares with each function's IAM policy. Local instrumentation only (AZS3COPY_LOCAL_CALL_LOG)."""
     from botocore.client import BaseClient
 
@@ -145,6 +145,8 @@ def record_aws_calls(path: str) -> None:
             "service": client.meta.service_model.service_name,
             "operation": operation,
             "version": bool(params.get("VersionId")),
+            # tags set by the write itself (PutObject, CreateMultipartUpload): S3 asks s3:PutObjectTagging too
+            "tagging": isinstance(params.get("Tagging"), str) and bool(params["Tagging"]),
             "transact": sorted({next(iter(item)) for item in params.get("TransactItems", []) if item}),
         }
         with open(path, "a", encoding="utf-8") as log:

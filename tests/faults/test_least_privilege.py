@@ -20,8 +20,10 @@ What each function's code calls, derived by reading the engine, the ledger and t
   unverified version is DeleteObjectVersion; HEAD is GetObject; CreateMultipartUpload, UploadPart,
   CompleteMultipartUpload and the run report are PutObject; `_upload_call` checks a failing upload with
   ListParts (ListMultipartUploadParts). Any function that can end a run's last blob writes the report.
-  A verified object's version is tagged (PutObjectVersionTagging, PutObjectTagging without a version id)
-  by download and the recombinator; find-blobs and the recombinator read the current version's tags
+  With verify=checksum an object is written with its verified tag (PutObject and CreateMultipartUpload with
+  Tagging, which S3 authorizes as s3:PutObjectTagging too) by download and the initializer; with
+  verify=readback a verified object's version is tagged afterwards (PutObjectVersionTagging, PutObjectTagging
+  without a version id) by download and the recombinator; find-blobs and the recombinator read the current version's tags
   (GetObjectTagging) to skip verified copies, and so does download when a chunked blob's completion answer
   was lost and its resend found the upload gone (found by the recorded calls below, not by reading). The recombinator continues a long read-back by publishing to
   its own topic. A PutObject the SDK resent (RetryAttempts > 0) lists the key's versions
@@ -170,7 +172,10 @@ def iam_actions(call: dict[str, Any]) -> set[str]:
     service, operation = call["service"], call["operation"]
     if service == "s3" and operation in S3_ACTIONS:
         action = S3_ACTIONS[operation]
-        return {VERSIONED.get(action, action) if call["version"] else action}
+        needed = {VERSIONED.get(action, action) if call["version"] else action}
+        if call.get("tagging"):  # PutObject or CreateMultipartUpload with Tagging
+            needed.add("s3:PutObjectTagging")
+        return needed
     if service == "dynamodb" and operation == "TransactWriteItems":
         return {TRANSACT_ACTIONS.get(kind, f"dynamodb:{kind}") for kind in call["transact"]}
     if service == "sns" and operation == "PublishBatch":

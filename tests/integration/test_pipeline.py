@@ -79,18 +79,32 @@ def upload_in_blocks(stack: Stack, container: str, name: str, data: bytes) -> No
     blob.commit_block_list(ids)
 
 
-def test_verify_checksum_copies_every_kind_of_blob_byte_identical(
-    moto_server: MotoServer, azurite: Azurite
+@pytest.mark.parametrize("mode", ["checksum", "readback"])
+def test_each_verify_mode_copies_every_kind_of_blob_byte_identical_and_marked(
+    moto_server: MotoServer, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """verify = "checksum" compares the size and the CRC32 S3 holds instead of reading the object back: blobs
-    written by one PutObject, by the download's multipart upload and by the large path are all copied."""
+    """verify = "checksum" (the default) has S3 check the CRC32 (and Content-MD5) each write carries and
+    writes the verified tag with the object: no object is read back, no tag is set afterwards, except the
+    large blob with a Content-MD5, which only its bytes read whole can be compared with. verify = "readback"
+    reads every object back before tagging it. Blobs written by one PutObject, by the download's multipart
+    upload and by the large path all arrive byte for byte and marked."""
+    from botocore.client import BaseClient
+
+    calls: list[str] = []
+    original = BaseClient._make_api_call
+
+    def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "s3":
+            calls.append(f"{operation} {params.get('Key', '')}")
+        return original(client, operation, params)
+
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     with handler_stack(
         moto_server,
         service,
         azurite.connection_string,
         name="cksum",
-        extra_env={"AZS3COPY_VERIFY": "checksum"},
+        extra_env={} if mode == "checksum" else {"AZS3COPY_VERIFY": mode},
     ) as checked:
         container = new_container(checked)
         blobs = {
@@ -101,13 +115,27 @@ def test_verify_checksum_copies_every_kind_of_blob_byte_identical(
         for name, data in blobs.items():
             upload_in_blocks(checked, container, name, data)
         upload(checked, container, "with-md5.bin", os.urandom(150_000))  # one Put Blob: has a Content-MD5
+        upload(checked, container, "large-md5.bin", os.urandom(THRESHOLD + 1))  # one Put Blob too
         checked.configure([container])
         pump = checked.pump()
+        monkeypatch.setattr(BaseClient, "_make_api_call", recording)
         run_id = checked.launch()
         pump.drain()
+        monkeypatch.setattr(BaseClient, "_make_api_call", original)
         report = checked.report(run_id)
-        assert report["failures"] == [] and report["counts"]["copied"] == len(blobs) + 1
-        assert checked.assert_identical(container) == len(blobs) + 1
+        assert report["failures"] == [] and report["counts"]["copied"] == len(blobs) + 2
+        assert checked.assert_identical(container) == len(blobs) + 2
+        s3 = boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1")
+        for name in [*blobs, "with-md5.bin", "large-md5.bin"]:
+            tags = s3.get_object_tagging(Bucket=checked.bucket, Key=f"{container}/{name}")["TagSet"]
+            assert [tag["Key"] for tag in tags] == ["azs3copy-verified"], name
+    read_back = sorted(call.rsplit("/", 1)[-1] for call in calls if call.startswith("GetObject "))
+    tagged_after = sorted(call.rsplit("/", 1)[-1] for call in calls if call.startswith("PutObjectTagging "))
+    if mode == "checksum":
+        assert read_back == tagged_after == ["large-md5.bin"]
+    else:
+        everything = sorted([*blobs, "with-md5.bin", "large-md5.bin"])
+        assert read_back == tagged_after == everything
 
 
 def cli_target(stack: Stack) -> Target:

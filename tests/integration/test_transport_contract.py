@@ -176,6 +176,17 @@ def test_ranged_reads_return_exact_bytes(kit: SourceKit) -> None:
     assert kit.source.read_range(ref, len(data) - 3, 3) == data[-3:]
 
 
+@pytest.mark.parametrize("size", [0, 1000, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1])
+def test_a_whole_blob_is_read_with_the_md5_of_its_bytes(kit: SourceKit, size: int) -> None:
+    """read_blob hands back the MD5 the download sends to S3 as Content-MD5: for one range, the one Azure
+    sent (the bytes were checked against it), else computed; either way the MD5 of the bytes."""
+    container = container_name()
+    data = os.urandom(size)
+    kit.put(container, "whole", data)
+    found, md5 = kit.source.read_blob(listed(kit, container, "whole"))
+    assert found == data and md5 == md5_b64(data)
+
+
 def compressed(encoding: str, size: int) -> bytes:
     """Bytes as a blob stored with this Content-Encoding holds them. Random content does not shrink, so the
     stored bytes span several 4 MiB ranges. (No brotli encoder here: br is opaque bytes under that name.)"""
@@ -356,6 +367,34 @@ def test_tags_belong_to_the_version_they_were_set_on(sink: ObjectSink) -> None:
     assert sink.get_tags("c/tagged") == {"azs3copy-verified": "0x8DC1A2B3:3"}
     sink.put("c/tagged", b"two", crc32=crc32_of(b"two"), md5=md5_b64(b"two"), attrs=ATTRS)
     assert sink.get_tags("c/tagged") == {}  # a new object, or version, starts without the old one's tags
+
+
+MARK = {"azs3copy-verified": "0x8DC1A2B3:300000"}
+
+
+def test_an_object_written_with_its_tags_carries_them_and_a_refused_write_leaves_neither(
+    sink: ObjectSink,
+) -> None:
+    """verify=checksum writes the verified tag in the same request as the bytes (PutObject's and
+    CreateMultipartUpload's Tagging): the object, when S3 accepts its checksums, has the tag from its first
+    moment; when S3 refuses them, neither the object nor its tag exists."""
+    data = os.urandom(300_000)
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.put("c/marked", data, crc32=crc32_of(data + b"!"), md5=md5_b64(data), attrs=ATTRS, tags=MARK)
+    assert sink.head("c/marked") is None and sink.get_tags("c/marked") is None
+    sink.put("c/marked", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS, tags=MARK)
+    assert sink.get_tags("c/marked") == MARK
+    bodies = [os.urandom(5 * 1024 * 1024), os.urandom(1000)]
+    upload = sink.create_upload("c/marked-big", ATTRS, MARK)
+    etags = [sink.upload_part("c/marked-big", upload, n, b, crc32_of(b)) for n, b in enumerate(bodies, 1)]
+    parts = [CompletedPart(n, etags[n - 1], crc32_of(body)) for n, body in enumerate(bodies, 1)]
+    assert sink.get_tags("c/marked-big") is None  # no object until the upload completes
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.complete("c/marked-big", upload, parts, crc32=crc32_of(bodies[0]))
+    assert sink.get_tags("c/marked-big") is None  # refused: still no object, so no mark either
+    sink.complete("c/marked-big", upload, parts, crc32=crc32_of(b"".join(bodies)))
+    assert sink.get_tags("c/marked-big") == MARK
+    assert b"".join(sink.read("c/marked-big")) == b"".join(bodies)
 
 
 @pytest.fixture(params=["memory", "moto"])

@@ -149,6 +149,10 @@ class MemoryBlobSource:
             raise NeedsRehydrationError(f"{blob.blob_id} is in the archive tier")
         return current.data[offset : offset + length]
 
+    def read_blob(self, blob: BlobRef) -> tuple[bytes, str]:
+        data = self.read_range(blob, 0, blob.size) if blob.size else b""
+        return data, md5_b64(data)
+
 
 #: S3's limits: a key of at most 1,024 UTF-8 bytes; user metadata of at most 2 KB, counted as the UTF-8 bytes of
 #: its names and values (S3ObjectSink adds its write id to every object, so the fake counts it too).
@@ -172,19 +176,6 @@ MAX_TAGS = 10
 _TAG_TEXT = re.compile(r"^[\w\s+\-=.:/@]*$")
 
 
-def check_tags(action: str, tags: dict[str, str]) -> None:
-    bad = len(tags) > MAX_TAGS or any(
-        not 1 <= len(name) <= 128
-        or len(value) > 256
-        or not _TAG_TEXT.match(name)
-        or not _TAG_TEXT.match(value)
-        or name.lower().startswith("aws:")
-        for name, value in tags.items()
-    )
-    if bad:
-        raise FatalError(f"{action}: InvalidTag: The TagKey or TagValue you have provided is invalid")
-
-
 @dataclass
 class _Object:
     data: bytes
@@ -201,6 +192,7 @@ class _Object:
 class _Upload:
     key: str
     attrs: ObjectAttrs
+    tags: dict[str, str] = field(default_factory=dict)
     parts: dict[int, tuple[bytes, str, str]] = field(default_factory=dict)  # data, ETag, CRC32
 
 
@@ -221,7 +213,11 @@ class MemoryObjectSink:
         self.bytes_read = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        #: Called with the bytes about to be stored; a test may return different bytes (corruption).
+        #: Called with the bytes of a PutObject or UploadPart as they arrive, before S3 checks them against
+        #: the checksums sent with them; a test may return different bytes (corruption on the way).
+        self.on_arrival: Callable[[str, bytes], bytes] | None = None
+        #: Called with the bytes about to be stored, after S3's checks; a test may return different bytes
+        #: (S3 storing other bytes than it checked: what only a read-back can find).
         self.on_store: Callable[[str, bytes], bytes] | None = None
 
     @property
@@ -258,18 +254,36 @@ class MemoryObjectSink:
     def _check_metadata(action: str, attrs: ObjectAttrs) -> None:
         if attrs.storage_class is not None and attrs.storage_class not in S3_STORAGE_CLASSES:
             raise FatalError(f"{action}: InvalidStorageClass: The storage class you specified is not valid")
-        check_tags(action, attrs.tags)
         size = sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in attrs.metadata.items())
         if size + WRITE_ID_BYTES > MAX_METADATA_BYTES:
             raise FatalError(
                 f"{action}: MetadataTooLarge: Your metadata headers exceed the maximum allowed metadata size"
             )
 
-    def _store(self, key: str, data: bytes, attrs: ObjectAttrs) -> str | None:
+    @staticmethod
+    def _check_tags(action: str, tags: dict[str, str]) -> None:
+        """S3's InvalidTag: too many tags, a key or value too long, or a character S3 does not allow."""
+        if len(tags) > MAX_TAGS:
+            raise FatalError(f"{action}: InvalidTag: Object tags cannot be greater than {MAX_TAGS}")
+        for name, value in tags.items():
+            if (
+                not 0 < len(name) <= 128
+                or len(value) > 256
+                or not (_TAG_TEXT.match(name) and _TAG_TEXT.match(value))
+                or name.lower().startswith("aws:")  # S3 keeps the aws: prefix for its own tags
+            ):
+                raise FatalError(f"{action}: InvalidTag: The TagKey or TagValue you have provided is invalid")
+
+    def _arrived(self, key: str, data: bytes) -> bytes:
+        return self.on_arrival(key, data) if self.on_arrival and not key.startswith("_") else data
+
+    def _store(
+        self, key: str, data: bytes, attrs: ObjectAttrs, tags: dict[str, str] | None = None
+    ) -> str | None:
         crc = crc32_of(data)
         if self.on_store:
             data = self.on_store(key, data)
-        version = self._keep(key, _Object(data, attrs, None, tags=dict(attrs.tags), crc32=crc))
+        version = self._keep(key, _Object(data, attrs, None, tags=dict(tags or {}), crc32=crc))
         self.puts += 1
         return version
 
@@ -315,19 +329,36 @@ class MemoryObjectSink:
         if md5 is not None and md5 != md5_b64(data):
             raise ChecksumMismatchError(f"{action}: BadDigest: the Content-MD5 you specified did not match")
 
-    def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        crc32: str,
+        md5: str,
+        attrs: ObjectAttrs,
+        tags: dict[str, str] | None = None,
+    ) -> str | None:
+        """PutObject: nothing is stored (neither bytes nor tags) unless the bytes as they arrived match both
+        checksums and the key, metadata and tags are within S3's limits."""
         self._check_key(f"PUT {key}", key)
         self._check_metadata(f"PUT {key}", attrs)
+        tags = {**attrs.tags, **(tags or {})}  # the blob's index tags and azs3copy's mark, in one Tagging
+        self._check_tags(f"PUT {key}", tags)
+        data = self._arrived(key, data)
         self._check(f"PUT {key}", data, crc32, md5)
         with self._lock:
-            return self._store(key, data, attrs)
+            return self._store(key, data, attrs, tags)
 
-    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+    def create_upload(self, key: str, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> str:
+        """CreateMultipartUpload; its tags become the object's when the upload completes."""
         self._check_key(f"create multipart upload of {key}", key)
         self._check_metadata(f"create multipart upload of {key}", attrs)
+        tags = {**attrs.tags, **(tags or {})}
+        self._check_tags(f"create multipart upload of {key}", tags)
         upload_id = f"upload-{next(self._ids)}"
         with self._lock:
-            self.uploads[upload_id] = _Upload(key, attrs)
+            self.uploads[upload_id] = _Upload(key, attrs, dict(tags or {}))
         return upload_id
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes, crc32: str) -> str:
@@ -335,6 +366,7 @@ class MemoryObjectSink:
             upload = self.uploads.get(upload_id)
             if upload is None or upload.key != key:
                 raise UploadGoneError(f"upload {upload_id} of {key} does not exist")
+            data = self._arrived(key, data)
             self._check(f"upload part {number} of {key}", data, crc32)
             digest = hashlib.md5(data if not self.kms else f"{upload_id}/{number}/{next(self._ids)}".encode())
             etag = '"' + digest.hexdigest() + '"'
@@ -368,7 +400,7 @@ class MemoryObjectSink:
             if crc32 is not None:
                 self._check(f"complete {key}", data, crc32)
             del self.uploads[upload_id]
-            return self._store(key, data, upload.attrs)
+            return self._store(key, data, upload.attrs, upload.tags)
 
     def abort(self, key: str, upload_id: str) -> None:
         with self._lock:
@@ -413,11 +445,11 @@ class MemoryObjectSink:
             )
 
     def put_tags(self, key: str, version_id: str | None, tags: dict[str, str]) -> None:
+        self._check_tags(f"tag {key}", tags)
         with self._lock:
             found = self._version(key, version_id)
             if found is None:
                 raise FatalError(f"tag {key}: {'NoSuchVersion' if version_id else 'NoSuchKey'}")
-            check_tags(f"tag {key}", tags)
             found.tags = dict(tags)
 
     def get_tags(self, key: str) -> dict[str, str] | None:

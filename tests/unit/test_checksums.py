@@ -27,3 +27,13 @@ def test_crc32_combine_of_parts_of_one_size_matches_zlib_at_part_sizes() -> None
     data = os.urandom(5 * MiB * 3 + 12345)
     parts = [data[i : i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
     assert combined_crc32([Segment(len(p), crc32_of(p)) for p in parts]) == crc32_of(data)
+
+
+def test_a_digest_hands_back_each_chunks_crc32_and_combines_the_whole_from_them() -> None:
+    from azs3copy.checksums import Digest, crc32_of, md5_b64
+
+    chunks = [os.urandom(5 * 1024 * 1024 + 3), b"", os.urandom(1000), os.urandom(7)]
+    digest = Digest()
+    assert [digest.update(chunk) for chunk in chunks] == [crc32_of(chunk) for chunk in chunks]
+    whole = b"".join(chunks)
+    assert digest.crc32 == crc32_of(whole) and digest.md5 == md5_b64(whole) and digest.size == len(whole)

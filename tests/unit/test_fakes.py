@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from azs3copy.checksums import crc32_of, md5_b64
-from azs3copy.errors import FatalError
+from azs3copy.errors import ChecksumMismatchError, FatalError
 from azs3copy.transports import WRITE_ID_BYTES, ObjectAttrs
 from tests.support.fakes import MemoryObjectSink
 
@@ -42,3 +42,33 @@ def test_the_memory_sink_refuses_more_than_2_kb_of_metadata_with_room_for_the_wr
     with pytest.raises(FatalError, match="MetadataTooLarge"):
         sink.create_upload("c/too-much", ObjectAttrs(metadata={"m": "v" * (room + 1)}))
     assert list(sink.objects) == ["c/fits"]
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {f"t{n}": "v" for n in range(11)},  # more than 10
+        {"k" * 129: "v"},
+        {"k": "v" * 257},
+        {"k": '"0x8DC1A2B3"'},  # quotes: the ETag as Azure spells it is not a tag value
+    ],
+)
+def test_the_memory_sink_refuses_tags_s3_refuses_and_then_stores_nothing(tags: dict[str, str]) -> None:
+    sink = MemoryObjectSink()
+    with pytest.raises(FatalError, match="InvalidTag"):
+        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=ObjectAttrs(), tags=tags)
+    with pytest.raises(FatalError, match="InvalidTag"):
+        sink.create_upload("c/b", ObjectAttrs(), tags)
+    assert not sink.objects and not sink.uploads
+
+
+def test_the_memory_sink_checks_the_bytes_as_they_arrived_and_keeps_the_tags_only_with_them() -> None:
+    sink = MemoryObjectSink()
+    sink.on_arrival = lambda key, data: b"y"
+    mark = {"azs3copy-verified": "0x8DC1A2B3:1"}
+    with pytest.raises(ChecksumMismatchError, match="BadDigest"):
+        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=ObjectAttrs(), tags=mark)
+    assert sink.get_tags("c/a") is None
+    sink.on_arrival = None
+    sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=ObjectAttrs(), tags=mark)
+    assert sink.get_tags("c/a") == mark

@@ -45,9 +45,10 @@ module "azs3copy" {
   large_threshold_bytes = 104857600
   part_size_bytes       = 16777216
   # Streaming chunk (and part size) of the small-blob path: 5 MiB to 256 MiB.
-  chunk_size_bytes = 8388608
-  # How each copy is checked: "readback" reads the object back and compares, "checksum" trusts S3's CRC32.
-  verify = "readback"
+  chunk_size_bytes = 16777216
+  # How each copy is checked: "checksum" has S3 check the CRC32 sent with every write (and the whole object's
+  # on completion) and writes the verified tag with the object; "readback" also reads every object back.
+  verify = "checksum"
 
   # S3 storage class of the copies when the secret names none (its storage_class and tier_storage_classes
   # keys pick per run and per Azure access tier): STANDARD, INTELLIGENT_TIERING, STANDARD_IA, GLACIER_IR, ...

@@ -46,8 +46,8 @@ variable "chunk_size_bytes" {
 
 variable "verify" {
   type        = string
-  description = "How copies are verified: readback or checksum."
-  default     = "readback"
+  description = "How copies are verified: checksum (S3 checks what each write carries) or readback (also read back and compare)."
+  default     = "checksum"
 }
 
 variable "function_memory_mb" {

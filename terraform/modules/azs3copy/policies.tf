@@ -137,9 +137,10 @@ data "aws_iam_policy_document" "download" {
 }
 
 data "aws_iam_policy_document" "largefile_initializer" {
+  # s3:PutObjectTagging: with verify = "checksum" the upload is opened with the object's verified tag.
   statement {
     sid = "StartMultipartUploads"
-    # PutObjectTagging: CreateMultipartUpload carries the blob's index tags (S3 asks for it with x-amz-tagging).
+    # PutObjectTagging: CreateMultipartUpload also carries the blob's index tags (x-amz-tagging).
     actions   = ["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"]
     resources = [local.objects]
   }

@@ -103,8 +103,8 @@ variable "part_size_bytes" {
 
 variable "chunk_size_bytes" {
   type        = number
-  description = "Streaming chunk of the download path in bytes (AZS3COPY_CHUNK_SIZE)."
-  default     = 8388608
+  description = "Streaming chunk of the download path in bytes (AZS3COPY_CHUNK_SIZE): a blob up to this size is one read and one PutObject, a longer one streams in parts of this size."
+  default     = 16777216
   nullable    = false
 
   validation {
@@ -115,13 +115,13 @@ variable "chunk_size_bytes" {
 
 variable "verify" {
   type        = string
-  description = "How copies are verified (AZS3COPY_VERIFY): readback or checksum."
-  default     = "readback"
+  description = "How copies are verified (AZS3COPY_VERIFY): checksum (S3 checks the CRC32 sent with every write and the whole object's on completion; the object is written with its verified tag, nothing is read back) or readback (for audits: every object is also read back whole and compared before it is tagged)."
+  default     = "checksum"
   nullable    = false
 
   validation {
-    condition     = contains(["readback", "checksum"], var.verify)
-    error_message = "verify must be \"readback\" or \"checksum\"."
+    condition     = contains(["checksum", "readback"], var.verify)
+    error_message = "verify must be \"checksum\" or \"readback\"."
   }
 }
 

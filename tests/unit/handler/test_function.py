@@ -55,6 +55,10 @@ class Guarded:
         self._check()
         return self.azure.blobs.read_range(blob, offset, length)
 
+    def read_blob(self, blob: BlobRef) -> tuple[bytes, str]:
+        self._check()
+        return self.azure.blobs.read_blob(blob)
+
 
 @dataclass
 class Azure:

@@ -1,4 +1,5 @@
-"""Verification: corrupted bytes never stay in S3, an unverified object is copied again, verify=checksum."""
+"""Verification: corrupted bytes never land in S3, a mark is only ever on checked bytes, an unverified object
+is copied again; verify=checksum (the default) and verify=readback."""
 
 from __future__ import annotations
 
@@ -6,40 +7,100 @@ import base64
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
+from azs3copy.checksums import Segment, crc32_of, md5_b64
 from azs3copy.errors import AccessDeniedError, TransientError
-from azs3copy.steps.verify import META_PREFIX, VERIFIED_TAG
-from azs3copy.transports import ObjectInfo
+from azs3copy.steps.verify import META_PREFIX, VERIFIED_TAG, compare_checksum, verified_mark
+from azs3copy.transports import ObjectAttrs, ObjectInfo
 from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 from tests.support.harness import Harness
 from tests.unit.steps.common import MiB, assert_copied, harness
 
 
-def test_bytes_corrupted_on_the_way_to_s3_are_caught_and_leave_nothing_behind() -> None:
+def flip_last_byte(key: str, data: bytes) -> bytes:
+    return data if key.startswith("_") else data[:-1] + bytes([data[-1] ^ 1])
+
+
+def verify_mode(h: Harness, mode: str) -> Harness:
+    h.tuning = dataclasses.replace(h.tuning, verify=mode)  # type: ignore[arg-type]
+    return h
+
+
+@pytest.mark.parametrize("mode", ["checksum", "readback"])
+def test_bytes_corrupted_on_the_way_to_s3_are_refused_and_leave_nothing_behind(mode: str) -> None:
     source = MemoryBlobSource()
     source.put("alpha", "small", os.urandom(4000))
-    source.put("alpha", "large", os.urandom(13 * MiB))
+    source.put("alpha", "chunked", os.urandom(7 * MiB))  # small, streamed as parts
+    source.put("alpha", "large", os.urandom(13 * MiB), store_md5=False)  # through the parters
     sink = MemoryObjectSink(versioned=True)
-    sink.on_store = lambda key, data: data if key.startswith("_") else data[:-1] + bytes([data[-1] ^ 1])
-    h = harness(source, sink)
+    sink.on_arrival = flip_last_byte
+    h = verify_mode(harness(source, sink), mode)
     run_id = h.run()
     assert run_id
-    assert [k for k in sink.objects if not k.startswith("_")] == []
-    run = h.report(run_id)
-    assert run.counts["failed"] == 2
+    assert [k for k in sink.objects if not k.startswith("_")] == []  # no object, so no mark either
+    assert all(not ids for key, ids in sink.versions.items() if not key.startswith("_"))  # not one version
     report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
-    assert all("differ" in failure["reason"] for failure in report["failures"])
+    assert report["counts"]["failed"] == 3
+    assert all("BadDigest" in failure["reason"] for failure in report["failures"]), report["failures"]
     assert not sink.uploads
-    sink.on_store = None  # the fault is gone: the next run copies exactly what is missing
+    sink.on_arrival = None  # the fault is gone: the next run copies exactly what is missing
     harness(source, sink).run()
     assert_copied(source, sink)
 
 
+def test_bytes_s3_stored_other_than_it_checked_are_found_by_a_readback_audit() -> None:
+    """verify=readback reads every object back: what it finds is what S3's check on arrival cannot (bytes
+    S3 kept other than those it checked), and such an object is removed, never marked."""
+    source = MemoryBlobSource()
+    source.put("alpha", "small", os.urandom(4000))
+    source.put("alpha", "large", os.urandom(13 * MiB))
+    sink = MemoryObjectSink(versioned=True)
+    sink.on_store = flip_last_byte
+    h = verify_mode(harness(source, sink), "readback")
+    run_id = h.run()
+    assert run_id
+    assert [k for k in sink.objects if not k.startswith("_")] == []
+    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
+    assert report["counts"]["failed"] == 2
+    assert all("differ" in failure["reason"] for failure in report["failures"])
+    assert not sink.uploads
+
+
+class CountingSink(MemoryObjectSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tagged_after = 0
+
+    def put_tags(self, key: str, version_id: str | None, tags: dict[str, str]) -> None:
+        self.tagged_after += 1
+        super().put_tags(key, version_id, tags)
+
+
+def test_by_default_each_object_is_written_with_its_mark_and_nothing_is_read_back_or_tagged_after() -> None:
+    source = MemoryBlobSource()
+    refs = [
+        source.put("alpha", "small", os.urandom(4000)),
+        source.put("alpha", "empty", b""),
+        source.put("alpha", "chunked", os.urandom(7 * MiB)),  # small, multipart in 5 MiB chunks
+        source.put("alpha", "large", os.urandom(23 * MiB + 17), store_md5=False),  # no Content-MD5
+    ]
+    sink = CountingSink()
+    h = harness(source, sink)
+    assert h.tuning.verify == "checksum"
+    run_id = h.run()
+    assert run_id and h.report(run_id).counts["copied"] == 4
+    assert sink.bytes_read == 0 and sink.tagged_after == 0
+    assert_copied(source, sink)
+    assert all(sink.objects[ref.blob_id].tags == {VERIFIED_TAG: verified_mark(ref)} for ref in refs)
+
+
 @pytest.mark.parametrize("fault", ["corrupt-and-delete-denied", "verification-cannot-read"])
 def test_an_object_never_verified_is_copied_again_by_the_next_run_not_skipped(fault: str) -> None:
+    """An audit (verify=readback) leaves objects it could not verify unmarked; the next run, in the default
+    mode, copies them again rather than skipping them."""
     source = MemoryBlobSource()
     source.put("alpha", "small", os.urandom(4000))
     source.put("alpha", "large", os.urandom(13 * MiB))
@@ -54,15 +115,16 @@ def test_an_object_never_verified_is_copied_again_by_the_next_run_not_skipped(fa
         yield b""
 
     if fault == "corrupt-and-delete-denied":
-        sink.on_store = lambda key, data: data if key.startswith("_") else data[:-1] + bytes([data[-1] ^ 1])
+        sink.on_store = flip_last_byte
         sink.delete = denied  # type: ignore[method-assign]
     else:
         sink.read = unreadable  # type: ignore[method-assign]
-    first = harness(source, sink).run()
+    first = verify_mode(harness(source, sink), "readback").run()
     assert first
     left = sorted(k for k in sink.objects if not k.startswith("_"))
     assert left == ["alpha/large", "alpha/small"]  # unverified objects, with the source's metadata
     assert all(sink.objects[k].attrs.metadata[f"{META_PREFIX}etag"] for k in left)
+    assert all(VERIFIED_TAG not in sink.objects[k].tags for k in left)
     report = json.loads(sink.objects[f"_azs3copy/reports/{first}.json"].data)
     assert report["counts"]["failed"] == 2
     sink.on_store, sink.delete, sink.read = None, real_delete, real_read  # type: ignore[method-assign]
@@ -80,74 +142,37 @@ def test_an_object_never_verified_is_copied_again_by_the_next_run_not_skipped(fa
 class ReportedChecksum(MemoryObjectSink):
     """A sink whose HEAD reports the CRC32 a test chooses, as S3 would hold it."""
 
-    def __init__(self, crc32: Callable[[str, str | None], str | None], checksum_type: str) -> None:
+    def __init__(self, crc32: str | None, checksum_type: str) -> None:
         super().__init__()
         self.reported, self.checksum_type = crc32, checksum_type
 
     def head(self, key: str, version_id: str | None = None, *, checksums: bool = False) -> ObjectInfo | None:
         info = super().head(key, version_id, checksums=checksums)
-        if info is None or not checksums or key.startswith("_"):
+        if info is None or not checksums:
             return info
-        return dataclasses.replace(
-            info, crc32=self.reported(key, info.crc32), checksum_type=self.checksum_type
-        )
+        return dataclasses.replace(info, crc32=self.reported, checksum_type=self.checksum_type)
 
 
-def checksum_mode(h: Harness) -> Harness:
-    h.tuning = dataclasses.replace(h.tuning, verify="checksum")
-    return h
+def test_an_object_not_written_with_its_mark_is_compared_with_s3s_crc32_full_or_composite() -> None:
+    """verify=checksum's check of an object that was not written with its mark (a completion whose answer
+    was lost, an upload an earlier release opened): S3's CRC32 of it, against the CRC32s read from Azure."""
+    from azs3copy.errors import ChecksumMismatchError
 
-
-def test_verify_checksum_compares_s3s_crc32_of_every_object_without_reading_it_back() -> None:
-    source = MemoryBlobSource()
-    source.put("alpha", "small", os.urandom(4000))
-    source.put("alpha", "chunked", os.urandom(7 * MiB))  # small, multipart in 5 MiB chunks
-    source.put("alpha", "large", os.urandom(23 * MiB + 17), store_md5=False)  # a block blob: no Content-MD5
-    sink = MemoryObjectSink()
-    h = checksum_mode(harness(source, sink))
-    run_id = h.run()
-    assert run_id and h.report(run_id).counts["copied"] == 3
-    assert sink.bytes_read == 0
-    assert_copied(source, sink)
-    assert all(VERIFIED_TAG in obj.tags for key, obj in sink.objects.items() if not key.startswith("_"))
-
-
-@pytest.mark.parametrize(
-    ("reported", "reason"),
-    [
-        (lambda key, crc: "AAAAAA==", "differs from"),  # S3 holds the CRC32 of other bytes
-        (lambda key, crc: None, "holds no CRC32"),  # nothing to compare: not taken as verified
-    ],
-)
-def test_verify_checksum_fails_and_removes_an_object_whose_crc32_does_not_match(
-    reported: Callable[[str, str | None], str | None], reason: str
-) -> None:
-    source = MemoryBlobSource()
-    source.put("alpha", "small", os.urandom(4000))
-    source.put("alpha", "large", os.urandom(23 * MiB + 17), store_md5=False)  # else it is read back
-    sink = ReportedChecksum(reported, "FULL_OBJECT")
-    h = checksum_mode(harness(source, sink))
-    run_id = h.run()
-    assert run_id
-    report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)
-    assert report["counts"]["failed"] == 2 and report["counts"]["copied"] == 0
-    assert all(reason in failure["reason"] for failure in report["failures"])
-    assert [k for k in sink.objects if not k.startswith("_")] == []
-
-
-def test_verify_checksum_accepts_s3s_composite_crc32_of_an_older_upload() -> None:
-    from azs3copy.checksums import crc32_of
-
-    source = MemoryBlobSource()
     data = os.urandom(23 * MiB + 17)
-    source.put("alpha", "large", data, store_md5=False)
     parts = [data[i : i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
+    segments = [Segment(len(part), crc32_of(part)) for part in parts]
     composite = crc32_of(b"".join(base64.b64decode(crc32_of(p)) for p in parts)) + f"-{len(parts)}"
-    sink = ReportedChecksum(lambda key, crc: composite, "COMPOSITE")
-    h = checksum_mode(harness(source, sink))
-    run_id = h.run()
-    assert run_id and h.report(run_id).counts["copied"] == 1
-    assert sink.bytes_read == 0  # S3's composite CRC32 compared, nothing read back
+    cases = [(crc32_of(data), "FULL_OBJECT", None), (composite, "COMPOSITE", None)]
+    cases += [("AAAAAA==", "FULL_OBJECT", "differs from"), (None, None, "holds no CRC32")]
+    for reported, kind, refused in cases:
+        sink = ReportedChecksum(reported, kind or "")
+        sink.put("k", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ObjectAttrs())
+        deps = harness(MemoryBlobSource(), sink).deps()
+        if refused is None:
+            compare_checksum(deps, "k", None, segments)
+        else:
+            with pytest.raises(ChecksumMismatchError, match=refused):
+                compare_checksum(deps, "k", None, segments)
 
 
 def with_content_md5(source: MemoryBlobSource, container: str, name: str, content_md5: str) -> None:
@@ -162,9 +187,7 @@ def test_a_large_blob_is_compared_with_its_content_md5_in_either_verify_mode(mod
     data = os.urandom(23 * MiB + 17)
     source.put("alpha", "large", data)  # uploaded with its Content-MD5
     sink = MemoryObjectSink()
-    h = harness(source, sink)
-    if mode == "checksum":
-        h = checksum_mode(h)
+    h = verify_mode(harness(source, sink), mode)
     run_id = h.run()
     assert run_id and h.report(run_id).counts["copied"] == 1
     assert sink.objects["alpha/large"].data == data
@@ -188,9 +211,7 @@ def test_bytes_that_do_not_match_the_blobs_content_md5_fail_it_and_leave_nothing
     with_content_md5(source, "alpha", name, base64.b64encode(b"\x00" * 16).decode())
     source.put("alpha", "fine.txt", b"the other blob is copied")
     sink = MemoryObjectSink(versioned=True)
-    h = harness(source, sink)
-    if mode == "checksum":
-        h = checksum_mode(h)
+    h = verify_mode(harness(source, sink), mode)
     run_id = h.run()
     assert run_id
     report = json.loads(sink.objects[f"_azs3copy/reports/{run_id}.json"].data)

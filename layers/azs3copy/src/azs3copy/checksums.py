@@ -28,10 +28,14 @@ class Digest:
         self._md5 = hashlib.md5()
         self.size = 0
 
-    def update(self, chunk: bytes | memoryview) -> None:
-        self._crc = zlib.crc32(chunk, self._crc)
+    def update(self, chunk: bytes | memoryview) -> str:
+        """Take the next chunk; returns its own CRC32 (base64). Each byte goes through the CRC once: the
+        whole stream's CRC32 is combined from the chunks' (a few microseconds a chunk, no bytes)."""
+        crc = zlib.crc32(chunk)
+        self._crc = crc32_combine(self._crc, crc, len(chunk)) if self.size else crc
         self._md5.update(chunk)
         self.size += len(chunk)
+        return crc32_b64(crc)
 
     @property
     def crc32(self) -> str:

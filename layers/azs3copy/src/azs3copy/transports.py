@@ -35,6 +35,11 @@ class BlobSource(Protocol):
         ETag, SourceVanishedError when it is gone, ChecksumMismatchError when the bytes do not match."""
         ...
 
+    def read_blob(self, blob: BlobRef) -> tuple[bytes, str]:
+        """The whole blob, checked as read_range checks, and the MD5 (base64) of its bytes. A blob of one
+        checked range has the MD5 Azure sent and the bytes matched: its bytes are not hashed twice."""
+        ...
+
 
 #: User metadata a sink may add to every object it writes (an id of the write, to find the versions an
 #: SDK's resent request left behind); the engine keeps room for it within S3's 2 KiB of metadata.
@@ -91,12 +96,23 @@ class ObjectSink(Protocol):
         """(key, size) of the objects with start_after < key <= stop_after (UTF-8 byte order) under prefix."""
         ...
 
-    def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
-        """One object, with its checksums for S3 to check; returns the version id (None if unversioned)."""
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        crc32: str,
+        md5: str,
+        attrs: ObjectAttrs,
+        tags: dict[str, str] | None = None,
+    ) -> str | None:
+        """One object, with its checksums for S3 to check and its tags, in one request (S3 stores neither
+        when the bytes do not match: ChecksumMismatchError); returns the version id (None if unversioned)."""
         ...
 
-    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
-        """Open a multipart upload whose object gets a full-object CRC32 (ChecksumType FULL_OBJECT)."""
+    def create_upload(self, key: str, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> str:
+        """Open a multipart upload whose object gets a full-object CRC32 (ChecksumType FULL_OBJECT); its tags
+        are the object's once the upload completes."""
         ...
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes, crc32: str) -> str:

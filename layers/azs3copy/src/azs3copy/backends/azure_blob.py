@@ -94,6 +94,9 @@ class AzureBlobSource:
         self.read_concurrency = read_concurrency
         #: Whether this credential may read index tags: found out by the first listing that asks for them.
         self.tags_readable = True
+        #: One pool for the pieces of every read, kept for the life of the source (a warm container): a pool a
+        #: read started and stopped threads for every part. Room for four reads at once (download's copies).
+        self._pieces = ThreadPoolExecutor(max_workers=4 * read_concurrency, thread_name_prefix="azure-read")
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -160,17 +163,25 @@ class AzureBlobSource:
             return source_blob(container, props, tags_readable=self.tags_readable)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
+        return self._read(blob, offset, length)[0]
+
+    def read_blob(self, blob: BlobRef) -> tuple[bytes, str]:
+        data, md5 = self._read(blob, 0, blob.size)
+        return data, md5 or md5_b64(data)
+
+    def _read(self, blob: BlobRef, offset: int, length: int) -> tuple[bytes, str | None]:
+        """The bytes, and their MD5 when they came as one range (the one Azure sent and they matched)."""
         if length == 0:
-            return b""
+            return b"", None
         client = self.service.get_blob_client(blob.container, blob.name)
         end = offset + length
         pieces = [(start, min(MD5_RANGE, end - start)) for start in range(offset, end, MD5_RANGE)]
+        md5: str | None = None
         try:
             if len(pieces) == 1:
-                data = self._read_piece(client, blob, offset, length)
+                data, md5 = self._read_piece(client, blob, offset, length)
             else:
-                with ThreadPoolExecutor(max_workers=max(1, min(self.read_concurrency, len(pieces)))) as pool:
-                    data = b"".join(pool.map(lambda piece: self._read_piece(client, blob, *piece), pieces))
+                data = b"".join(piece for piece, _ in self._read_pieces(client, blob, pieces))
         except SourceChangedError:
             # If-Match fails (412) for a deleted blob too; tell the two apart.
             with self._errors(f"check {blob.blob_id}"):
@@ -182,17 +193,33 @@ class AzureBlobSource:
             raise ChecksumMismatchError(
                 f"read {blob.blob_id} bytes {offset}-{end - 1}: got {len(data)} bytes"
             )
-        return data
+        return data, md5
 
-    def _read_piece(self, client: Any, blob: BlobRef, offset: int, length: int) -> bytes:
-        """One range of at most MD5_RANGE bytes, as stored, checked against the MD5 Azure sends with it."""
+    def _read_pieces(
+        self, client: Any, blob: BlobRef, pieces: list[tuple[int, int]]
+    ) -> list[tuple[bytes, str]]:
+        """The pieces in order, at most `read_concurrency` of this read in flight at a time."""
+        found: list[tuple[bytes, str]] = []
+        for start in range(0, len(pieces), self.read_concurrency):
+            batch = pieces[start : start + self.read_concurrency]
+            futures = [self._pieces.submit(self._read_piece, client, blob, *piece) for piece in batch]
+            try:
+                found += [future.result() for future in futures]
+            finally:
+                for future in futures:
+                    future.cancel()
+        return found
+
+    def _read_piece(self, client: Any, blob: BlobRef, offset: int, length: int) -> tuple[bytes, str]:
+        """One range of at most MD5_RANGE bytes, as stored, checked against the MD5 Azure sends with it;
+        returns the bytes and that MD5."""
         action = f"read {blob.blob_id} bytes {offset}-{offset + length - 1}"
         found, sent = "", None
         for _ in range(PIECE_ATTEMPTS):
             data, sent = self._get(client, blob, offset, length, action)
             found = md5_b64(data)
             if found == sent:
-                return data
+                return data, found
         raise ChecksumMismatchError(f"{action}: the bytes have MD5 {found}, Azure sent {sent or 'no MD5'}")
 
     def _get(

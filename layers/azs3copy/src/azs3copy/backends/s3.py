@@ -3,10 +3,10 @@ S3 to check; objects are written with SSE-KMS when a key is configured."""
 
 from __future__ import annotations
 
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -60,16 +60,17 @@ class S3ObjectSink:
         except (ClientError, BotoCoreError) as error:
             raise classify_client_error(error, action) from error
 
-    def _write_args(self, attrs: ObjectAttrs) -> dict[str, Any]:
+    def _write_args(self, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> dict[str, Any]:
         args: dict[str, Any] = {"Metadata": dict(attrs.metadata)}
+        tags = {**attrs.tags, **(tags or {})}  # the blob's index tags, and azs3copy's verified mark if given
+        if tags:  # x-amz-tagging: a query string (S3 needs s3:PutObjectTagging for it)
+            args["Tagging"] = urlencode(tags, quote_via=quote)
         for field, arg in _CONTENT_ARGS.items():
             value = getattr(attrs.content, field)
             if value:
                 args[arg] = value
         if attrs.storage_class:
             args["StorageClass"] = attrs.storage_class
-        if attrs.tags:  # the object exists with its tags from the start: no window without them
-            args["Tagging"] = urllib.parse.urlencode(attrs.tags, quote_via=urllib.parse.quote)
         if self.kms_key_id:
             args.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
         return args
@@ -121,11 +122,20 @@ class S3ObjectSink:
             kwargs["ContinuationToken"] = response["NextContinuationToken"]
             kwargs.pop("StartAfter", None)
 
-    def put(self, key: str, data: bytes, *, crc32: str, md5: str, attrs: ObjectAttrs) -> str | None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        crc32: str,
+        md5: str,
+        attrs: ObjectAttrs,
+        tags: dict[str, str] | None = None,
+    ) -> str | None:
         """PutObject; returns the version written. When the SDK had to resend the request (its first answer
         was lost), an earlier attempt may have been stored too: those versions carry the same write id and
         are removed, so one put leaves one version."""
-        args = self._write_args(attrs)
+        args = self._write_args(attrs, tags)
         write_id = uuid.uuid4().hex
         args["Metadata"][WRITE_ID_METADATA] = write_id
         response = self._call(
@@ -165,8 +175,8 @@ class S3ObjectSink:
                 return
             kwargs.update(KeyMarker=listing["NextKeyMarker"], VersionIdMarker=listing["NextVersionIdMarker"])
 
-    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
-        args = self._write_args(attrs)
+    def create_upload(self, key: str, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> str:
+        args = self._write_args(attrs, tags)
         args["Metadata"][WRITE_ID_METADATA] = uuid.uuid4().hex  # the same room in the metadata as a put's
         response = self._call(
             "create_multipart_upload",

@@ -85,18 +85,18 @@ class RuntimeConfig:
         return Topics(**{snake(to): self.require(topic_variable(to)) for to in HANDS_TO[function]})
 
     def tuning(self) -> Tuning:
-        verify = (self.optional("VERIFY") or "readback").lower()
-        if verify not in ("readback", "checksum"):
+        verify = (self.optional("VERIFY") or "checksum").lower()
+        if verify not in ("checksum", "readback"):
             raise ConfigError(
-                f"environment variable {PREFIX}VERIFY must be readback or checksum, found {verify!r}"
+                f"environment variable {PREFIX}VERIFY must be checksum or readback, found {verify!r}"
             )
         try:
             return Tuning(
                 large_threshold=_int(self.env, "LARGE_THRESHOLD", 100 * MiB, 1),
                 part_size=_int(self.env, "PART_SIZE", 16 * MiB, 5 * MiB),
-                chunk_size=_int(self.env, "CHUNK_SIZE", 8 * MiB, 5 * MiB),
+                chunk_size=_int(self.env, "CHUNK_SIZE", 16 * MiB, 5 * MiB),
                 max_attempts=_int(self.env, "MAX_ATTEMPTS", 3, 1),
-                verify="readback" if verify == "readback" else "checksum",
+                verify="checksum" if verify == "checksum" else "readback",
                 report_prefix=self.optional("REPORT_PREFIX") or "_azs3copy/reports/",
                 page_size=_int(self.env, "PAGE_SIZE", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
                 copy_threads=_int(self.env, "COPY_THREADS", 4, 1),

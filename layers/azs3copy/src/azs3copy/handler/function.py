@@ -101,6 +101,9 @@ class SecretSource:
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         return self._read(lambda source: source.read_range(blob, offset, length))
 
+    def read_blob(self, blob: BlobRef) -> tuple[bytes, str]:
+        return self._read(lambda source: source.read_blob(blob))
+
 
 class Function:
     """One Lambda function's wiring. Clients are built at the first invocation, not at import.

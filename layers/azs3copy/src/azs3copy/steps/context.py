@@ -30,10 +30,14 @@ MAX_PAGE_SIZE = 5000
 class Tuning:
     large_threshold: int = 100 * MiB
     part_size: int = 16 * MiB
-    chunk_size: int = 8 * MiB
+    #: A download's blob up to this size is one read and one PutObject, a longer one streams as parts of
+    #: this size (docs/design.md, "Sizes"): 16 MiB makes the 8-16 MiB blobs one request instead of four.
+    chunk_size: int = 16 * MiB
     page_size: int = 5000
     max_attempts: int = 3
-    verify: Literal["readback", "checksum"] = "readback"
+    #: checksum: S3 checks the checksums each write carries and the object is written with its verified mark;
+    #: readback (for audits): each object is written, read back whole and compared, then marked.
+    verify: Literal["checksum", "readback"] = "checksum"
     #: The deployment's S3 storage class (AZS3COPY_STORAGE_CLASS), for runs whose secret names none.
     storage_class: str = "STANDARD"
     report_prefix: str = "_azs3copy/reports/"

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger
 
-from azs3copy.checksums import Digest, Segment, crc32_of, md5_b64
+from azs3copy.checksums import Digest, Segment, crc32_of
 from azs3copy.errors import (
     Azs3copyError,
     ChecksumMismatchError,
@@ -23,36 +23,46 @@ from azs3copy.redaction import redact
 from azs3copy.steps.context import Deps, Invocation, Outcome, run_settings
 from azs3copy.steps.report import maybe_report
 from azs3copy.steps.settle import release, settle
-from azs3copy.steps.verify import completed_before, object_attrs, verified_copy, verify_and_mark
+from azs3copy.steps.verify import (
+    checked_on_arrival,
+    completed_before,
+    object_attrs,
+    verified_copy,
+    verified_tags,
+    verify_and_mark,
+)
 from azs3copy.transports import CompletedPart
 
 logger = Logger(child=True)
 
 
 def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
+    """Copy one blob: one PutObject, or streamed as parts when it is longer than a chunk. With
+    verify=checksum the write carries the verified mark and S3's check of its checksums is the proof; the
+    blob's Content-MD5 is compared with the bytes read before the object can exist."""
     source, sink, chunk = deps.need_source(), deps.need_sink(), deps.tuning.chunk_size
     attrs = object_attrs(blob, run_settings(deps, run_id))
+    tags = verified_tags(blob) if checked_on_arrival(deps) else None
     if blob.size <= chunk:
-        data = source.read_range(blob, 0, blob.size) if blob.size else b""
+        data, md5 = source.read_blob(blob)
         if len(data) != blob.size:
             raise SourceChangedError(f"{blob.blob_id}: read {len(data)} bytes of {blob.size}")
-        md5 = md5_b64(data)
         if blob.content_md5 and md5 != blob.content_md5:
             raise ChecksumMismatchError(
                 f"{blob.blob_id}: bytes read have MD5 {md5}, the blob's Content-MD5 is {blob.content_md5}"
             )
         crc = crc32_of(data)
-        version = sink.put(key, data, crc32=crc, md5=md5, attrs=attrs)
+        version = sink.put(key, data, crc32=crc, md5=md5, attrs=attrs, tags=tags)
         del data
-        verify_and_mark(deps, key, version, [Segment(blob.size, crc)], blob)
+        if tags is None:
+            verify_and_mark(deps, key, version, [Segment(blob.size, crc)], blob)
         return
-    upload_id = sink.create_upload(key, attrs)
+    upload_id = sink.create_upload(key, attrs, tags)
     try:
         digest, parts = Digest(), []
         for number, offset in enumerate(range(0, blob.size, chunk), start=1):
             data = source.read_range(blob, offset, min(chunk, blob.size - offset))
-            digest.update(data)
-            crc = crc32_of(data)
+            crc = digest.update(data)
             parts.append(CompletedPart(number, sink.upload_part(key, upload_id, number, data, crc), crc))
             del data
         if digest.size != blob.size:
@@ -67,11 +77,12 @@ def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> None:
             done = completed_before(sink, key, blob)
             if done.verified:
                 return
-            version = done.version
+            version, tags = done.version, None  # not written by this upload: checked below
     except BaseException:
         sink.abort(key, upload_id)
         raise
-    verify_and_mark(deps, key, version, [Segment(blob.size, digest.crc32)], blob)
+    if tags is None:
+        verify_and_mark(deps, key, version, [Segment(blob.size, digest.crc32)], blob)
 
 
 def download(deps: Deps, batch: DownloadTask, invocation: Invocation) -> Outcome:

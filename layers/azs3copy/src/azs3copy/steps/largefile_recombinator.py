@@ -30,6 +30,7 @@ from azs3copy.steps.verify import (
     discard,
     mark_verified,
     read_back,
+    upload_tags,
 )
 from azs3copy.transports import CompletedPart
 
@@ -63,8 +64,8 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
             )
         else:
             completed = _complete_upload(deps, task, plan, record.checksum_type, segments, absent)
-            # verified: an earlier attempt completed, verified and marked the object, then died before
-            # recording it (or could not record it)
+            # verified: S3 checked the whole object this completion made, marked when the upload was opened,
+            # or an earlier attempt completed and marked it, then died before recording it
             handed_over = (
                 None
                 if completed.verified
@@ -163,10 +164,14 @@ def _complete_upload(
     encrypts with KMS, and S3 refuses the completion (InvalidPart): the parts are listed again."""
     sink, blob = deps.need_sink(), task.blob
     whole = combined_crc32(segments) if checksum_type == "FULL_OBJECT" else None
+    # The initializer opened the upload with the mark (verify=checksum, no Content-MD5): S3 checks the
+    # assembly against `whole` and the object exists only if it matches. An upload opened unmarked (by
+    # readback mode or an earlier release) completes unmarked: the next run copies that blob again.
+    marked = whole is not None and upload_tags(deps, blob) is not None
     for attempt in range(1, COMPLETE_ATTEMPTS + 1):
         try:
             parts = _listed_parts(deps, task, plan, segments, absent)
-            return Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole))
+            return Completed(sink.complete(task.key, task.upload_id, parts, crc32=whole), verified=marked)
         except UploadGoneError:
             # Completed before, or S3 completed it but the answer was lost and the SDK's resend found the
             # upload gone (NoSuchUpload): the object is there, to be verified like any other.

@@ -1,5 +1,11 @@
 """What makes an object a copy: the metadata written with it, the checks of its bytes against what was read
-from Azure, and the verified mark set on its version once they pass."""
+from Azure, and the verified mark it carries once they pass.
+
+Two ways to verify (AZS3COPY_VERIFY). `checksum`, the default: every write carries the CRC32 of the bytes read
+from Azure (and, for a PutObject, their MD5), a multipart completion the CRC32 of the whole object
+(FULL_OBJECT), and S3 refuses bytes that do not match; the mark goes with the write itself (PutObject and
+CreateMultipartUpload take tags), because the object exists only once S3 accepted its checksum. `readback`,
+for audits: the object is written unmarked, read back whole, compared, and only then marked."""
 
 from __future__ import annotations
 
@@ -58,9 +64,10 @@ def source_metadata(blob: BlobRef) -> dict[str, str]:
     return metadata
 
 
-#: The tag that marks an object verified as a copy of one blob version. It is set only after the object was
-#: verified, on the exact version written, so an object whose verification failed, could not run, or whose
-#: writer died before it, is never taken for a copy (its metadata is written with it, before any check).
+#: The tag that marks an object verified as a copy of one blob version. It is only ever on bytes that were
+#: checked: written with a request whose checksum S3 checked (verify=checksum), or set on the exact version
+#: read back (verify=readback). An object whose check failed, could not run, or whose writer died before it,
+#: is never taken for a copy (its metadata is written with it, before any check): it is copied again.
 VERIFIED_TAG = "azs3copy-verified"
 
 
@@ -70,6 +77,24 @@ _NOT_IN_TAG = re.compile(r"[^\w.:/=+\-@ ]")  # what S3 tag values cannot hold (a
 def verified_mark(blob: BlobRef) -> str:
     """The value of the verified tag for this blob version: its ETag and size."""
     return f"{_NOT_IN_TAG.sub('', blob.etag)}:{blob.size}"[:256]
+
+
+def verified_tags(blob: BlobRef) -> dict[str, str]:
+    return {VERIFIED_TAG: verified_mark(blob)}
+
+
+def checked_on_arrival(deps: Deps) -> bool:
+    """Whether S3's check of the checksums a write carries is the verification (verify=checksum): the object
+    is then written with its mark, and nothing is read back."""
+    return deps.tuning.verify == "checksum"
+
+
+def upload_tags(deps: Deps, blob: BlobRef) -> dict[str, str] | None:
+    """The tags a large blob's multipart upload is opened with: the verified mark when S3's FULL_OBJECT check
+    of the completion is the verification. None in readback mode, and for a blob with a Content-MD5: its
+    parts are read by separate invocations and MD5s do not combine, so only the object read back whole can be
+    compared with it, and the mark is set after that."""
+    return verified_tags(blob) if checked_on_arrival(deps) and not blob.content_md5 else None
 
 
 def verified_copy(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
@@ -126,8 +151,10 @@ def object_attrs(blob: BlobRef, settings: RunSettings) -> ObjectAttrs:
 
 
 def compare_checksum(deps: Deps, key: str, version_id: str | None, segments: list[Segment]) -> None:
-    """verify=checksum: the size and the CRC32 S3 holds for the object version, against the CRC32s of what
-    was read from Azure (S3 computed its own from the bytes it received)."""
+    """The size and the CRC32 S3 holds for the object version, against the CRC32s of what was read from
+    Azure (S3 computed its own from the bytes it received). verify=checksum's check of an object that was not
+    written with its mark: a completion whose answer was lost, an upload opened by a release or setting that
+    did not tag it, one without a FULL_OBJECT checksum."""
     expected_size = sum(segment.length for segment in segments)
     info = deps.need_sink().head(key, version_id, checksums=True)
     if info is None or info.size != expected_size:
@@ -150,9 +177,9 @@ def compare_checksum(deps: Deps, key: str, version_id: str | None, segments: lis
 def verify_object(
     deps: Deps, key: str, version_id: str | None, segments: list[Segment], md5: str | None
 ) -> None:
-    """Check the object S3 holds: in checksum mode its size and S3's CRC32, in readback mode the CRC32 of
-    every segment read back, and the MD5. Raises ChecksumMismatchError naming what differs. (A small blob's
-    Content-MD5 was compared with the bytes as they were read from Azure, before this.)"""
+    """Check the object S3 holds: in checksum mode its size and S3's CRC32 (one HEAD), in readback mode the
+    CRC32 of every segment read back, and the MD5. Raises ChecksumMismatchError naming what differs. (A
+    download's Content-MD5 was compared with the bytes as they were read from Azure, before this.)"""
     if deps.tuning.verify != "readback":
         compare_checksum(deps, key, version_id, segments)
         return
@@ -264,7 +291,8 @@ def mark_verified(deps: Deps, key: str, version: str | None, blob: BlobRef) -> N
 @dataclass(frozen=True)
 class Completed:
     version: str | None
-    #: An earlier attempt completed, verified and marked the object, and died before recording it.
+    #: The object carries its mark on bytes S3 checked: this completion's (an upload opened with the mark,
+    #: completed with its FULL_OBJECT CRC32), or an earlier attempt's that died before recording it.
     verified: bool = False
 
 
