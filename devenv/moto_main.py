@@ -24,7 +24,8 @@ An SQS queue with a Lambda event source mapping does not deliver to the function
 batch at every SendMessage and invokes the function through Docker; without Docker the invocation fails and
 the batch is made visible again with its receive count raised, so messages would reach their
 maxReceiveCount and the dead-letter queue untouched. The local runtime polls the queues as Lambda's event
-source mappings do (devenv.event_sources); moto keeps the mappings for it to read.
+source mappings do (devenv.event_sources); moto keeps the mappings for it to read. A queue's RedrivePolicy
+reads back as compact JSON, as SQS answers (with moto's spaces every Terraform plan showed a change).
 
 S3 checks the checksums a PutObject, UploadPart or CompleteMultipartUpload carries and refuses bytes that do
 not match them, and keeps a PutObject's checksum and reports it on HEAD with its type, as S3 does; moto
@@ -180,6 +181,20 @@ class _NoQueueDelivery:
 
 
 sqs_models.Queue.lambda_event_source_mappings = _NoQueueDelivery()  # type: ignore[assignment]
+
+_queue_attributes = sqs_models.Queue.attributes
+
+
+def _compact_redrive_policy(queue: sqs_models.Queue) -> dict[str, Any]:
+    """A queue's RedrivePolicy as SQS returns it: compact JSON, as it was set (moto adds spaces, which
+    Terraform shows as a change to the queue on every plan)."""
+    result: dict[str, Any] = _queue_attributes.fget(queue)  # type: ignore[attr-defined]
+    if "RedrivePolicy" in result:
+        result["RedrivePolicy"] = json.dumps(queue.redrive_policy, separators=(",", ":"))
+    return result
+
+
+sqs_models.Queue.attributes = property(_compact_redrive_policy)  # type: ignore[assignment,method-assign]
 
 moto_s3_checksums.install()
 
