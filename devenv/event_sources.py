@@ -153,14 +153,38 @@ class QueuePoller:
     poll_seconds: int = 1
     stats: Counter[str] = field(default_factory=Counter)
     running: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Pollers allowed to hold a batch at once (at most `concurrency`; lowered by `set_maximum_concurrency`).
+    allowed: int = -1
+    _lock: threading.Condition = field(default_factory=threading.Condition)
 
     @property
     def concurrency(self) -> int:
         cap = self.mapping.maximum_concurrency
         return min(cap, self.pool.size) if cap else self.pool.size
 
+    def set_maximum_concurrency(self, most: int) -> None:
+        """What UpdateEventSourceMapping's ScalingConfig does: from now on at most `most` invocations at once
+        (never more pollers than were started)."""
+        with self._lock:
+            self.allowed = max(0, min(most, self.concurrency))
+            self._lock.notify_all()
+
+    def _take_slot(self) -> bool:
+        with self._lock:
+            while self.stats["holding"] >= self.allowed and not self.stopped.is_set():
+                self._lock.wait(0.5)
+            if self.stopped.is_set():
+                return False
+            self.stats["holding"] += 1
+            return True
+
+    def _free_slot(self) -> None:
+        with self._lock:
+            self.stats["holding"] -= 1
+            self._lock.notify_all()
+
     def start(self, name: str) -> list[threading.Thread]:
+        self.allowed = self.concurrency
         if self.concurrency == 0:
             log.warning("%s: the function has no concurrency; its queue is not read", name)
         threads = [
@@ -173,7 +197,14 @@ class QueuePoller:
 
     def _poll(self) -> None:
         sqs = self.client()
-        while not self.stopped.is_set():
+        while self._take_slot():
+            try:
+                self._receive_and_deliver(sqs)
+            finally:
+                self._free_slot()
+
+    def _receive_and_deliver(self, sqs: Any) -> None:
+        while True:
             try:
                 messages = sqs.receive_message(
                     QueueUrl=self.mapping.queue_url,
@@ -190,14 +221,19 @@ class QueuePoller:
                 continue
             if messages:
                 self.deliver(sqs, messages)
+            return
 
     def deliver(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
         """One invocation with the batch, then the deletes Lambda makes after it."""
+        now_ms = int(time.time() * 1000)
+        waited = [now_ms - int((m.get("Attributes") or {}).get("SentTimestamp", now_ms)) for m in messages]
         with self._lock:
             self.running += 1
             self.stats["batches"] += 1
             self.stats["records"] += len(messages)
             self.stats["peak"] = max(self.stats["peak"], self.running)
+            # how long the longest-waiting message had been in the queue when it was received
+            self.stats["longest_wait_ms"] = max(self.stats["longest_wait_ms"], *waited)
         try:
             reply = self.pool.invoke(sqs_event(messages, self.mapping.queue_arn))
         finally:
