@@ -51,7 +51,7 @@ data "aws_iam_policy_document" "this" {
         "sqs:GetQueueAttributes",
         "sqs:ReceiveMessage",
       ]
-      resources = [aws_sqs_queue.this[0].arn]
+      resources = [local.queue_arn]
     }
   }
 

@@ -2,9 +2,17 @@
 # step fed by SNS, its SQS queue (subscribed to the topic) and the event source mapping that consumes it; for a
 # function invoked asynchronously (the schedule's), Lambda's retry policy and on-failure destination.
 
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
 locals {
   function_name = "${var.name_prefix}-${var.name}"
   queued        = length(var.trigger_topic_arns) > 0
+  # The role names its queue by ARN, not through the queue resource: a change to the queue (its visibility
+  # timeout follows the function's timeout) then leaves the role's policy known at plan time.
+  queue_name = "${local.function_name}-queue"
+  queue_arn  = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${local.queue_name}"
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -81,7 +89,7 @@ resource "aws_lambda_function_event_invoke_config" "this" {
 resource "aws_sqs_queue" "this" {
   count = local.queued ? 1 : 0
 
-  name                              = "${local.function_name}-queue"
+  name                              = local.queue_name
   visibility_timeout_seconds        = 6 * var.timeout_seconds
   message_retention_seconds         = 1209600
   kms_master_key_id                 = var.kms_key_arn
