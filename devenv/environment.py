@@ -306,6 +306,7 @@ def up(paths: LocalPaths | None = None, say: Callable[[str], None] = print) -> d
             "function_names": outputs["function_names"],
             "function_arns": outputs.get("function_arns", {}),
             "dlq_urls": outputs.get("dlq_urls", {}),
+            "queue_urls": outputs.get("queue_urls", {}),
             "schedule_name": outputs.get("schedule_name"),
             "report_prefix": "_azs3copy/reports/",
             "logs": str(paths.logs),

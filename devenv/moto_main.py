@@ -1,4 +1,4 @@
-"""moto in server mode, with four fixes for what the local environment relies on.
+"""moto in server mode, with five fixes for what the local environment relies on.
 
 DynamoDB requests are taken one at a time. moto's DynamoDB backend has no lock: two concurrent
 UpdateItem/TransactWriteItems calls that ADD to the same attribute can both read the old value, and one
@@ -20,6 +20,13 @@ lock on every function create, and the apply failed (seen in CI: the whole of `t
 5 minutes, then `azs3copy-download` failed with 409). A request for a different function of the same
 name still gets the 409.
 
+An SQS queue with a Lambda event source mapping does not deliver to the function itself. moto receives a
+batch at every SendMessage and invokes the function through Docker; without Docker the invocation fails and
+the batch is made visible again with its receive count raised, so messages would reach their
+maxReceiveCount and the dead-letter queue untouched. The local runtime polls the queues as Lambda's event
+source mappings do (devenv.event_sources); moto keeps the mappings for it to read. A queue's RedrivePolicy
+reads back as compact JSON, as SQS answers (with moto's spaces every Terraform plan showed a change).
+
 S3 checks the checksums a PutObject, UploadPart or CompleteMultipartUpload carries and refuses bytes that do
 not match them, and keeps a PutObject's checksum and reports it on HEAD with its type, as S3 does; moto
 accepts any checksum and keeps none sent without an SDK header (devenv.moto_s3_checksums).
@@ -36,6 +43,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import moto.dynamodb.models as dynamodb_models
+import moto.sqs.models as sqs_models
 from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.responses import LambdaResponse
 from moto.dynamodb.exceptions import MockValidationException
@@ -160,6 +168,33 @@ def _idempotent_create(self: LambdaResponse) -> Any:
 
 
 LambdaResponse.create_function = _idempotent_create  # type: ignore[method-assign]
+
+
+class _NoQueueDelivery:
+    """Queue.lambda_event_source_mappings that holds nothing: the mappings stay in the Lambda backend."""
+
+    def __get__(self, queue: object, owner: type | None = None) -> dict[str, Any]:
+        return {}
+
+    def __set__(self, queue: object, value: object) -> None:
+        pass
+
+
+sqs_models.Queue.lambda_event_source_mappings = _NoQueueDelivery()  # type: ignore[assignment]
+
+_queue_attributes = sqs_models.Queue.attributes
+
+
+def _compact_redrive_policy(queue: sqs_models.Queue) -> dict[str, Any]:
+    """A queue's RedrivePolicy as SQS returns it: compact JSON, as it was set (moto adds spaces, which
+    Terraform shows as a change to the queue on every plan)."""
+    result: dict[str, Any] = _queue_attributes.fget(queue)  # type: ignore[attr-defined]
+    if "RedrivePolicy" in result:
+        result["RedrivePolicy"] = json.dumps(queue.redrive_policy, separators=(",", ":"))
+    return result
+
+
+sqs_models.Queue.attributes = property(_compact_redrive_policy)  # type: ignore[assignment,method-assign]
 
 moto_s3_checksums.install()
 

@@ -4,8 +4,10 @@ deployed on the moto server (which stores functions, subscriptions and schedules
 * Functions are read back from moto: handler, environment, timeout, memory, layers, reserved concurrency,
   the event invoke config (retries, event age, on-failure destination) and the tag
   `azs3copy:component`, which names the directory under `lambdas/` that holds the handler code.
-* Each SNS → Lambda subscription is tapped by an SQS queue (SNS → SQS works on moto); every message is
-  turned into the SNS event Lambda would deliver and invoked asynchronously.
+* Each SQS event source mapping (a step reading its queue) is served as Lambda serves it: batch size,
+  maximum concurrency, visibility timeout, partial batch failures, redrive (devenv.event_sources).
+* Each SNS → Lambda subscription, if any, is tapped by an SQS queue (SNS → SQS works on moto); every message
+  is turned into the SNS event Lambda would deliver and invoked asynchronously.
 * Each function has a pool of warm worker processes (`devenv.worker`) of at most
   min(reserved concurrency, a local cap). An invocation that outlives the function's timeout has its worker
   killed and replaced, and fails with "Task timed out", as on Lambda.
@@ -54,6 +56,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from devenv import event_sources
 from devenv.cron import Schedule, ScheduleError
 from devenv.function_urls import FunctionUrls
 
@@ -677,6 +680,7 @@ class Runtime:
         self.subscriptions: list[Subscription] = []
         self.schedules: list[ScheduleSpec] = []
         self.taps: list[tuple[Subscription, str]] = []
+        self.event_sources: list[event_sources.QueuePoller] = []
         self.stopped = threading.Event()
         self.threads: list[threading.Thread] = []
         self.server: ThreadingHTTPServer | None = None
@@ -716,6 +720,14 @@ class Runtime:
             self.taps.append((subscription, self._tap(subscription)))
         for subscription, queue_url in self.taps:
             self._thread(self._poll, subscription, queue_url, name=f"tap-{subscription.arn[-8:]}")
+        self.event_sources = event_sources.start_pollers(
+            self.client("lambda"),
+            lambda: self.client("sqs"),
+            self.pools,
+            {spec.arn: spec.name for spec in self.functions.values()},
+            self.stopped,
+            self.poll_seconds,
+        )
         self.schedules = discover_schedules(self.client("scheduler"), by_arn)
         for schedule in self.schedules:
             self._thread(self._cron, schedule, name=f"schedule-{schedule.name}")
@@ -726,10 +738,12 @@ class Runtime:
         self.ready.set()
         bound = int(self.server.server_address[1])
         log.info(
-            "local runtime ready on http://%s:%d: %d function(s), %d subscription(s), %d schedule(s)",
+            "local runtime ready on http://%s:%d: %d function(s), %d queue(s), %d subscription(s), "
+            "%d schedule(s)",
             host,
             bound,
             len(self.functions),
+            len(self.event_sources),
             len(self.subscriptions),
             len(self.schedules),
         )
@@ -901,6 +915,8 @@ class Runtime:
                 attributes["ApproximateNumberOfMessagesNotVisible"]
             ):
                 return False
+        if not all(poller.idle(sqs) for poller in self.event_sources):
+            return False
         return not any(pool.backlog() for pool in self.pools.values())
 
     def stats(self) -> dict[str, Any]:
@@ -915,6 +931,13 @@ class Runtime:
                     **pool.stats,
                 }
                 for name, pool in self.pools.items()
+            },
+            "queues": {
+                poller.mapping.queue_arn.rsplit(":", 1)[-1]: {
+                    "concurrency": poller.concurrency,
+                    **poller.stats,
+                }
+                for poller in self.event_sources
             },
             "subscriptions": len(self.subscriptions),
             "schedules": [schedule.name for schedule in self.schedules],

@@ -15,4 +15,4 @@ function = Function("find-blobs", source=True)
 @logger.inject_lambda_context
 @function.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return function.handle_sns(event, context, find_blobs)
+    return function.handle_message(event, context, find_blobs)

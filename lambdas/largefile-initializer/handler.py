@@ -15,4 +15,4 @@ function = Function("largefile-initializer")
 @logger.inject_lambda_context
 @function.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return function.handle_sns(event, context, largefile_initializer)
+    return function.handle_message(event, context, largefile_initializer)

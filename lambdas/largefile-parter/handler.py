@@ -15,4 +15,4 @@ function = Function("largefile-parter", source=True)
 @logger.inject_lambda_context
 @function.metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return function.handle_sns(event, context, largefile_parter)
+    return function.handle_message(event, context, largefile_parter)

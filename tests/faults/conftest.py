@@ -34,8 +34,9 @@ from azure.storage.blob import BlobServiceClient
 from botocore.exceptions import ClientError
 
 from devenv.emulators import Azurite, MotoServer, read_list_sas
+from devenv.event_sources import QueuePoller
 from devenv.faultproxy import FaultProxy
-from devenv.runtime import FunctionPool, Runtime
+from devenv.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 TF_ROOT = REPO / "terraform" / "envs" / "local"
@@ -103,53 +104,53 @@ def connection_string(endpoint: str, key: str = CANARY) -> str:
 
 @dataclass
 class Delivery:
-    """Every SNS message delivered twice: each copy after its own random delay (so out of order), or, with
-    `at_once`, both at the same moment (each function's pool runs them side by side in two workers)."""
+    """Every step message delivered twice, as SNS's and SQS's at-least-once delivery may: when a step's poller
+    receives a message, a copy (a new message with its own id) is put into the same queue, after its own
+    random delay of up to 2 s (so out of order) or, with `at_once`, at once, for the function's other poller
+    to run beside the first. A copy is not copied again."""
 
     seed: int = 7
+    #: Copies waiting to be sent (none: the copies wait in the queues, which the runtime's idle check reads).
     pending: int = 0
-    #: Events sent twice since `on`.
+    #: Messages sent twice since `on`.
     duplicated: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    saved: dict[str, Callable[..., str]] = field(default_factory=dict)
+    saved: list[tuple[QueuePoller, Callable[..., None]]] = field(default_factory=list)
 
-    def on(self, pools: dict[str, FunctionPool], *, at_once: bool = False) -> None:
+    def on(self, runtime: Runtime, *, at_once: bool = False) -> None:
         import random
 
         rng = random.Random(self.seed)
         self.duplicated = 0
-        for name, pool in pools.items():
-            if name.endswith("launch-qualification"):
-                continue
-            original = pool.submit
-            self.saved[name] = original
+        for poller in runtime.event_sources:
+            original = poller.deliver
 
             def twice(
-                event: Any, request_id: str | None = None, _submit: Callable[..., str] = original
-            ) -> str:
-                with self.lock:
-                    self.duplicated += 1
-                for _ in range(2):
+                sqs: Any,
+                messages: list[dict[str, Any]],
+                _deliver: Callable[..., None] = original,
+                _url: str = poller.mapping.queue_url,
+            ) -> None:
+                for message in messages:
+                    if "duplicate" in (message.get("MessageAttributes") or {}):
+                        continue
                     with self.lock:
-                        self.pending += 1
-                    delay = 0.0 if at_once else rng.uniform(0.0, 1.5)
-                    timer = threading.Timer(delay, self._later, args=(_submit, event))
-                    timer.daemon = True
-                    timer.start()
-                return "duplicated"
+                        self.duplicated += 1
+                        delay = 0 if at_once else rng.randint(0, 2)
+                    sqs.send_message(
+                        QueueUrl=_url,
+                        MessageBody=message["Body"],
+                        DelaySeconds=delay,
+                        MessageAttributes={"duplicate": {"DataType": "String", "StringValue": "yes"}},
+                    )
+                _deliver(sqs, messages)
 
-            pool.submit = twice  # type: ignore[method-assign]
+            self.saved.append((poller, original))
+            poller.deliver = twice  # type: ignore[method-assign]
 
-    def _later(self, submit: Callable[..., str], event: Any) -> None:
-        try:
-            submit(event)
-        finally:
-            with self.lock:
-                self.pending -= 1
-
-    def off(self, pools: dict[str, FunctionPool]) -> None:
-        for name, original in self.saved.items():
-            pools[name].submit = original  # type: ignore[method-assign]
+    def off(self, runtime: Runtime) -> None:
+        for poller, original in self.saved:
+            poller.deliver = original  # type: ignore[method-assign]
         self.saved.clear()
 
 
@@ -268,7 +269,8 @@ class World:
 
 def _apply_overrides(lambda_client: Any, s3_endpoint: str) -> None:
     """What this deployment changes after `terraform apply`: S3 through the proxy, credentials read on every
-    invocation (the scenarios rewrite the secret), and a short parter timeout. (envs/local applies no
+    invocation (the scenarios rewrite the secret), and a short parter timeout (its queue's visibility
+    follows, below). (envs/local applies no
     TLS-only bucket policy: moto would deny every request with it, see terraform/envs/local/main.tf.)"""
     for function in lambda_client.list_functions()["Functions"]:
         variables = dict((function.get("Environment") or {}).get("Variables") or {})
@@ -279,6 +281,13 @@ def _apply_overrides(lambda_client: Any, s3_endpoint: str) -> None:
         if function["FunctionName"].endswith("largefile-parter"):
             kwargs["Timeout"] = PARTER_TIMEOUT
         lambda_client.update_function_configuration(FunctionName=function["FunctionName"], **kwargs)
+
+
+def _shorten_parter_visibility(sqs: Any, queue_url: str) -> None:
+    """The parter's queue hides a message 6 x 900 s while it is worked on: with the timeout above, a killed
+    parter's part would come back after 90 minutes. Three times the short timeout keeps the rule that a
+    message is hidden longer than an invocation can run."""
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": str(3 * PARTER_TIMEOUT)})
 
 
 @pytest.fixture(scope="session")
@@ -300,6 +309,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         outputs = {k: v["value"] for k, v in json.loads(terraform.run("output", "-json")).items()}
         _apply_overrides(aws("lambda", moto.endpoint), s3_proxy.endpoint)
         sns, sqs = aws("sns", moto.endpoint), aws("sqs", moto.endpoint)
+        _shorten_parter_visibility(sqs, outputs["queue_urls"]["largefile-parter"])
         hygiene_queue = sqs.create_queue(QueueName="fault-suite-every-message")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=hygiene_queue, AttributeNames=["QueueArn"])[
             "Attributes"

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from azure.storage.blob import ContentSettings
 
+from azs3copy.cli.dlq import blob_ids
 from azs3copy.messages import BlobRef, DownloadTask, FindBlobsTask, decode, encode
 from devenv.faultproxy import FaultProxy, Rule, Seen, azure_error, s3_error
 from devenv.runtime import sns_event
@@ -553,9 +554,13 @@ def s3_state(world: World, container: str) -> tuple[dict[str, bytes], dict[str, 
 
 
 def dead_letter_blobs(record: dict[str, Any]) -> set[tuple[str, str]]:
-    """(run id, blob id) pairs a dead-letter record is for: a BlobFailed record's listed failures; for
-    Lambda's record of an event whose retries ran out, the blobs of the event's message (`<container>/` for
+    """(run id, blob id) pairs a dead-letter record is for: a BlobFailed record's listed failures; for a
+    step's task whose attempts ran out (its body, moved by the queue's redrive policy) or Lambda's record of an
+    event whose retries ran out, the blobs of the event's message (`<container>/` for
     a listing); none for a launch that started no run."""
+    if "requestContext" not in record:  # a step's task, moved by its queue's redrive policy as it was
+        task = decode(json.dumps(record))
+        return {(task.run_id, blob_id) for blob_id in blob_ids(task)}
     condition = record.get("requestContext", {}).get("condition")
     if condition == "BlobFailed":
         return {(str(failure["run_id"]), str(failure["blob"])) for failure in record.get("failures", [])}
@@ -665,14 +670,14 @@ def run_once(world: World, scenario: Scenario | None = None, container: str = ""
         scenario.faults(world, container)
         armed = [(proxy, rule.name) for proxy in (world.s3_proxy, world.azure_proxy) for rule in proxy.rules]
         if scenario.duplicate:
-            world.delivery.on(world.runtime.pools, at_once=scenario.at_once)
+            world.delivery.on(world.runtime, at_once=scenario.at_once)
     try:
         reply = world.launch()
         assert reply.get("ok"), reply
         run_id = str(reply["result"]["run_id"])
         world.wait_idle()
     finally:
-        world.delivery.off(world.runtime.pools)
+        world.delivery.off(world.runtime)
         world.s3_proxy.clear()
         world.azure_proxy.clear()
     report = world.report(run_id)
@@ -1119,6 +1124,8 @@ def test_a_dead_letter_record_is_for_exactly_the_blobs_it_names() -> None:
         "requestPayload": event_of(FindBlobsTask("run-2", "c")),
     }
     assert dead_letter_blobs(listing) == {("run-2", "c/")}
+    moved = json.loads(encode(batch))  # a task whose attempts ran out, as its queue's redrive policy moves it
+    assert dead_letter_blobs(moved) == {("run-1", f"c/{blob.name}") for blob in blobs}
 
 
 def test_a_failing_scenario_keeps_its_row_marked_failed_and_the_footer_counts_it(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ the test, wherever in the configuration it is declared. The checker's own tests 
 
 What each function's code calls, derived by reading the engine, the ledger and the transports:
 
+* every step: (through Lambda's event source mapping) ReceiveMessage, DeleteMessage, GetQueueAttributes on its
+  own SQS queue, and ChangeMessageVisibility there (the handler delays a failed record's next attempt).
 * every function: (through Lambda) its log group (Lambda writes its logs with the role), its own dead-letter queue (the
   on-failure destination sends with the role), X-Ray segments when tracing is active, the KMS key (encrypted DLQs, topics, secret and objects);
   metrics are EMF lines in the log (Powertools), not PutMetricData calls.
@@ -50,7 +52,7 @@ from tests.faults.conftest import REGION, World
 
 Grant = tuple[str, str]
 
-SECRET, OBJECTS, REPORTS, BUCKET, LEDGER, KEY, OWN_LOGS, OWN_DLQ = (
+SECRET, OBJECTS, REPORTS, BUCKET, LEDGER, KEY, OWN_LOGS, OWN_DLQ, OWN_QUEUE = (
     "secret",
     "objects",
     "reports",
@@ -59,6 +61,7 @@ SECRET, OBJECTS, REPORTS, BUCKET, LEDGER, KEY, OWN_LOGS, OWN_DLQ = (
     "key",
     "own log group",
     "own dlq",
+    "own queue",
 )
 
 
@@ -76,7 +79,13 @@ COMMON = (
 REPORTING = grants(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"], LEDGER) | grants(
     ["s3:PutObject"], REPORTS
 )
-SNS_STEP = grants(["dynamodb:UpdateItem"], LEDGER) | REPORTING  # bump_attempt, finish, the report
+#: A step fed by its SQS queue: Lambda's event source mapping receives and deletes with the role, and the
+#: handler shortens a failed record's visibility to its retry delay.
+CONSUME_QUEUE = grants(
+    ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+    OWN_QUEUE,
+)
+STEP = grants(["dynamodb:UpdateItem"], LEDGER) | REPORTING | CONSUME_QUEUE  # claims, finish, the report
 READ_SECRET = grants(["secretsmanager:GetSecretValue"], SECRET)
 #: Not an API call: what makes S3 answer a read of a missing key with 404 instead of 403 (see above).
 TELL_MISSING = grants(["s3:ListBucket"], BUCKET)
@@ -100,7 +109,7 @@ USES: dict[str, set[Grant]] = {
     | grants(["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"], LEDGER)
     | grants(["sns:Publish"], "topic find-blobs"),
     "find-blobs": READ_SECRET
-    | SNS_STEP
+    | STEP
     | grants(["dynamodb:BatchGetItem", "dynamodb:PutItem"], LEDGER)
     | grants(["s3:ListBucket"], BUCKET)
     | grants(["s3:GetObjectTagging"], OBJECTS)
@@ -108,20 +117,20 @@ USES: dict[str, set[Grant]] = {
     | grants(["sns:Publish"], "topic download")
     | grants(["sns:Publish"], "topic largefile-initializer"),
     "download": READ_SECRET
-    | SNS_STEP
+    | STEP
     | WRITE_AND_VERIFY
     | TELL_MISSING
     | grants(["s3:ListBucketVersions"], BUCKET)
     | grants(["s3:GetObjectTagging"], OBJECTS),
-    "largefile-initializer": SNS_STEP
+    "largefile-initializer": STEP
     | grants(["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic largefile-parter"),
     "largefile-parter": READ_SECRET
-    | SNS_STEP
+    | STEP
     | grants(["dynamodb:PutItem"], LEDGER)
     | grants(["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"], OBJECTS)
     | grants(["sns:Publish"], "topic largefile-recombinator"),
-    "largefile-recombinator": SNS_STEP
+    "largefile-recombinator": STEP
     | WRITE_AND_VERIFY
     | TELL_MISSING
     | grants(["s3:GetObjectTagging"], OBJECTS)
@@ -319,6 +328,13 @@ def resource_names(world: World, directory: str) -> dict[str, str]:
         dlq: OWN_DLQ,
     }
     names.update({arn: f"topic {hop}" for hop, arn in world.outputs["topic_arns"].items()})
+    queue = world.outputs["queue_urls"].get(directory)
+    if queue is not None:
+        names[
+            world.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+        ] = OWN_QUEUE
     return names
 
 

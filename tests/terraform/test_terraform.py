@@ -348,26 +348,48 @@ def test_apply_creates_the_system_the_local_runtime_reads_back(
         assert config["KMSKeyArn"] == outputs["kms_key_arn"]
         assert config["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == moto.endpoint
         assert config["Environment"]["Variables"]["AZS3COPY_LEDGER_TABLE"] == outputs["ledger_table"]
-        invoke = lam.get_function_event_invoke_config(FunctionName=name)
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlqs[directory], AttributeNames=["QueueArn"])
-        assert invoke["MaximumRetryAttempts"] == 2
-        assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == dlq_arn["Attributes"]["QueueArn"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlqs[directory], AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        if directory == "launch-qualification":  # the schedule invokes it asynchronously
+            invoke = lam.get_function_event_invoke_config(FunctionName=name)
+            assert invoke["MaximumRetryAttempts"] == 2
+            assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == dlq_arn
 
     launch = lam.get_function(FunctionName=names["launch-qualification"])["Configuration"]
     assert "AZS3COPY_BUCKET" not in launch["Environment"]["Variables"]
     subscriptions = client("sns", moto).list_subscriptions()["Subscriptions"]
-    topics = outputs["topic_arns"]
-    assert isinstance(topics, dict)
-    routed = {
-        (s["TopicArn"], s["Endpoint"].rsplit(":", 1)[1]) for s in subscriptions if s["Protocol"] == "lambda"
+    topics, queues = outputs["topic_arns"], outputs["queue_urls"]
+    assert isinstance(topics, dict) and isinstance(queues, dict)
+    assert sorted(queues) == sorted(topics)
+    # Every step reads its own queue, fed by its topic: no topic invokes a function any more.
+    assert not [s for s in subscriptions if s["Protocol"] == "lambda"]
+    mappings = {
+        m["FunctionArn"].rsplit(":", 1)[1]: m for m in lam.list_event_source_mappings()["EventSourceMappings"]
     }
-    assert routed == {
-        (topics["find-blobs"], names["find-blobs"]),
-        (topics["download"], names["download"]),
-        (topics["largefile-initializer"], names["largefile-initializer"]),
-        (topics["largefile-parter"], names["largefile-parter"]),
-        (topics["largefile-recombinator"], names["largefile-recombinator"]),
-    }
+    for step, url in queues.items():
+        name = names[step]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        fed = [s for s in subscriptions if s["Endpoint"] == attributes["QueueArn"]]
+        assert [s["TopicArn"] for s in fed] == [topics[step]]
+        assert int(attributes["MessageRetentionPeriod"]) == 14 * 24 * 3600
+        timeout = lam.get_function(FunctionName=name)["Configuration"]["Timeout"]
+        assert int(attributes["VisibilityTimeout"]) == 6 * timeout
+        redrive = json.loads(attributes["RedrivePolicy"])
+        assert int(redrive["maxReceiveCount"]) == 3
+        assert (
+            redrive["deadLetterTargetArn"]
+            == sqs.get_queue_attributes(QueueUrl=dlqs[step], AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+        )
+        mapping = mappings[name]
+        assert mapping["EventSourceArn"] == attributes["QueueArn"]
+        assert mapping["BatchSize"] == 1
+        variables = lam.get_function(FunctionName=name)["Configuration"]["Environment"]["Variables"]
+        assert variables["AZS3COPY_QUEUE_URL"] == url and variables["AZS3COPY_MAX_ATTEMPTS"] == "3"
+        with pytest.raises(lam.exceptions.ResourceNotFoundException):
+            lam.get_function_event_invoke_config(FunctionName=name)
     secret = client("secretsmanager", moto).get_secret_value(SecretId=outputs["secret_id"])
     assert json.loads(secret["SecretString"]) == {"isactive": False, "begindate": "2024-01-01T00:00:00Z"}
     # blob-events alone has a function URL, open to Event Grid (the function checks its token), and output
@@ -506,6 +528,27 @@ def test_each_function_role_names_only_the_actions_it_uses(
         "largefile-parter",
         "largefile-recombinator",
     }
+    # Each step consumes its own queue and no other; launch-qualification consumes none.
+    consume = {
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+    }
+    queues = outputs["queue_urls"]
+    assert isinstance(queues, dict)
+    for directory, document in policies.items():
+        consumed = [
+            resource
+            for statement in document["Statement"]
+            if set(as_list(statement["Action"])) & consume
+            for resource in as_list(statement["Resource"])
+        ]
+        if directory == "launch-qualification":
+            assert consumed == []
+            continue
+        assert consume <= granted[directory]
+        assert [arn.rsplit(":", 1)[1] for arn in consumed] == [str(queues[directory]).rsplit("/", 1)[1]]
     secret = str(outputs["secret_id"])
     assert secret in json.dumps(policies["download"]) and secret not in json.dumps(
         policies["largefile-initializer"]

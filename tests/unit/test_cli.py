@@ -30,7 +30,7 @@ from azs3copy.cli.target import Target
 from azs3copy.errors import AzureAuthError, SourceChangedError
 from azs3copy.functions import FUNCTIONS
 from azs3copy.ledger import ListedBlob
-from azs3copy.messages import BlobRef, SourceBlob
+from azs3copy.messages import BlobRef, DownloadTask, SourceBlob, encode
 from azs3copy.transports import ListPage
 from devenv.demo import azurite_environment
 from devenv.emulators import free_port
@@ -466,6 +466,50 @@ def test_dlq_recorded_failures_are_shown_with_their_blobs_and_cleared_not_resent
     assert code == 0 and "1 recorded failure(s) cleared" in out
     assert account.calls == []  # nothing sent again: the next run copies the blob
     assert "0 failed event(s)" in run_cli("dlq", "show", "find-blobs")[1]
+
+
+def step_queue(component: str) -> tuple[str, str]:
+    """The step's queue as Terraform makes it: redrive into its dead-letter queue, read by an event source
+    mapping; its asynchronous invoke config is gone. (The queue URL, the dead-letter queue URL.)"""
+    sqs, lam = boto3.client("sqs", region_name=REGION), boto3.client("lambda", region_name=REGION)
+    name = f"azs3copy-{component}"
+    dlq = sqs.get_queue_url(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName=f"{name}-queue",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})},
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=name, BatchSize=1)
+    # In-process moto would invoke the function itself (through Docker) for each message sent to the queue.
+    from moto.sqs.models import sqs_backends
+
+    sqs_backends["123456789012"][REGION].queues[f"{name}-queue"].lambda_event_source_mappings.clear()
+    lam.delete_function_event_invoke_config(FunctionName=name)
+    return url, dlq
+
+
+def test_dlq_shows_a_task_whose_attempts_ran_out_with_its_blobs_and_their_reasons_and_redrives_it_to_its_queue(
+    account: FakeLambda,
+) -> None:
+    url, dlq = step_queue("download")
+    sqs = boto3.client("sqs", region_name=REGION)
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    task = encode(
+        DownloadTask("R7", tuple(BlobRef("photos", n, 10, "0x1", when) for n in ("a.jpg", "b.jpg")))
+    )
+    sqs.send_message(QueueUrl=dlq, MessageBody=task)  # as the redrive policy moves it: the body unchanged
+    ledger = DynamoLedger(boto3.client("dynamodb", region_name=REGION), TABLE)
+    ledger.finish("R7", "photos/b.jpg", "failed", "TransientError: Azure 503 ServerBusy", 0)
+    code, out = run_cli("dlq", "show", "download")
+    assert code == 0 and "download: 1 failed event(s)" in out
+    assert "attempts ran out  download run R7 2 blob(s): photos/a.jpg, photos/b.jpg" in out
+    assert "photos/b.jpg: failed: TransientError: Azure 503 ServerBusy" in out
+    code, out = run_cli("dlq", "redrive", "download")
+    assert code == 0 and "download: redrove 1 task(s) back to its queue" in out, out
+    [back] = sqs.receive_message(QueueUrl=url).get("Messages", [])
+    assert back["Body"] == task and account.calls == []  # SQS delivers it; nothing invoked by hand
+    assert "0 failed event(s)" in run_cli("dlq", "show", "download")[1]
 
 
 def test_dlq_of_an_unknown_function_is_one_line(

@@ -154,6 +154,14 @@ def test_plan_reads_the_deployed_concurrency_memory_event_age_and_tuning(account
     assert {name: row["concurrency"] for name, row in functions.items()} == RESERVED
 
 
+def test_plan_of_steps_fed_by_queues_lets_work_wait_as_long_as_the_queue_keeps_it(account: None) -> None:
+    # The steps read SQS queues (14 days) and have no asynchronous invoke config: no 6-hour limit applies.
+    boto3.client("lambda", region_name="us-east-1").delete_function_event_invoke_config(
+        FunctionName="azs3copy-find-blobs"
+    )
+    assert plan_json()["deployment"]["max_event_age_s"] == 14 * 24 * 3600
+
+
 def test_plan_prices_the_requests_the_copy_would_make(account: None) -> None:
     cost = {line["service"]: line for line in plan_json()["cost"]["lines"]}
     # PutObject + tag per plain blob; create, chunks, complete, tag per streamed one; create, complete, tag,

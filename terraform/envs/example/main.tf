@@ -67,8 +67,13 @@ module "azs3copy" {
     largefile_parter = 200
     download         = 50
   }
-  # Lambda's retries of a failed event before it goes to the function's dead-letter queue (0-2).
+  # Most invocations at once of each step, reading its SQS queue (2-1000; left out: its reserved concurrency).
+  # Work beyond that waits in the queue (up to 14 days), never in Lambda's own queue.
+  function_maximum_concurrency = {}
+  # Retries of a failed step message (or scheduled launch) before it goes to the function's dead-letter
+  # queue (0-2), each after retry_delay_seconds times its attempt.
   maximum_retry_attempts = 2
+  retry_delay_seconds    = 60
   # Days the functions' logs are kept (a value CloudWatch Logs accepts).
   log_retention_days = 365
 

@@ -28,6 +28,11 @@ output "function_names" {
   value       = module.azs3copy.function_names
 }
 
+output "queue_urls" {
+  description = "URLs of the SQS queues the steps consume, by function directory name."
+  value       = module.azs3copy.queue_urls
+}
+
 output "dlq_urls" {
   description = "Dead-letter queue URLs by function directory name: failed events wait there."
   value       = module.azs3copy.dlq_urls

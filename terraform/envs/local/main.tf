@@ -24,5 +24,6 @@ module "azs3copy" {
   log_level                      = var.log_level
   alarm_email_addresses          = var.alarm_email_addresses
   function_extra_environment     = { AWS_ENDPOINT_URL = var.aws_endpoint }
+  retry_delay_seconds            = 1 # a failed step message is tried again after seconds, not minutes
   tags                           = { "azs3copy:env" = "local" }
 }

@@ -43,6 +43,11 @@ output "function_arns" {
   value       = module.azs3copy.function_arns
 }
 
+output "queue_urls" {
+  description = "URLs of the SQS queues the steps consume, by function directory name."
+  value       = module.azs3copy.queue_urls
+}
+
 output "dlq_urls" {
   description = "Dead-letter queue URLs by function directory name."
   value       = module.azs3copy.dlq_urls

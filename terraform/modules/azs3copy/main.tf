@@ -13,6 +13,13 @@ locals {
   memory_mb            = { for k, v in var.function_memory_mb : replace(k, "_", "-") => v }
   timeout_seconds      = { for k, v in var.function_timeout_seconds : replace(k, "_", "-") => v }
   reserved_concurrency = { for k, v in var.function_reserved_concurrency : replace(k, "_", "-") => v }
+  # A step's event source mapping runs at most its reserved concurrency (more would be throttled, and a
+  # throttled message counts as an attempt); a function without a reservation defaults to 100.
+  maximum_concurrency = {
+    for k, v in var.function_maximum_concurrency : replace(k, "_", "-") => v != null ? v : (
+      local.reserved_concurrency[replace(k, "_", "-")] == -1 ? 100 : max(2, local.reserved_concurrency[replace(k, "_", "-")])
+    )
+  }
 }
 
 module "key" {
@@ -100,6 +107,9 @@ module "function" {
   policy_json               = local.policies[each.key]
   trigger_topic_arns        = each.value.triggers
   function_url              = each.key == "blob-events"
+  maximum_concurrency       = lookup(local.maximum_concurrency, each.key, 2)
+  max_receive_count         = var.maximum_retry_attempts + 1
+  retry_delay_seconds       = var.retry_delay_seconds
   kms_key_arn               = module.key.arn
   tracing_mode              = var.tracing_mode
   log_retention_days        = var.log_retention_days
@@ -129,6 +139,7 @@ module "observability" {
     for name, f in module.function : name => {
       function_name = f.function_name
       dlq_name      = f.dlq_name
+      queue_name    = f.queue_name
     }
   }
   metrics_namespace           = var.metrics_namespace

@@ -33,8 +33,13 @@ output "function_arns" {
   value       = { for name, f in module.function : name => f.function_arn }
 }
 
+output "queue_urls" {
+  description = "URLs of the SQS queues the steps consume, by function directory name (launch-qualification has none)."
+  value       = { for name, f in module.function : name => f.queue_url if f.queue_url != null }
+}
+
 output "dlq_urls" {
-  description = "Dead-letter (on-failure) queue URLs by function directory name."
+  description = "Dead-letter queue URLs by function directory name."
   value       = { for name, f in module.function : name => f.dlq_url }
 }
 

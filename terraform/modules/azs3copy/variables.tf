@@ -264,6 +264,36 @@ variable "function_reserved_concurrency" {
   }
 }
 
+variable "function_maximum_concurrency" {
+  type = object({
+    find_blobs             = optional(number)
+    download               = optional(number)
+    largefile_initializer  = optional(number)
+    largefile_parter       = optional(number)
+    largefile_recombinator = optional(number)
+  })
+  description = "Most invocations at once of each step's event source mapping (scaling_config.maximum_concurrency, 2-1000); left out or null: the function's reserved concurrency (100 without one). More work than that waits in the step's queue, up to 14 days."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for v in values(var.function_maximum_concurrency) : v >= 2 && v <= 1000 && floor(v) == v if v != null])
+    error_message = "Every function_maximum_concurrency value must be a whole number from 2 to 1000 (Lambda's range) or null."
+  }
+}
+
+variable "retry_delay_seconds" {
+  type        = number
+  description = "Seconds before a failed step message is delivered again from its queue, times its attempt (AZS3COPY_RETRY_DELAY)."
+  default     = 60
+  nullable    = false
+
+  validation {
+    condition     = var.retry_delay_seconds >= 0 && var.retry_delay_seconds <= 3600 && floor(var.retry_delay_seconds) == var.retry_delay_seconds
+    error_message = "retry_delay_seconds must be a whole number of seconds from 0 to 3600."
+  }
+}
+
 variable "function_extra_environment" {
   type        = map(string)
   description = "Variables added to every function's environment (the local environment sets AWS_ENDPOINT_URL)."
@@ -273,7 +303,7 @@ variable "function_extra_environment" {
 
 variable "maximum_retry_attempts" {
   type        = number
-  description = "Retries of a failed asynchronous invocation before the event goes to the function's dead-letter queue."
+  description = "Retries of a failed step message (its queue's maxReceiveCount is this plus one) or of a failed scheduled launch, before it goes to the function's dead-letter queue."
   default     = 2
   nullable    = false
 
@@ -285,7 +315,7 @@ variable "maximum_retry_attempts" {
 
 variable "maximum_event_age_seconds" {
   type        = number
-  description = "Age after which a queued asynchronous event goes to the dead-letter queue unprocessed."
+  description = "Age after which an asynchronous invocation of launch-qualification (the schedule's) goes to its dead-letter queue unprocessed; the steps' messages wait in SQS instead, up to 14 days."
   default     = 21600
   nullable    = false
 
@@ -386,7 +416,7 @@ variable "schedule_enabled" {
 
 variable "alarm_event_age_seconds" {
   type        = number
-  description = "Age in seconds of a queued asynchronous event above which a function's event-age alarm fires."
+  description = "Age in seconds of the oldest message waiting in a step's queue (or of a queued asynchronous launch) above which the function's age alarm fires."
   default     = 900
   nullable    = false
 }

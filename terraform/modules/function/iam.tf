@@ -38,6 +38,23 @@ data "aws_iam_policy_document" "this" {
     resources = [var.kms_key_arn]
   }
 
+  # The event source mapping receives and deletes with the function's role; the handler shortens the
+  # visibility of a failed record to its retry delay.
+  dynamic "statement" {
+    for_each = local.queued ? [1] : []
+
+    content {
+      sid = "ConsumeOwnQueue"
+      actions = [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+      ]
+      resources = [local.queue_arn]
+    }
+  }
+
   dynamic "statement" {
     for_each = var.tracing_mode == "Active" ? [1] : []
 

@@ -19,7 +19,7 @@ output "log_group_name" {
 }
 
 output "dlq_url" {
-  description = "URL of the function's dead-letter (on-failure) queue."
+  description = "URL of the function's dead-letter queue (its queue's redrive target, its on-failure destination, and where it puts blobs failed for good)."
   value       = aws_sqs_queue.dlq.url
 }
 
@@ -36,4 +36,19 @@ output "dlq_name" {
 output "function_url" {
   description = "The function's URL (null without var.function_url)."
   value       = var.function_url ? aws_lambda_function_url.this[0].function_url : null
+}
+
+output "queue_url" {
+  description = "URL of the SQS queue the function consumes (null for a function without one)."
+  value       = local.queued ? aws_sqs_queue.this[0].url : null
+}
+
+output "queue_arn" {
+  description = "ARN of the SQS queue the function consumes (null for a function without one)."
+  value       = local.queued ? aws_sqs_queue.this[0].arn : null
+}
+
+output "queue_name" {
+  description = "Name of the SQS queue the function consumes (null for a function without one)."
+  value       = local.queued ? aws_sqs_queue.this[0].name : null
 }

@@ -66,7 +66,7 @@ variable "policy_json" {
 
 variable "trigger_topic_arns" {
   type        = map(string)
-  description = "SNS topics that invoke the function, by short name (empty for functions invoked otherwise)."
+  description = "SNS topics whose messages the function consumes, by short name, through its own SQS queue and an event source mapping (empty for functions invoked otherwise)."
   default     = {}
 }
 
@@ -74,6 +74,45 @@ variable "function_url" {
   type        = bool
   description = "Give the function a Lambda function URL without AWS authorization (the function checks a token of its own)."
   default     = false
+}
+
+variable "batch_size" {
+  type        = number
+  description = "Messages of the queue per invocation (each step's message is one invocation's work: 1)."
+  default     = 1
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10 && floor(var.batch_size) == var.batch_size
+    error_message = "batch_size must be a whole number from 1 to 10 (an SQS batch without a batching window)."
+  }
+}
+
+variable "maximum_concurrency" {
+  type        = number
+  description = "Most invocations the event source mapping runs at once (scaling_config.maximum_concurrency); at most the reserved concurrency, so no invocation is throttled."
+  default     = 2
+
+  validation {
+    condition     = var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000 && floor(var.maximum_concurrency) == var.maximum_concurrency
+    error_message = "maximum_concurrency must be a whole number from 2 to 1000 (Lambda's range)."
+  }
+}
+
+variable "max_receive_count" {
+  type        = number
+  description = "Attempts at a queued message before it moves to the dead-letter queue (the redrive policy's maxReceiveCount)."
+  default     = 3
+
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
+    error_message = "max_receive_count must be a whole number from 1 to 1000."
+  }
+}
+
+variable "retry_delay_seconds" {
+  type        = number
+  description = "Seconds before a failed queued message is delivered again, times its attempt."
+  default     = 60
 }
 
 variable "kms_key_arn" {
@@ -93,12 +132,12 @@ variable "log_retention_days" {
 
 variable "maximum_retry_attempts" {
   type        = number
-  description = "Retries Lambda makes of a failed asynchronous event before it goes to the dead-letter queue."
+  description = "Retries Lambda makes of a failed asynchronous event before it goes to the dead-letter queue (functions without a queue)."
 }
 
 variable "maximum_event_age_seconds" {
   type        = number
-  description = "Age after which an unprocessed asynchronous event goes to the dead-letter queue."
+  description = "Age after which an unprocessed asynchronous event goes to the dead-letter queue (functions without a queue)."
 }
 
 variable "tags" {

@@ -68,6 +68,23 @@ data "aws_iam_policy_document" "this" {
       values   = [data.aws_caller_identity.current.account_id]
     }
   }
+  # SNS delivers each step's messages into its encrypted SQS queue (the steps' topics are this account's).
+  statement {
+    sid       = "SnsDeliversToEncryptedQueues"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
 }
 
 resource "aws_kms_key" "this" {

@@ -77,6 +77,26 @@ locals {
         metrics = [for f in values(var.functions) : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", f.dlq_name]]
       }
     },
+    {
+      type = "metric", x = 0, y = 18, width = 12, height = 6
+      properties = {
+        title   = "Step queues: messages waiting"
+        region  = local.region
+        stat    = "Maximum"
+        period  = 300
+        metrics = [for f in values(var.functions) : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", f.queue_name] if f.queue_name != null]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 18, width = 12, height = 6
+      properties = {
+        title   = "Step queues: age of the oldest message (s)"
+        region  = local.region
+        stat    = "Maximum"
+        period  = 300
+        metrics = [for f in values(var.functions) : ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", f.queue_name] if f.queue_name != null]
+      }
+    },
   ]
 }
 

@@ -1,4 +1,4 @@
-# Alarms on every function (dead letters, errors, throttles, age of queued events), the topic they notify,
+# Alarms on every function (dead letters, errors, throttles, age of the oldest queued message or event), the topic they notify,
 # and one dashboard: throughput, blobs by terminal state, errors, duration.
 
 data "aws_region" "current" {}
@@ -77,7 +77,7 @@ resource "aws_cloudwatch_metric_alarm" "throttles" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "event_age" {
-  for_each = var.functions
+  for_each = { for name, f in var.functions : name => f if f.queue_name == null }
 
   alarm_name          = "${each.value.function_name}-event-age"
   alarm_description   = "Asynchronous events of ${each.value.function_name} waited more than ${var.event_age_threshold_seconds} s before being processed."
@@ -89,6 +89,26 @@ resource "aws_cloudwatch_metric_alarm" "event_age" {
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.event_age_threshold_seconds * 1000
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  tags                = var.tags
+}
+
+# A step's backlog: nothing expires in its queue within 14 days, so an old message means the step drains more
+# slowly than work arrives (at its maximum concurrency), or a message keeps failing and waits for its retries.
+resource "aws_cloudwatch_metric_alarm" "queue_age" {
+  for_each = { for name, f in var.functions : name => f if f.queue_name != null }
+
+  alarm_name          = "${each.value.function_name}-queue-age"
+  alarm_description   = "The oldest message in ${each.value.queue_name} has waited more than ${var.event_age_threshold_seconds} s: ${each.value.function_name} drains its queue more slowly than work arrives (docs/operating.md)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = each.value.queue_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.event_age_threshold_seconds
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   tags                = var.tags

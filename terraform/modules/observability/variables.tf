@@ -7,8 +7,9 @@ variable "functions" {
   type = map(object({
     function_name = string
     dlq_name      = string
+    queue_name    = optional(string)
   }))
-  description = "The functions to watch, by directory name: function name and dead-letter queue name."
+  description = "The functions to watch, by directory name: function name, dead-letter queue name and, for a step, the name of the queue it consumes."
 }
 
 variable "metrics_namespace" {
@@ -47,7 +48,7 @@ variable "throttle_threshold" {
 
 variable "event_age_threshold_seconds" {
   type        = number
-  description = "Age in seconds of the oldest asynchronous event above which a function's event-age alarm fires."
+  description = "Age in seconds of the oldest message in a step's queue (ApproximateAgeOfOldestMessage), or of a queued asynchronous invocation of a function without a queue, above which its age alarm fires."
   default     = 900
 
   validation {

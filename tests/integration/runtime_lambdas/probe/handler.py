@@ -12,6 +12,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         seen = {key: event.get(key) for key in ("headers", "body", "isBase64Encoded", "rawPath")}
         seen["method"] = event["requestContext"]["http"]["method"]
         return {"statusCode": 207, "headers": {"X-Probe": "url"}, "body": json.dumps(seen)}
+    if event.get("Records") and event["Records"][0].get("eventSource") == "aws:sqs":
+        return _queue_batch(event, context)
     ask = json.loads(event["Records"][0]["Sns"]["Message"]) if "Records" in event else event
     record = {
         "request_id": context.aws_request_id,
@@ -35,6 +37,34 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if ask.get("fail"):
         raise RuntimeError(f"asked to fail: {ask.get('tag')}")
     return {"tag": ask.get("tag"), "pid": os.getpid()}
+
+
+def _queue_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A batch from an event source mapping: each record does what its body asks; the records asking to fail
+    are reported in batchItemFailures, one asking to raise fails the whole invocation."""
+    failures = []
+    for record in event["Records"]:
+        ask = json.loads(record["body"])
+        count = int(record["attributes"]["ApproximateReceiveCount"])
+        entry = {
+            "request_id": context.aws_request_id,
+            "ask": ask,
+            "message_id": record["messageId"],
+            "receive_count": count,
+            "batch": len(event["Records"]),
+            "at": time.time(),
+        }
+        with open(os.environ["PROBE_LOG"], "a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+        if ask.get("overlap"):
+            _running_together(float(ask["overlap"]))
+        if ask.get("sleep_first") and count == 1:
+            time.sleep(float(ask["sleep_first"]))
+        if ask.get("raise"):
+            raise RuntimeError(f"asked to raise: {ask.get('tag')}")
+        if ask.get("fail_record"):
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
 
 
 def _running_together(seconds: float) -> int:

@@ -84,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--force", action="store_true", help="start even if the last run has not finished")
     run.add_argument("--timeout", type=float, default=6 * 3600, help="seconds --wait waits (default 6 h)")
-    dlq = commands.add_parser("dlq", help="failed events in the functions' on-failure queues")
+    dlq = commands.add_parser("dlq", help="failed tasks and events in the functions' dead-letter queues")
     dlq_actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
     for action, text in (
         ("show", "list failed events and their errors"),
-        ("redrive", "invoke each failed event again and remove it"),
+        ("redrive", "send each failed task back to its queue (or invoke a failed event again) and remove it"),
     ):
         sub = dlq_actions.add_parser(action, help=text)
         sub.add_argument("function", nargs="?", help="one function (directory name, e.g. download)")

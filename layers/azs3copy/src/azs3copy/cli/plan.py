@@ -193,12 +193,18 @@ def read_deployment(target: Target) -> Deployment:
     return _with_local_workers(target, deployment) if target.local else deployment
 
 
+#: How long a step's message can wait in its SQS queue (the queues keep messages the 14-day maximum).
+QUEUE_RETENTION_S = 14 * 24 * 3600.0
+
+
 def _event_age(control: Any, name: str, default: float) -> float:
+    """How long find-blobs' work can wait: Lambda's event age for an asynchronously invoked step (a
+    deployment from before the queues), else the retention of the queue it reads."""
     try:
         config = control.get_function_event_invoke_config(FunctionName=name)
     except ClientError as error:
         if error_code(error) == "ResourceNotFoundException":
-            return default
+            return QUEUE_RETENTION_S
         raise
     return float(config.get("MaximumEventAgeInSeconds") or default)
 

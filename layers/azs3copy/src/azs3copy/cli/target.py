@@ -102,7 +102,27 @@ class Target:
     def report_prefix(self) -> str:
         return self._environment().get("AZS3COPY_REPORT_PREFIX") or "_azs3copy/reports/"
 
+    def _queue_of(self, arn: str) -> str:
+        account, name = arn.split(":")[4], arn.split(":")[5]
+        url: str = self.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+            "QueueUrl"
+        ]
+        return url
+
+    def queue_url(self, component: str) -> str | None:
+        """The SQS queue a step reads through its event source mapping (None for launch-qualification)."""
+        if self.local is not None:
+            url = self.local.get("queue_urls", {}).get(component)
+            return str(url) if url else None
+        mappings = self.client("lambda").list_event_source_mappings(FunctionName=self.function(component))
+        for mapping in mappings.get("EventSourceMappings", []):
+            if ":sqs:" in mapping.get("EventSourceArn", ""):
+                return self._queue_of(mapping["EventSourceArn"])
+        return None
+
     def dlq_url(self, component: str) -> str | None:
+        """The function's dead-letter queue: its step queue's redrive target, or the on-failure destination of
+        its asynchronous invocations (launch-qualification)."""
         if self.local and self.local.get("dlq_urls", {}).get(component):
             return str(self.local["dlq_urls"][component])
         try:
@@ -110,17 +130,19 @@ class Target:
                 FunctionName=self.function(component)
             )
         except ClientError as error:
-            if error_code(error) == "ResourceNotFoundException":
-                return None
-            raise
+            if error_code(error) != "ResourceNotFoundException":
+                raise
+            config = {}
         arn = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") or ""
-        if ":sqs:" not in arn:
+        if ":sqs:" in arn:
+            return self._queue_of(arn)
+        queue = self.queue_url(component)
+        if queue is None:
             return None
-        account, name = arn.split(":")[4], arn.split(":")[5]
-        url: str = self.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
-            "QueueUrl"
-        ]
-        return url
+        attributes = self.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])
+        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+        target = str(json.loads(policy).get("deadLetterTargetArn", "")) if policy else ""
+        return self._queue_of(target) if ":sqs:" in target else None
 
     def ledger(self) -> Any:
         from azs3copy.backends.dynamodb import DynamoLedger

@@ -73,6 +73,17 @@ class RuntimeConfig:
         return self.optional("DLQ_URL")
 
     @property
+    def queue_url(self) -> str | None:
+        """The SQS queue the function's event source mapping reads (unset for launch-qualification)."""
+        return self.optional("QUEUE_URL")
+
+    @property
+    def retry_delay(self) -> int:
+        """Seconds before a failed record is delivered again, times its attempt (Lambda's asynchronous
+        retries waited about 1 and 2 minutes)."""
+        return _int(self.env, "RETRY_DELAY", 60, 0, 3600)
+
+    @property
     def credentials_ttl(self) -> int:
         """Seconds a warm worker keeps the Azure credentials it read from the secret."""
         return _int(self.env, "CREDENTIALS_TTL", 60, 0)

@@ -1,5 +1,5 @@
 """What every handler shares: building the transports once per warm container, reading the secret, unpacking
-the SNS event, counting attempts, and turning an Outcome into logs, metrics and a response.
+the SQS or SNS event, counting attempts, and turning an Outcome into logs, metrics and a response.
 
 The secret: launch-qualification reads all of it at every invocation (an edit made a moment before counts) and
 records what the run copies with the run. find-blobs, download and the parter read only its Azure credentials,
@@ -23,6 +23,7 @@ from azs3copy.backends.dynamodb import DynamoLedger
 from azs3copy.backends.s3 import S3ObjectSink
 from azs3copy.backends.sns import SnsPublisher
 from azs3copy.errors import Azs3copyError, AzureAuthError, MessageError
+from azs3copy.handler import queue
 from azs3copy.handler.environment import RuntimeConfig
 from azs3copy.messages import BlobRef, Message, SourceBlob, decode
 from azs3copy.redaction import redact
@@ -183,20 +184,79 @@ class Function:
         if outcome.published:
             self.metrics.add_metric(name="MessagesPublished", unit=MetricUnit.Count, value=outcome.published)
 
-    def handle_sns(
+    def handle_message(
         self,
         event: dict[str, Any],
         context: LambdaContextLike,
         step: Callable[[Deps, M, Invocation], Outcome],
     ) -> dict[str, Any]:
+        """One step's event: a batch from the function's SQS queue (its event source mapping), or one SNS
+        notification delivered asynchronously (kept for direct invocations and `dlq redrive` of old records)."""
+        if queue.is_queue_event(event):
+            return self._handle_queue(event, context, step)
         records = event.get("Records") or []
         if len(records) != 1 or "Sns" not in records[0]:
             raise MessageError(
-                f"{self.name} expects an SNS event with one record, got {len(records)} record(s)"
+                f"{self.name} expects an SQS or SNS event, got {len(records)} record(s) of neither"
             )
         message = decode(records[0]["Sns"]["Message"])
         deps = self.deps()
+        # Lambda retries an asynchronous event with the same request id: the ledger counts its attempts.
         attempt = deps.ledger.bump_attempt(message.run_id, self.name, context.aws_request_id)
+        return self._run(event, context, step, deps, message, attempt)
+
+    def _handle_queue(
+        self,
+        event: dict[str, Any],
+        context: LambdaContextLike,
+        step: Callable[[Deps, M, Invocation], Outcome],
+    ) -> dict[str, Any]:
+        """Each record in turn; a record that fails is reported in batchItemFailures (SQS delivers it again
+        after a short delay, or moves it to the dead-letter queue after its last attempt), the others are
+        deleted by Lambda. An error that is no record's fault (configuration) fails the whole batch."""
+        deps = self.deps()
+        failed: list[dict[str, str]] = []
+        results: list[dict[str, Any]] = []
+        for record in event["Records"]:
+            attempt = queue.receive_count(record)
+            try:
+                message = decode(queue.message_text(record))
+                results.append(self._run({"Records": [record]}, context, step, deps, message, attempt))
+            except Exception as error:  # what Lambda would count as a failed record, retried or not
+                if not isinstance(error, Azs3copyError):
+                    logger.exception("record failed", extra={"message_id": record.get("messageId")})
+                failed.append({"itemIdentifier": str(record["messageId"])})
+                self._retry_later(record, attempt)
+        return {"function": self.name, "results": results, "batchItemFailures": failed}
+
+    def _retry_later(self, record: dict[str, Any], attempt: int) -> None:
+        """Make a failed record visible again after the retry delay, not after the whole visibility timeout
+        (six times the function's timeout). After its last attempt SQS moves it to the dead-letter queue
+        when it is next received, so that happens after the delay too."""
+        config = RuntimeConfig.from_env()
+        if config.queue_url is None:
+            return
+        try:
+            if self._sqs is None:
+                self._sqs = aws.client("sqs")
+            self._sqs.change_message_visibility(
+                QueueUrl=config.queue_url,
+                ReceiptHandle=record["receiptHandle"],
+                VisibilityTimeout=config.retry_delay * attempt,
+            )
+        except (ClientError, BotoCoreError) as error:  # then it reappears after the visibility timeout
+            logger.warning("could not shorten the retry delay", extra={"error": str(error)})
+
+    def _run(
+        self,
+        event: dict[str, Any],
+        context: LambdaContextLike,
+        step: Callable[[Deps, M, Invocation], Outcome],
+        deps: Deps,
+        message: Message,
+        attempt: int,
+    ) -> dict[str, Any]:
+        deps = Deps(**{**deps.__dict__})  # on_fatal is this message's
         invocation = Invocation(
             request_id=context.aws_request_id,
             final_attempt=attempt >= deps.tuning.max_attempts,
