@@ -30,6 +30,7 @@ from azs3copy.backends.dynamodb_items import (
     run_pk,
     transaction_chunks,
 )
+from azs3copy.backends.dynamodb_runs import PROGRESS_INTERVAL
 from azs3copy.errors import FatalError
 from azs3copy.ledger import (
     NOT_COPIED_STATES,
@@ -155,6 +156,7 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.table = FakeTable()
         self._lock = threading.RLock()
+        self._progressed: dict[str, float] = {}
 
     @staticmethod
     def _expires() -> int:
@@ -176,11 +178,15 @@ class MemoryLedger:
         return pk, sk, shard
 
     def _progress(self, run_id: str, digest: bytes) -> None:
-        """Stamp the run's progress (a page listed, a blob claimed, a part uploaded) in a counter shard: a
-        launch takes over only a run that made none for stale_after seconds. (The DynamoDB ledger stamps it at
-        most once a minute per container; every stamp here.)"""
+        """Stamp the run's progress (a page listed, a blob claimed, a part uploaded) in a counter shard, at
+        most once a PROGRESS_INTERVAL per ledger as the DynamoDB ledger does per container: a launch takes
+        over only a run that made none for stale_after seconds (counting writes stamp it anyway)."""
+        now = time.time()
+        if now - self._progressed.get(run_id, 0.0) < PROGRESS_INTERVAL:
+            return
         if self._shard_count(run_id):
             self.table.write("progress", [self._counted(run_id, digest, {})])
+        self._progressed[run_id] = now
 
     # -- runs
     def start_run(

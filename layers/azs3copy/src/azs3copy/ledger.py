@@ -34,6 +34,9 @@ NOT_COPIED_STATES = tuple(state for state in TERMINAL_STATES if state not in ("c
 SUMMED = ("found", "bytes_copied", *COUNTER.values())
 PageStatus = Literal["new", "registering", "registered", "published"]
 ClaimOutcome = Literal["claimed", "busy", "terminal"]
+#: A run's counters are summed over this many counter shards (recorded with the run): the busiest takes
+#: about 1/COUNT_SHARDS of a run's counting writes.
+COUNT_SHARDS = 32
 #: A recorded reason is cut to this many characters.
 REASON_CHARS = 2000
 

@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from azs3copy.backends.aws_errors import classify_client_error
 from azs3copy.errors import FatalError, TransientError
+from azs3copy.ledger import COUNT_SHARDS as COUNT_SHARDS
 from azs3copy.ledger import LedgerRefusedError
 
 _ser = TypeSerializer()
@@ -38,9 +39,8 @@ BATCH_GET = 100
 DIGEST_BYTES = 16
 
 
-#: A run's counters (found, each terminal state, bytes copied, progress_at) are summed over this many items,
-#: `COUNT#000`..: the busiest takes about 1/COUNT_SHARDS of a run's counting writes. Recorded with the run.
-COUNT_SHARDS = 32
+#: A run's counters (found, each terminal state, bytes copied, progress_at) are summed over COUNT_SHARDS
+#: items, `COUNT#000`..
 COUNT_PREFIX = "COUNT#"
 FAILURE_PREFIX = "FAILURE#"
 #: The item whose conditional write lets one function, and only one, write a finished run's report.

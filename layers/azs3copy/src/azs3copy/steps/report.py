@@ -24,6 +24,7 @@ from azs3copy.steps.manifest import manifest_prefix
 logger = Logger(child=True)
 
 
+#: The failures a report lists (what it reads besides the counters; the scale model counts as many).
 MAX_LISTED_FAILURES = 1000
 #: How long a report claim of a caller that names no invocation holds (seconds): after that, another writes it.
 REPORT_LEASE_SECONDS = 300.0
