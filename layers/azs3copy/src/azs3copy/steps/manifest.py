@@ -49,9 +49,10 @@ def copied_line(
     crc32: str | None,
     checksum_type: str = "FULL_OBJECT",
 ) -> ManifestLine:
-    """The line of a blob copied to `key`: from what the copy wrote, or, when it does not know (an earlier
-    attempt wrote the object and died before recording it), from S3 (one HEAD)."""
-    if version_id is None or crc32 is None:
+    """The line of a blob copied to `key`: from what the copy wrote (no version id in a bucket without
+    versioning), or, when it does not know (an earlier attempt wrote the object and died before recording it),
+    from S3 (one HEAD)."""
+    if crc32 is None:
         info = deps.need_sink().head(key, version_id, checksums=True)
         if info is not None:
             version_id, crc32, checksum_type = (
