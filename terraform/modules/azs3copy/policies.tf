@@ -71,10 +71,13 @@ data "aws_iam_policy_document" "find_blobs" {
     resources = [local.reports]
   }
 
+  # Pages and blob items (PutItem, BatchGetItem), counter shards and failure items, and the run's report when
+  # its listing settles the last blobs (the claim: PutItem, let go with DeleteItem).
   statement {
     sid = "RegisterBlobs"
     actions = [
       "dynamodb:BatchGetItem",
+      "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
