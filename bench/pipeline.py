@@ -64,6 +64,8 @@ def start(tuning: dict[str, int | str], concurrency: int) -> PipelineEnv:
     os.environ["AZS3COPY_LOCAL_CONCURRENCY"] = str(concurrency)
     CALL_LOG.unlink(missing_ok=True)
     os.environ["AZS3COPY_LOCAL_CALL_LOG"] = str(CALL_LOG)
+    WRITE_LOG.unlink(missing_ok=True)
+    os.environ["AZS3COPY_DYNAMODB_WRITE_LOG"] = str(WRITE_LOG)  # moto records each item written
     deployment = environment.up(paths, say=lambda text: print(f"  {text}", flush=True))
     return PipelineEnv(deployment, paths)
 
@@ -147,6 +149,31 @@ def _run_record(env: PipelineEnv, run_id: str) -> dict[str, Any]:
     return {name: next(iter(value.values())) for name, value in item.items()}
 
 
+#: Where moto appends the key of every DynamoDB item written (devenv/moto_main.py).
+WRITE_LOG = WORK / "dynamodb-writes.log"
+
+
+def hottest_item(run_id: str, copied: int, log: Path = WRITE_LOG) -> dict[str, Any]:
+    """The ledger item of the run that took the most writes, from moto's record of every item written, and
+    its writes per 1,000 blobs copied (issue 14's `hottest_item_writes_per_1000_blobs`)."""
+    writes: dict[str, int] = {}
+    partition = f"RUN#{run_id}\t"
+    with log.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith(partition):
+                sk = line.rstrip("\n").split("\t", 1)[1]
+                writes[sk] = writes.get(sk, 0) + 1
+    if not writes:
+        return {"sort_key": None, "writes": 0, "per_1000_blobs": 0.0, "items_written": 0}
+    sk = max(writes, key=lambda key: writes[key])
+    return {
+        "sort_key": sk,
+        "writes": writes[sk],
+        "per_1000_blobs": round(1000 * writes[sk] / max(1, copied), 1),
+        "items_written": len(writes),
+    }
+
+
 def run_once(env: PipelineEnv, timeout: float = 3600, stall_seconds: float = 30) -> dict[str, Any]:
     """Invoke launch-qualification through the runtime's Invoke API and wait for the run report in S3.
     Returns the seconds from launch to report, the report and every invocation's duration."""
@@ -186,9 +213,11 @@ def run_once(env: PipelineEnv, timeout: float = 3600, stall_seconds: float = 30)
     elapsed = time.monotonic() - started
     time.sleep(1.0)  # let the last invocations write their REPORT lines
     report = json.loads(body)
+    hottest = hottest_item(payload["run_id"], int(report["counts"].get("copied", 0)))
     return {
         "seconds": elapsed,
         "report": report,
         "invocations": invocations_since(env, offsets),
         "aws_calls": aws_calls_since(env, calls_offset),
+        "hottest_item": hottest,
     }

@@ -261,7 +261,7 @@ def scale_section(r: dict[str, Any]) -> list[str]:
         f"(target ≤ $250: {ok[targets.get('scale_100tb_cost_usd')]}). AWS DataSync for the same bytes: "
         f"${plan['datasync_usd']:,.2f} ($0.0125 a GB and $0.55 a task execution, its us-east-1 list price on "
         "aws.amazon.com/datasync/pricing as issue 14 quotes it). Azure's egress, paid either way: about "
-        f"${plan['azure_egress_usd']:,.2f}. The META item takes {plan['hottest_item_writes_per_1000_blobs']:g} "
+        f"${plan['azure_egress_usd']:,.2f}. The ledger's busiest item takes {plan['hottest_item_writes_per_1000_blobs']:g} "
         "writes per 1,000 blobs (issue 14's target: ≤ 50).",
         "",
         "What each constraint alone would take (hours):",

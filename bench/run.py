@@ -122,6 +122,7 @@ def measure_copies(scale: float, repeats: int, concurrency: int, rclone_setting:
                         raise RuntimeError(f"the pipeline run did not copy everything: {report_['counts']}")
                     reports.append(
                         {k: report_[k] for k in ("run_id", "duration_seconds", "counts", "bytes_copied")}
+                        | {"hottest_item": outcome["hottest_item"]}
                     )
                     pipeline_bytes += total
                     for component, calls in outcome["invocations"].items():
@@ -290,6 +291,10 @@ def main(argv: list[str] | None = None) -> None:
         "parter_growth_mib": max(row["growth_mib"] for row in memory["parter"]),
         "download_peak_rss_mib": max(row["peak_rss_mib"] for row in memory["download"]),
         "download_growth_mib": max(row["growth_mib"] for row in memory["download"]),
+        # from moto's record of every ledger item written: the busiest item's writes per 1,000 blobs copied
+        "hottest_item_writes_per_1000_blobs": max(
+            (run["hottest_item"]["per_1000_blobs"] for run in copies["reports"]), default=None
+        ),
         "listing_100k_s": listing_runs[-1]["seconds"],
         "listing_100k_peak_rss_mib": listing_runs[-1]["peak_rss_mib"],
         "listing_blobs": listing_runs[-1]["blobs"],
@@ -326,6 +331,9 @@ def main(argv: list[str] | None = None) -> None:
         "download_memory_flat": _flat([row["peak_rss_mib"] for row in memory["download"]]),
         "listing_memory_flat": _flat([row["peak_rss_mib"] for row in listing_runs]),
         "listing_messages": max(row["largest_message_bytes"] for row in listing_runs) <= 256 * 1024,
+        "hottest_item_writes_per_1000_blobs": None
+        if results["hottest_item_writes_per_1000_blobs"] is None
+        else results["hottest_item_writes_per_1000_blobs"] <= 50,
     }
     say("scale model: calibrating from these measurements, checking it against the runs, predicting 100 TB")
     scale.apply(results)
@@ -338,7 +346,9 @@ def main(argv: list[str] | None = None) -> None:
             {
                 k: results[k]
                 for k in results
-                if k.endswith(("_s", "_mib", "_gb", "_rclone", "_ceiling", "_hours", "_usd", "_error"))
+                if k.endswith(
+                    ("_s", "_mib", "_gb", "_rclone", "_ceiling", "_hours", "_usd", "_error", "_blobs")
+                )
             },
             indent=2,
         )

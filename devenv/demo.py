@@ -258,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     if first_rc != 0:
         print("the first run did not copy everything (see the report above and `azs3copy dlq show`)")
         return 1
+    manifest = f"s3://{deployment['bucket']}/{first['manifest_prefix']}"
+    print(
+        f"\nmanifest: {manifest} (JSON Lines: each object's key, version, size, CRC32, source ETag and MD5)"
+    )
 
     step("4. Verify every object byte for byte")
     for container in CONTAINERS:
@@ -294,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{first['counts'].get('copied', 0)} blobs), second run {second_seconds:.0f} s (0 bytes), "
         f"a blob uploaded afterwards in S3 {event_seconds:.1f} s after its upload by its event; "
         f"demo {time.monotonic() - started:.0f} s in all.\n"
+        f"The first run's manifest: {manifest}\n"
         "Logs of every function: .local/logs/. Stop everything with `make down`."
     )
     return 0

@@ -30,6 +30,10 @@ reads back as compact JSON, as SQS answers (with moto's spaces every Terraform p
 S3 checks the checksums a PutObject, UploadPart or CompleteMultipartUpload carries and refuses bytes that do
 not match them, and keeps a PutObject's checksum and reports it on HEAD with its type, as S3 does; moto
 accepts any checksum and keeps none sent without an SDK header (devenv.moto_s3_checksums).
+
+With AZS3COPY_DYNAMODB_WRITE_LOG naming a file, the key of every item a DynamoDB request wrote is appended to
+it (`pk<TAB>sk` a line: each PutItem, UpdateItem, DeleteItem, each write of a TransactWriteItems and a
+BatchWriteItem; a ConditionCheck reads): the bench counts from it the writes the ledger's busiest item took.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -59,9 +64,47 @@ _lock = threading.Lock()
 _call_action = DynamoHandler.call_action
 
 
+_WRITE_LOG = os.environ.get("AZS3COPY_DYNAMODB_WRITE_LOG")
+
+
+def _key_text(key: Any) -> str | None:
+    if not isinstance(key, dict):
+        return None
+    pk, sk = (next(iter((key.get(name) or {"S": ""}).values()), "") for name in ("pk", "sk"))
+    return f"{pk}\t{sk}"
+
+
+def _written_keys(action: str, body: Any) -> list[str]:
+    """The keys of the items a successful write request wrote."""
+    if not isinstance(body, dict):
+        return []
+    found: list[Any] = []
+    if action == "PutItem":
+        found.append(body.get("Item"))
+    elif action in ("UpdateItem", "DeleteItem"):
+        found.append(body.get("Key"))
+    elif action == "TransactWriteItems":
+        for entry in body.get("TransactItems") or []:
+            for operation, request in entry.items():
+                if operation != "ConditionCheck" and isinstance(request, dict):
+                    found.append(request.get("Item") or request.get("Key"))
+    elif action == "BatchWriteItem":
+        for requests in (body.get("RequestItems") or {}).values():
+            for request in requests:
+                put, delete = request.get("PutRequest") or {}, request.get("DeleteRequest") or {}
+                found.append(put.get("Item") or delete.get("Key"))
+    return [text for text in map(_key_text, found) if text is not None]
+
+
 def _serialized(self: DynamoHandler) -> Any:
     with _lock:
-        return _call_action(self)
+        result = _call_action(self)
+        if _WRITE_LOG and isinstance(result, tuple) and str(result[0]) == "200":
+            keys = _written_keys(str(self._get_action()), self.body)
+            if keys:
+                with open(_WRITE_LOG, "a", encoding="utf-8") as log:
+                    log.write("".join(f"{key}\n" for key in keys))
+        return result
 
 
 DynamoHandler.call_action = _serialized  # type: ignore[method-assign]

@@ -13,11 +13,13 @@ What each function's code calls, derived by reading the engine, the ledger and t
   on-failure destination sends with the role), X-Ray segments when tracing is active, the KMS key (encrypted DLQs, topics, secret and objects);
   metrics are EMF lines in the log (Powertools), not PutMetricData calls.
 * the ledger: `bump_attempt`, `claim`, `release`, `finish`, `set_upload`, `mark_reported` are UpdateItem (or
-  TransactWriteItems of updates); `record_part`, `start_run` and the page/listing records are PutItem
-  (`start_run` checks the record of the run it may take over with a ConditionCheck, ConditionCheckItem);
-  `register_page` writes blobs with TransactWriteItems of conditional Puts (PutItem) and the run's counters
-  (UpdateItem); a listing page retried after it was registered reads its blobs back with BatchGetItem
-  (`page_blobs`, find-blobs); the report's `blobs()` and `part_checksums` are Query.
+  TransactWriteItems of updates); `finish` of a blob not copied also puts its failure item (PutItem);
+  `record_part`, `start_run` and the page/listing records are PutItem (`start_run` checks the record and the
+  counter shards of the run it may take over with ConditionChecks, ConditionCheckItem); `register_page`
+  writes blobs with TransactWriteItems of conditional Puts (PutItem) and a counter shard (UpdateItem); a
+  listing page retried after it was registered reads its blobs back with BatchGetItem (`page_blobs`,
+  find-blobs); `get_run` (the counter shards), the report's `failures()` and `part_checksums` are Query;
+  the report claim is a conditional PutItem, let go with DeleteItem.
 * S3 on a versioned bucket: read-back of the version just written is GetObjectVersion, removing an
   unverified version is DeleteObjectVersion; HEAD is GetObject; CreateMultipartUpload, UploadPart,
   CompleteMultipartUpload and the run report are PutObject; `_upload_call` checks a failing upload with
@@ -76,16 +78,20 @@ COMMON = (
     | grants(["sqs:SendMessage"], OWN_DLQ)
     | grants(["kms:Decrypt", "kms:GenerateDataKey"], KEY)
 )
-REPORTING = grants(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"], LEDGER) | grants(
-    ["s3:PutObject"], REPORTS
-)
+#: The run's counters (META and its counter shards: GetItem, Query), the report claim (PutItem, DeleteItem when
+#: the report could not be written), the failures it lists (Query), the report object and the run marked.
+REPORTING = grants(
+    ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+    LEDGER,
+) | grants(["s3:PutObject"], REPORTS)
 #: A step fed by its SQS queue: Lambda's event source mapping receives and deletes with the role, and the
 #: handler shortens a failed record's visibility to its retry delay.
 CONSUME_QUEUE = grants(
     ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
     OWN_QUEUE,
 )
-STEP = grants(["dynamodb:UpdateItem"], LEDGER) | REPORTING | CONSUME_QUEUE  # claims, finish, the report
+#: claims, finish (with a blob's failure item: PutItem), the report, the queue.
+STEP = grants(["dynamodb:PutItem", "dynamodb:UpdateItem"], LEDGER) | REPORTING | CONSUME_QUEUE
 READ_SECRET = grants(["secretsmanager:GetSecretValue"], SECRET)
 #: Not an API call: what makes S3 answer a read of a missing key with 404 instead of 403 (see above).
 TELL_MISSING = grants(["s3:ListBucket"], BUCKET)
@@ -106,7 +112,9 @@ WRITE_AND_VERIFY = grants(
 
 USES: dict[str, set[Grant]] = {
     "launch-qualification": READ_SECRET
-    | grants(["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"], LEDGER)
+    | grants(
+        ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"], LEDGER
+    )
     | grants(["sns:Publish"], "topic find-blobs"),
     "find-blobs": READ_SECRET
     | STEP

@@ -22,6 +22,7 @@ import json
 import urllib.parse
 import uuid
 import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -406,3 +407,40 @@ def test_a_checksum_in_an_aws_chunked_trailer_is_checked_too(
     head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
     assert head["ChecksumCRC32"] == right and head["ChecksumType"] == "FULL_OBJECT"
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == DATA
+
+
+def test_every_ledger_item_written_is_recorded_and_the_busiest_one_found(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto_main's write log (AZS3COPY_DYNAMODB_WRITE_LOG), read as the bench reads it: a run of 100 blobs
+    recorded in download batches of 25 writes no ledger item more than a few times."""
+    from azs3copy.backends.dynamodb import DynamoLedger
+    from azs3copy.ledger import Finish, ListedBlob
+    from azs3copy.messages import BlobRef
+    from bench.pipeline import hottest_item
+
+    log = tmp_path / "writes.log"
+    monkeypatch.setenv("AZS3COPY_DYNAMODB_WRITE_LOG", str(log))
+    with MotoServer.start(tmp_path) as server:
+        client = aws_client("dynamodb", server.endpoint, "us-east-1")
+        create_ledger_table(client, "ledger")
+        ledger = DynamoLedger(client, "ledger")
+        run_id = "20240101T000000Z-abcdef"
+        ledger.start_run(run_id, containers=["c"], begindate="", force=True, stale_after=60)
+        refs = [BlobRef("c", f"{i:03d}", 1, '"e"', datetime(2024, 1, 1, tzinfo=UTC)) for i in range(100)]
+        ledger.register_page(run_id, "c", 0, [ListedBlob(ref, ref.blob_id) for ref in refs], [])
+        ledger.finish_container(run_id, "c")
+        for start in range(0, 100, 25):
+            batch = refs[start : start + 25]
+            for ref in batch:
+                ledger.claim(run_id, ref.blob_id, "worker", 60)
+            ledger.finish_many(run_id, [Finish(ref.blob_id, "copied", None, 1) for ref in batch])
+        record = ledger.get_run(run_id)
+        assert record is not None and record.complete and record.counts["copied"] == 100
+    hottest = hottest_item(run_id, 100, log)
+    # each blob's item: created, claimed, finished; META: started, its container's listing done
+    assert hottest["writes"] == 3 and hottest["sort_key"].startswith("BLOB#"), hottest
+    assert hottest["per_1000_blobs"] == 30.0
+    assert hottest["items_written"] == 100 + 2 + 1 + 1 + len(
+        {line.split("\t")[1] for line in log.read_text().splitlines() if "\tCOUNT#" in line}
+    )  # the blobs, META and SETTINGS, the page, the container's listing done, the counter shards written

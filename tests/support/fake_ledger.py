@@ -11,25 +11,35 @@ from collections.abc import Iterator
 from typing import Any
 
 from azs3copy.backends.dynamodb_items import (
+    COUNT_PREFIX,
+    COUNT_SHARDS,
+    FAILURE_PREFIX,
+    REPORT_SK,
     RETENTION_SECONDS,
     attempt_sk,
     blob_digest,
     blob_sk,
+    count_shard,
+    count_sk,
     digest_sk,
+    failure_sk,
     listed_sk,
     page_sk,
     part_prefix,
     part_sk,
     run_pk,
+    transaction_chunks,
 )
+from azs3copy.backends.dynamodb_runs import PROGRESS_INTERVAL
 from azs3copy.errors import FatalError
 from azs3copy.ledger import (
-    COUNTER,
+    NOT_COPIED_STATES,
     REASON_CHARS,
     TERMINAL_STATES,
     BlobRecord,
     Claim,
     Decided,
+    Finish,
     LedgerRefusedError,
     ListedBlob,
     PageEntry,
@@ -40,8 +50,10 @@ from azs3copy.ledger import (
     RunRecord,
     blob_record,
     note_sk,
+    increments,
     page_entries,
     run_record,
+    unique_finishes,
 )
 from azs3copy.settings import RunSettings
 
@@ -52,8 +64,6 @@ MAX_SORT_KEY_BYTES = 1024
 MAX_ITEM_BYTES = 400 * 1024
 MAX_TRANSACTION_ITEMS = 100
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
-#: Blob items created per transaction, as the DynamoDB ledger writes them (the run's counters are the 100th).
-CREATE_CHUNK = 99
 
 Item = dict[str, Any]
 
@@ -93,6 +103,8 @@ class FakeTable:
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Item]] = {}
+        #: Writes by (pk, sk), as DynamoDB would meter them per item: what makes an item hot.
+        self.writes: dict[tuple[str, str], int] = {}
 
     def get(self, pk: str, sk: str) -> Item | None:
         found = self.items.get(pk, {}).get(sk)
@@ -131,6 +143,11 @@ class FakeTable:
             raise refuse(f"a transaction holds at most 4 MB of items, not {total} bytes")
         for pk, sk, attributes in writes:
             self.items.setdefault(pk, {})[sk] = _copy(attributes)
+            self.writes[pk, sk] = self.writes.get((pk, sk), 0) + 1
+
+    def delete(self, pk: str, sk: str) -> None:
+        self.items.get(pk, {}).pop(sk, None)
+        self.writes[pk, sk] = self.writes.get((pk, sk), 0) + 1
 
 
 class MemoryLedger:
@@ -140,6 +157,7 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.table = FakeTable()
         self._lock = threading.RLock()
+        self._progressed: dict[str, float] = {}
 
     @staticmethod
     def _expires() -> int:
@@ -148,12 +166,28 @@ class MemoryLedger:
     def _meta(self, run_id: str) -> Item:
         return self.table.get(run_pk(run_id), "META") or {}
 
-    def _progress(self, run_id: str) -> None:
-        """Stamp the run's progress (a page listed, a blob claimed or settled, a part uploaded): a launch takes
-        over only a run that made none for stale_after seconds."""
-        meta = self.table.get(run_pk(run_id), "META")
-        if meta is not None:
-            self.table.write("progress", [(run_pk(run_id), "META", {**meta, "progress_at": time.time()})])
+    def _shard_count(self, run_id: str) -> int:
+        return int((self._meta(run_id)).get("count_shards") or 0)
+
+    def _counted(self, run_id: str, digest: bytes, added: dict[str, int]) -> tuple[str, str, Item]:
+        """The counter shard the digest picks, with `added` added and the run's progress stamped."""
+        pk, sk = run_pk(run_id), count_sk(count_shard(digest, self._shard_count(run_id)))
+        shard = self.table.get(pk, sk) or {}
+        for name, count in added.items():
+            shard[name] = shard.get(name, 0) + count
+        shard.update(progress_at=time.time(), expires_at=self._expires())
+        return pk, sk, shard
+
+    def _progress(self, run_id: str, digest: bytes) -> None:
+        """Stamp the run's progress (a page listed, a blob claimed, a part uploaded) in a counter shard, at
+        most once a PROGRESS_INTERVAL per ledger as the DynamoDB ledger does per container: a launch takes
+        over only a run that made none for stale_after seconds (counting writes stamp it anyway)."""
+        now = time.time()
+        if now - self._progressed.get(run_id, 0.0) < PROGRESS_INTERVAL:
+            return
+        if self._shard_count(run_id):
+            self.table.write("progress", [self._counted(run_id, digest, {})])
+        self._progressed[run_id] = now
 
     # -- runs
     def start_run(
@@ -175,7 +209,8 @@ class MemoryLedger:
             if not force and current.get("run_id") and not current.get("finished"):
                 running = str(current["run_id"])
                 last = self.table.get(run_pk(running), "META")
-                if last is not None and last.get("progress_at", last["started_at"]) >= now - stale_after:
+                shards = [item for _, item in self.table.query(run_pk(running), COUNT_PREFIX)]
+                if last is not None and run_record(last, shards).progress_at >= now - stale_after:
                     raise RunInProgressError(
                         f"run {running} has not finished; wait for it, or start anyway with force",
                         run_id=running,
@@ -214,10 +249,8 @@ class MemoryLedger:
             "containers": list(containers),
             "begindate": begindate,
             "listing_pending": listings,
-            "found": 0,
-            "bytes_copied": 0,
+            "count_shards": COUNT_SHARDS,
             "expires_at": self._expires(),
-            **{COUNTER[state]: 0 for state in TERMINAL_STATES},
         }
         if launch_id:
             meta["launched_by"] = launch_id
@@ -241,7 +274,8 @@ class MemoryLedger:
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:
             meta = self.table.get(run_pk(run_id), "META")
-            return run_record(meta) if meta else None
+            shards = [item for _, item in self.table.query(run_pk(run_id), COUNT_PREFIX)]
+            return run_record(meta, shards) if meta else None
 
     def run_settings(self, run_id: str) -> RunSettings | None:
         with self._lock:
@@ -277,7 +311,7 @@ class MemoryLedger:
         entries = page_entries(pending, decided)
         digests = {blob_digest(entry.blob_id) for entry in entries}
         with self._lock:
-            self._progress(run_id)  # a listing whose pages select nothing makes progress too
+            self._progress(run_id, blob_digest(sk))  # a listing whose pages select nothing makes progress too
             before = self.table.get(pk, sk) or {}
             status: PageStatus = before.get("status", "new")
             record = {**before, "status": before.get("status", "registering"), "expires_at": self._expires()}
@@ -285,8 +319,9 @@ class MemoryLedger:
                 record["blobs"] = set(before.get("blobs") or ()) | digests
             self.table.write("register_page", [(pk, sk, record)])
         refused: list[tuple[str, str]] = []
-        for start in range(0, len(entries), CREATE_CHUNK):
-            refused += self._create_blobs(run_id, entries[start : start + CREATE_CHUNK])
+        weights = [2 if entry.state in NOT_COPIED_STATES else 1 for entry in entries]
+        for group in transaction_chunks(weights):
+            refused += self._create_blobs(run_id, [entries[index] for index in group])
         earlier = set(before.get("blobs") or ()) - digests
         with self._lock:
             record = self.table.get(pk, sk) or {}
@@ -305,14 +340,22 @@ class MemoryLedger:
             entries = [entry for entry in entries if self.table.get(pk, blob_sk(entry.blob_id)) is None]
             if not entries:
                 return []
-            meta = self._meta(run_id)
-            meta["found"] = meta.get("found", 0) + len(entries)
-            for entry in entries:
-                if entry.state != "pending":
-                    meta[COUNTER[entry.state]] = meta.get(COUNTER[entry.state], 0) + 1
+            decided = [entry.state for entry in entries if entry.state != "pending"]
+            counted = self._counted(
+                run_id, blob_digest(entries[0].blob_id), increments(decided, found=len(entries))
+            )
             writes = [(pk, blob_sk(entry.blob_id), self._blob_item(entry)) for entry in entries]
+            writes += [
+                (
+                    pk,
+                    failure_sk(entry.blob_id),
+                    self._failure_item(entry.blob_id, entry.state, entry.reason, entry.size),
+                )
+                for entry in entries
+                if entry.state in NOT_COPIED_STATES
+            ]
             try:
-                self.table.write("register_page", [*writes, (pk, "META", meta)], transaction=True)
+                self.table.write("register_page", [*writes, counted], transaction=True)
                 return []
             except LedgerRefusedError as error:
                 if len(entries) > 1:
@@ -321,6 +364,12 @@ class MemoryLedger:
                 reason = f"the ledger cannot hold the record of this blob as listed: {error}"[:REASON_CHARS]
                 self._create_blobs(run_id, [PageEntry(entry.blob_id, entry.size, "failed", reason)])
                 return [(entry.blob_id, reason)]
+
+    def _failure_item(self, blob_id: str, state: str, reason: str | None, size: int) -> Item:
+        item: Item = {"blob_id": blob_id, "state": state, "size": size, "expires_at": self._expires()}
+        if reason:
+            item["reason"] = reason[:REASON_CHARS]
+        return item
 
     def _blob_item(self, entry: PageEntry) -> Item:
         item: Item = {
@@ -385,7 +434,7 @@ class MemoryLedger:
                 return Claim(outcome, blob_record(blob_id, item))
             claimed = {**(item or {}), "state": "working", "owner": owner, "lease_until": now + lease_seconds}
             self._put_blob("claim", run_id, blob_id, claimed)
-            self._progress(run_id)
+            self._progress(run_id, blob_digest(blob_id))
             return Claim("claimed", blob_record(blob_id, claimed))
 
     def release(self, run_id: str, blob_id: str, owner: str) -> None:
@@ -396,23 +445,43 @@ class MemoryLedger:
                 self._put_blob("release", run_id, blob_id, {**item, "state": "pending", "lease_until": 0})
 
     def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool:
-        if state not in TERMINAL_STATES:
-            raise ValueError(f"{state!r} is not a terminal state")
+        return blob_id in self.finish_many(run_id, [Finish(blob_id, state, reason, nbytes)])
+
+    def finish_many(self, run_id: str, finishes: list[Finish]) -> set[str]:
+        """As the DynamoDB ledger does it: per transaction of at most 100 items, the blobs' terminal states,
+        their failure items and one counter shard; blobs already terminal are left out."""
+        finishes = unique_finishes(finishes)
+        weights = [2 if finish.state in NOT_COPIED_STATES else 1 for finish in finishes]
+        recorded: set[str] = set()
+        for group in transaction_chunks(weights):
+            recorded |= self._finish_group(run_id, [finishes[index] for index in group])
+        return recorded
+
+    def _finish_group(self, run_id: str, group: list[Finish]) -> set[str]:
         pk = run_pk(run_id)
         with self._lock:
-            item = self._blob(run_id, blob_id) or {}
-            if item.get("state") in TERMINAL_STATES:
-                return False  # the blob reached a terminal state before
-            item.pop("owner", None)
-            item.update(state=state, finished_at=time.time(), blob_id=blob_id)
-            if reason:
-                item["reason"] = reason[:REASON_CHARS]
-            meta = self._meta(run_id)
-            meta[COUNTER[state]] = meta.get(COUNTER[state], 0) + 1
-            meta["bytes_copied"] = meta.get("bytes_copied", 0) + nbytes
-            meta["progress_at"] = item["finished_at"]
-            self.table.write("finish", [(pk, blob_sk(blob_id), item), (pk, "META", meta)], transaction=True)
-            return True
+            writes: list[tuple[str, str, Item]] = []
+            fresh: list[Finish] = []
+            for finish in group:
+                item = self._blob(run_id, finish.blob_id) or {}
+                if item.get("state") in TERMINAL_STATES:
+                    continue  # the blob reached a terminal state before
+                fresh.append(finish)
+                item.pop("owner", None)
+                item.update(state=finish.state, finished_at=time.time(), blob_id=finish.blob_id)
+                if finish.reason:
+                    item["reason"] = finish.reason[:REASON_CHARS]
+                writes.append((pk, blob_sk(finish.blob_id), item))
+                if finish.state in NOT_COPIED_STATES:
+                    failure = self._failure_item(finish.blob_id, finish.state, finish.reason, 0)
+                    writes.append((pk, failure_sk(finish.blob_id), failure))
+            if not fresh:
+                return set()
+            nbytes = sum(finish.nbytes for finish in fresh)
+            added = increments([finish.state for finish in fresh], nbytes)
+            writes.append(self._counted(run_id, blob_digest(fresh[0].blob_id), added))
+            self.table.write("finish", writes, transaction=True)
+            return {finish.blob_id for finish in fresh}
 
     def set_upload(
         self,
@@ -445,7 +514,7 @@ class MemoryLedger:
             item = self._blob(run_id, blob_id) or {}
             done = set(item.get("parts_done") or ()) | {number}
             self._put_blob("record_part", run_id, blob_id, {**item, "parts_done": done})
-            self._progress(run_id)
+            self._progress(run_id, blob_digest(blob_id))
             return len(done)
 
     def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:
@@ -477,10 +546,35 @@ class MemoryLedger:
         with self._lock:
             found = self.table.query(run_pk(run_id), "NOTE#")
         return [str(item["note"]) for _, item in found]
+    def failures(self, run_id: str, limit: int) -> list[BlobRecord]:
+        with self._lock:
+            found = self.table.query(run_pk(run_id), FAILURE_PREFIX)[:limit]
+        return [blob_record(str(item["blob_id"]), item) for _, item in found]
+
+    def claim_report(self, run_id: str, owner: str, lease_seconds: float) -> bool:
+        pk, now = run_pk(run_id), time.time()
+        with self._lock:
+            claim = self.table.get(pk, REPORT_SK)
+            if claim is not None and (
+                claim.get("reported") or (claim["owner"] != owner and claim["lease_until"] >= now)
+            ):
+                return False  # another function writes it, or wrote it
+            mine = {"owner": owner, "lease_until": now + lease_seconds, "expires_at": self._expires()}
+            self.table.write("claim_report", [(pk, REPORT_SK, mine)])
+            return True
+
+    def release_report(self, run_id: str, owner: str) -> None:
+        pk = run_pk(run_id)
+        with self._lock:
+            claim = self.table.get(pk, REPORT_SK)
+            if claim is not None and claim["owner"] == owner and not claim.get("reported"):
+                self.table.delete(pk, REPORT_SK)
 
     def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None:
         pk = run_pk(run_id)
         with self._lock:
+            claim = self.table.get(pk, REPORT_SK) or {}
+            self.table.write("mark_reported", [(pk, REPORT_SK, {**claim, "reported": report_key})])
             meta = self._meta(run_id)
             meta["report_key"] = report_key
             meta.setdefault("finished_at", finished_at)

@@ -56,3 +56,53 @@ def open_ledger(kind: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
         return
     with moto_dynamodb(monkeypatch) as client:
         yield DynamoLedger(AtomicRequests(client), "ledger")
+
+
+class CountedWrites:
+    """A DynamoDB client that counts the writes each item takes (PutItem, UpdateItem, DeleteItem, and each
+    write of a TransactWriteItems; a ConditionCheck reads), as DynamoDB meters an item's throughput."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.writes: dict[tuple[str, str], int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def _count(self, key: dict[str, Any]) -> None:
+        pair = (str(key["pk"]["S"]), str(key["sk"]["S"]))
+        self.writes[pair] = self.writes.get(pair, 0) + 1
+
+    def put_item(self, **kwargs: Any) -> Any:
+        response = self.real.put_item(**kwargs)
+        self._count(kwargs["Item"])
+        return response
+
+    def update_item(self, **kwargs: Any) -> Any:
+        response = self.real.update_item(**kwargs)
+        self._count(kwargs["Key"])
+        return response
+
+    def delete_item(self, **kwargs: Any) -> Any:
+        response = self.real.delete_item(**kwargs)
+        self._count(kwargs["Key"])
+        return response
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        response = self.real.transact_write_items(**kwargs)
+        for entry in kwargs["TransactItems"]:
+            for operation, request in entry.items():
+                if operation != "ConditionCheck":
+                    self._count(request.get("Item") or request["Key"])
+        return response
+
+
+def item_writes(ledger: Ledger) -> dict[tuple[str, str], int]:
+    """The writes each ledger item took from here on, by (pk, sk): live, as the ledger goes on writing."""
+    if isinstance(ledger, MemoryLedger):
+        ledger.table.writes.clear()
+        return ledger.table.writes
+    assert isinstance(ledger, DynamoLedger)
+    counted = CountedWrites(ledger.client)
+    ledger.client = counted
+    return counted.writes

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from azs3copy.backends import dynamodb
+from azs3copy.backends import dynamodb, dynamodb_runs
 from azs3copy.backends.dynamodb import DynamoLedger
+from azs3copy.backends.dynamodb_items import COUNT_SHARDS, run_pk
 from azs3copy.backends.dynamodb_items import item as _item
 from azs3copy.errors import FatalError, TransientError
 from azs3copy.ledger import (
     EVENTS_LISTING,
+    Finish,
     Ledger,
     LedgerRefusedError,
     ListedBlob,
@@ -28,7 +30,7 @@ from azs3copy.messages import BlobRef
 from azs3copy.settings import RunSettings
 from tests.support import fake_ledger
 from tests.support.fake_ledger import FakeTable
-from tests.support.ledgers import KINDS, moto_dynamodb, open_ledger
+from tests.support.ledgers import KINDS, item_writes, moto_dynamodb, open_ledger
 
 
 @pytest.fixture(params=KINDS)
@@ -254,7 +256,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    for module in (dynamodb, fake_ledger):
+    for module in (dynamodb, dynamodb_runs, fake_ledger):
         monkeypatch.setattr(module, "time", clock)
     return clock
 
@@ -559,3 +561,85 @@ def test_a_note_added_again_is_kept_once_and_notes_belong_to_their_run(ledger: L
     ledger.add_note(run, "container c1: tags not readable")
     assert sorted(ledger.notes(run)) == ["container c0: tags not readable", "container c1: tags not readable"]
     assert ledger.notes("20000101T000000Z-bbbbbb") == []
+
+
+# --- no hot item: counters in shards, batched finishes, sparse failures, one report ---------------------------
+
+
+def test_no_ledger_item_takes_more_than_a_small_share_of_a_runs_writes(ledger: Ledger) -> None:
+    run = start(ledger)
+    writes = item_writes(ledger)
+    blobs = [f"c0/{i:04d}" for i in range(192)]
+    for page in range(4):
+        ledger.register_page(run, "c0", page, [listed(blob_id, 10) for blob_id in blobs[page::4]], [])
+    ledger.finish_container(run, "c0")
+    for blob_id in blobs:  # every blob finished on its own: the worst case for the counters
+        assert ledger.claim(run, blob_id, "worker", 60).outcome == "claimed"
+        assert ledger.finish(run, blob_id, "copied", None, 10)
+    record = ledger.get_run(run)
+    assert record is not None and record.complete
+    assert record.found == 192 and record.counts["copied"] == 192 and record.bytes_copied == 1920
+    hottest = max(writes.values())
+    # one counter shard of 32 takes about 1/32 of the finishes (the META item used to take every one of them)
+    assert hottest <= 3 * len(blobs) / COUNT_SHARDS, sorted(writes.items(), key=lambda kv: -kv[1])[:3]
+    assert writes[run_pk(run), "META"] <= 2  # the container's listing done; nothing else
+
+
+def test_a_batch_of_finishes_is_recorded_once_each_and_counted_exactly(ledger: Ledger) -> None:
+    run = start(ledger)
+    blobs = [listed(f"c0/{i:03d}", i) for i in range(150)]
+    ledger.register_page(run, "c0", 0, blobs, [("c0/refused", 1, "failed", "key too long")])
+    ledger.finish_container(run, "c0")
+    assert ledger.finish(run, "c0/000", "copied", None, 0)  # recorded before: by another delivery
+    assert ledger.finish(run, "c0/001", "vanished", "deleted", 0)
+    finishes = [
+        Finish(blob.blob_id, "failed", f"{blob.blob_id}: broken", 0)
+        if index % 15 == 0
+        else Finish(blob.blob_id, "copied", None, blob.ref.size)
+        for index, blob in enumerate(blobs)
+    ]
+    recorded = ledger.finish_many(run, finishes + finishes[5:7])  # a blob twice in a batch counts once
+    assert recorded == {blob.blob_id for blob in blobs} - {"c0/000", "c0/001"}
+    assert ledger.finish_many(run, finishes) == set()  # the batch again: nothing twice
+    record = ledger.get_run(run)
+    assert record is not None and record.complete and record.found == 151
+    failed = {f.blob_id for f in finishes if f.state == "failed"} - {"c0/000"}
+    assert record.counts["failed"] == len(failed) + 1 and record.counts["vanished"] == 1
+    assert record.counts["copied"] == 150 - len(failed) - 1
+    assert record.bytes_copied == sum(
+        f.nbytes for f in finishes if f.state == "copied" and f.blob_id != "c0/001"
+    )
+    problems = {r.blob_id: (r.state, r.reason) for r in ledger.failures(run, 1000)}
+    assert problems == {
+        "c0/refused": ("failed", "key too long"),
+        "c0/001": ("vanished", "deleted"),
+        **{blob_id: ("failed", f"{blob_id}: broken") for blob_id in failed},
+    }
+    assert len(ledger.failures(run, 3)) == 3
+
+
+def test_one_caller_writes_the_report_until_it_lets_go_or_its_lease_runs_out(ledger: Ledger) -> None:
+    run = start(ledger)
+    assert ledger.claim_report(run, "a", 60)
+    assert not ledger.claim_report(run, "b", 60)
+    assert ledger.claim_report(run, "a", 60)  # the same invocation, retried
+    ledger.release_report(run, "b")  # not b's to let go
+    assert not ledger.claim_report(run, "b", 60)
+    ledger.release_report(run, "a")  # a could not write it
+    assert ledger.claim_report(run, "b", -1)  # b dies at once: its lease is over
+    assert ledger.claim_report(run, "c", 60)
+    ledger.mark_reported(run, "reports/run.json", 1.0)
+    assert not ledger.claim_report(run, "c", 60) and not ledger.claim_report(run, "d", -1)
+    record = ledger.get_run(run)
+    assert record is not None and record.report_key == "reports/run.json"
+
+
+def test_a_batch_of_copied_blobs_is_one_transaction(moto_dynamodb: Any) -> None:
+    client = CancellingClient(moto_dynamodb, [])
+    ledger = DynamoLedger(client, "ledger")
+    run = start(ledger)
+    blobs = [listed(f"c0/{i:03d}") for i in range(99)]
+    ledger.register_page(run, "c0", 0, blobs, [])
+    before = client.transactions
+    assert len(ledger.finish_many(run, [Finish(blob.blob_id, "copied", None, 1) for blob in blobs])) == 99
+    assert client.transactions - before == 1  # 99 blobs and one counter shard: DynamoDB's 100 items

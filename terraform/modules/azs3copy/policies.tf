@@ -7,8 +7,10 @@ locals {
   ledger  = module.ledger.arn
 
   # Every SNS-driven step: attempts, claims and states (UpdateItem, also inside TransactWriteItems), the
-  # blob and run records (GetItem), and the failures listed in a run's report (Query).
-  ledger_step = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+  # failure item of a blob not copied and the claim of a finished run's report (PutItem), a report claim let
+  # go when the report could not be written (DeleteItem), the blob and run records (GetItem), the run's
+  # counter shards and the failures listed in its report (Query).
+  ledger_step = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
 
   policies = {
     launch-qualification   = data.aws_iam_policy_document.launch_qualification.json
@@ -29,10 +31,11 @@ data "aws_iam_policy_document" "launch_qualification" {
   }
 
   # A run starts in one transaction of Puts; taking over a stalled run checks, in the same transaction, that
-  # its last progress is old enough (a ConditionCheck on its record).
+  # its last progress is old enough (a ConditionCheck on its record and on each of its counter shards). A
+  # retried launch reads the run it started (its record and counter shards: Query).
   statement {
     sid       = "StartRun"
-    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
     resources = [local.ledger]
   }
 
@@ -69,10 +72,13 @@ data "aws_iam_policy_document" "find_blobs" {
     resources = [local.reports]
   }
 
+  # Pages and blob items (PutItem, BatchGetItem), counter shards and failure items, and the run's report when
+  # its listing settles the last blobs (the claim: PutItem, let go with DeleteItem).
   statement {
     sid = "RegisterBlobs"
     actions = [
       "dynamodb:BatchGetItem",
+      "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
@@ -173,7 +179,7 @@ data "aws_iam_policy_document" "largefile_parter" {
 
   statement {
     sid       = "RecordParts"
-    actions   = concat(local.ledger_step, ["dynamodb:PutItem"])
+    actions   = local.ledger_step
     resources = [local.ledger]
   }
 

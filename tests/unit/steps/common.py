@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from azs3copy.errors import TransientError
-from azs3copy.ledger import Ledger
+from azs3copy.ledger import Finish, Ledger
 from azs3copy.settings import parse_settings
 from tests.support.fakes import MemoryBlobSource, MemoryLedger, MemoryObjectSink
 from tests.support.harness import Harness
@@ -41,17 +41,17 @@ def assert_copied(source: MemoryBlobSource, sink: MemoryObjectSink, prefix: str 
 
 
 class RecordingRefused(MemoryLedger):
-    """DynamoDB refusing, `refusals` times, the transaction that records a blob copied (throttling, or a
-    TransactionConflict on the run's META item that did not clear within the ledger's own retries)."""
+    """DynamoDB refusing, `refusals` times, the transaction that records blobs copied (throttling, or a
+    TransactionConflict on a counter shard that did not clear within the ledger's own retries)."""
 
     def __init__(self, refusals: int) -> None:
         super().__init__()
         self.refusals = refusals
 
-    def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool:
-        if state == "copied" and self.refusals > 0:
+    def finish_many(self, run_id: str, finishes: list[Finish]) -> set[str]:
+        if any(finish.state == "copied" for finish in finishes) and self.refusals > 0:
             self.refusals -= 1
             raise TransientError(
                 "ledger finish: transaction still cancelled after 8 attempts (TransactionConflict)"
             )
-        return super().finish(run_id, blob_id, state, reason, nbytes)
+        return super().finish_many(run_id, finishes)

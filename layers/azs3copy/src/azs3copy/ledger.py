@@ -9,6 +9,9 @@ The state machine of a blob:
        └──────────────────┘
 
 A terminal state is written once: a second `finish` of the same blob changes nothing and counts nothing.
+
+A run's counters are not one item: they are summed over the run's counter shards (found, each terminal state,
+bytes copied), so that no item takes every finish of a run (docs/design.md, "The ledger").
 """
 
 from __future__ import annotations
@@ -25,10 +28,18 @@ from azs3copy.settings import RunSettings
 
 TERMINAL_STATES = ("copied", "skipped", "failed", "changed", "vanished", "needs-rehydration")
 COUNTER = {state: state.replace("needs-", "") for state in TERMINAL_STATES}  # attribute names
+#: The terminal states of a blob S3 does not hold a copy of: the report lists them (each also has an item in
+#: the run's sparse FAILURE# range, so the report reads only those).
+NOT_COPIED_STATES = tuple(state for state in TERMINAL_STATES if state not in ("copied", "skipped"))
+#: The attributes of a counter shard that are summed into a RunRecord.
+SUMMED = ("found", "bytes_copied", *COUNTER.values())
 PageStatus = Literal["new", "registering", "registered", "published"]
 ClaimOutcome = Literal["claimed", "busy", "terminal"]
 #: The one listing of a run opened with `open_run`: what closes it.
 EVENTS_LISTING = "events"
+#: A run's counters are summed over this many counter shards (recorded with the run): the busiest takes
+#: about 1/COUNT_SHARDS of a run's counting writes.
+COUNT_SHARDS = 32
 #: A recorded reason is cut to this many characters.
 REASON_CHARS = 2000
 
@@ -78,6 +89,40 @@ class BlobRecord:
     key: str | None = None
     #: How S3 checksums the upload's object: FULL_OBJECT, or COMPOSITE for uploads recorded before that.
     checksum_type: str = "COMPOSITE"
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A blob's terminal state to record: `finish_many` records a batch of them in as few writes as it can."""
+
+    blob_id: str
+    state: str
+    reason: str | None = None
+    nbytes: int = 0
+
+    def __post_init__(self) -> None:
+        if self.state not in TERMINAL_STATES:
+            raise ValueError(f"{self.state!r} is not a terminal state")
+
+
+def unique_finishes(finishes: list[Finish]) -> list[Finish]:
+    """Each blob once (the first mention wins): a transaction cannot write one item twice."""
+    seen: dict[str, Finish] = {}
+    for finish in finishes:
+        seen.setdefault(finish.blob_id, finish)
+    return list(seen.values())
+
+
+def increments(states: list[str], nbytes: int = 0, found: int = 0) -> dict[str, int]:
+    """What a write adds to a counter shard: found, one per state, bytes copied (zeros left out)."""
+    added: dict[str, int] = {}
+    if found:
+        added["found"] = found
+    for state in states:
+        added[COUNTER[state]] = added.get(COUNTER[state], 0) + 1
+    if nbytes:
+        added["bytes_copied"] = nbytes
+    return added
 
 
 @dataclass(frozen=True)
@@ -223,7 +268,16 @@ class Ledger(Protocol):
     def finish_container(self, run_id: str, container: str) -> None: ...
     def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim: ...
     def release(self, run_id: str, blob_id: str, owner: str) -> None: ...
-    def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool: ...
+    def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool:
+        """Record the blob's terminal state; False when it had reached one before (nothing is counted)."""
+        ...
+
+    def finish_many(self, run_id: str, finishes: list[Finish]) -> set[str]:
+        """Record the terminal states of a batch of blobs in as few transactions as DynamoDB allows (100 items
+        each: the blobs' items, a failure item for each blob not copied, one counter shard). Returns the ids
+        of the blobs recorded now; the others had reached a terminal state before."""
+        ...
+
     def set_upload(
         self,
         run_id: str,
@@ -241,7 +295,25 @@ class Ledger(Protocol):
     def record_part(self, run_id: str, blob_id: str, number: int, crc32: str) -> int: ...
     def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]: ...
     def bump_attempt(self, run_id: str, function: str, message_id: str) -> int: ...
-    def blobs(self, run_id: str) -> Iterator[BlobRecord]: ...
+    def blobs(self, run_id: str) -> Iterator[BlobRecord]:
+        """Every blob of the run (one item each: for tests and tools, never for a step's report)."""
+        ...
+
+    def failures(self, run_id: str, limit: int) -> list[BlobRecord]:
+        """Up to `limit` blobs of the run in a NOT_COPIED_STATES state, with their reasons: read from the run's
+        sparse failure items, not from every blob's."""
+        ...
+
+    def claim_report(self, run_id: str, owner: str, lease_seconds: float) -> bool:
+        """Whether `owner` is the one to write the run's report: a conditional write that one caller wins (and
+        the same owner again, or anyone once the winner's lease ran out without a report, or after the winner
+        let go), so that concurrent last finishes write one report."""
+        ...
+
+    def release_report(self, run_id: str, owner: str) -> None:
+        """Let go of the report claim when the report could not be written, so another attempt writes it."""
+        ...
+
     def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None: ...
     def add_note(self, run_id: str, note: str) -> None:
         """Record something the run's report must say (once, however often it is added)."""
@@ -258,19 +330,25 @@ def note_sk(note: str) -> str:
 # --- records from items ---------------------------------------------------------------------------------
 
 
-def run_record(data: dict[str, Any]) -> RunRecord:
+def run_record(data: dict[str, Any], shards: list[dict[str, Any]] | tuple[()] = ()) -> RunRecord:
+    """The run from its META item and its counter shards: the counters are the shards' sums (META's own
+    counters, which a run recorded before the counters were sharded holds, are added in), and its progress is
+    the latest any of them was stamped with."""
+    items = [data, *shards]
+    total = {name: sum(int(item.get(name, 0) or 0) for item in items) for name in SUMMED}
+    progress = max(float(item.get("progress_at") or 0) for item in items) or float(data["started_at"])
     return RunRecord(
         run_id=data["run_id"],
         started_at=float(data["started_at"]),
         containers=tuple(data.get("containers") or ()),
-        found=int(data.get("found", 0)),
-        counts={state: int(data.get(COUNTER[state], 0)) for state in TERMINAL_STATES},
-        bytes_copied=int(data.get("bytes_copied", 0)),
+        found=total["found"],
+        counts={state: total[COUNTER[state]] for state in TERMINAL_STATES},
+        bytes_copied=total["bytes_copied"],
         listing_pending=int(data.get("listing_pending", 0)),
         begindate=str(data.get("begindate", "")),
         finished_at=float(data["finished_at"]) if data.get("finished_at") is not None else None,
         report_key=data.get("report_key"),
-        progress_at=float(data.get("progress_at") or data["started_at"]),
+        progress_at=progress,
     )
 
 

@@ -12,174 +12,48 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from azs3copy.backends.dynamodb_items import (
-    CREATE_CHUNK,
-    RETENTION_SECONDS,
     attempt_sk,
     batch_get,
     blob_digest,
     blob_sk,
     digest_sk,
+    failure_sk,
     listed_sk,
     page_sk,
     part_prefix,
     part_sk,
     run_pk,
-    run_puts,
     send,
     transact,
+    transaction_chunks,
 )
 from azs3copy.backends.dynamodb_items import item as _item
 from azs3copy.backends.dynamodb_items import plain as _plain
-from azs3copy.errors import FatalError
+from azs3copy.backends.dynamodb_runs import DynamoRuns
 from azs3copy.ledger import (
-    COUNTER,
+    NOT_COPIED_STATES,
     REASON_CHARS,
     TERMINAL_STATES,
     BlobRecord,
     Claim,
     Decided,
+    Finish,
     LedgerRefusedError,
     ListedBlob,
     PageEntry,
     PageRecord,
     PageStatus,
     Registration,
-    RunInProgressError,
-    RunRecord,
     blob_record,
-    note_sk,
+    increments,
     page_entries,
-    run_record,
+    unique_finishes,
 )
-from azs3copy.settings import RunSettings
-
-#: A container stamps a run's progress from claims and parts at most this often (they come by the thousand).
-PROGRESS_INTERVAL = 60.0
 
 
-class DynamoLedger:
-    def __init__(self, client: Any, table: str) -> None:
-        self.client = client
-        self.table = table
-        self._progressed: dict[str, float] = {}  # run id → when this container last stamped its progress
-
-    # -- helpers
-    def _key(self, run_id: str, sk: str) -> dict[str, Any]:
-        return _item(pk=run_pk(run_id), sk=sk)
-
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        return send(self.client, self.table, operation, **kwargs)
-
-    def _transact(self, items: list[dict[str, Any]], action: str) -> set[int]:
-        return transact(self.client, items, action)
-
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        response = self._call("get_item", Key=_item(pk=pk, sk=sk), ConsistentRead=True)
-        return _plain(response["Item"]) if "Item" in response else None
-
-    def _expires(self) -> int:
-        return int(time.time()) + RETENTION_SECONDS
-
-    # -- runs
-    def start_run(
-        self,
-        run_id: str,
-        *,
-        containers: list[str],
-        begindate: str,
-        force: bool,
-        stale_after: float,
-        launch_id: str | None = None,
-        settings: RunSettings | None = None,
-    ) -> str:
-        current = self._get("CURRENT", "CURRENT") or {}
-        if launch_id and current.get("launched_by") == launch_id:
-            return str(current["run_id"])  # this launch started it: a retry of the invocation
-        now = time.time()
-        put_current: dict[str, Any] = {
-            "TableName": self.table,
-            "Item": _item(
-                pk="CURRENT",
-                sk="CURRENT",
-                run_id=run_id,
-                started_at=Decimal(str(now)),
-                finished=False,
-                launched_by=launch_id,
-            ),
-        }
-        stalled: list[dict[str, Any]] = []
-        if not force and current.get("run_id") and not current.get("finished"):
-            # Taken over only when it recorded no progress for stale_after seconds (a run that copies is never
-            # taken over, however long it takes), and only while CURRENT still names it.
-            put_current.update(
-                ConditionExpression="run_id = :old",
-                ExpressionAttributeValues=_item(**{":old": current["run_id"]}),
-            )
-            stalled.append(
-                {
-                    "ConditionCheck": {
-                        "TableName": self.table,
-                        "Key": self._key(str(current["run_id"]), "META"),
-                        "ConditionExpression": "attribute_not_exists(pk) OR progress_at < :stale OR "
-                        "(attribute_not_exists(progress_at) AND started_at < :stale)",
-                        "ExpressionAttributeValues": _item(**{":stale": Decimal(str(now - stale_after))}),
-                    }
-                }
-            )
-        elif not force:
-            put_current.update(
-                ConditionExpression="attribute_not_exists(run_id) OR finished = :yes",
-                ExpressionAttributeValues=_item(**{":yes": True}),
-            )
-        failed = self._transact(
-            [
-                {"Put": put_current},
-                *run_puts(
-                    self.table, run_id, now, containers, len(containers), begindate, launch_id, settings
-                ),
-                *stalled,
-            ],
-            "start_run",
-        )
-        if 0 in failed or (stalled and 4 in failed):
-            current = self._get("CURRENT", "CURRENT") or {}
-            running = str(current["run_id"]) if current.get("run_id") else None
-            raise RunInProgressError(
-                f"run {running} has not finished; wait for it, or start anyway with force", run_id=running
-            )
-        if failed:
-            raise FatalError(f"run {run_id} is in the ledger already")
-        return run_id
-
-    def open_run(self, run_id: str, *, containers: list[str], begindate: str, settings: RunSettings) -> bool:
-        if self._get(run_pk(run_id), "META") is not None:
-            return False
-        puts = run_puts(self.table, run_id, time.time(), containers, 1, begindate, None, settings)
-        return not self._transact(puts, "open_run")  # a failed condition: another delivery opened it first
-
-    def get_run(self, run_id: str) -> RunRecord | None:
-        item = self._get(run_pk(run_id), "META")
-        return run_record(item) if item else None
-
-    def run_settings(self, run_id: str) -> RunSettings | None:
-        item = self._get(run_pk(run_id), "SETTINGS") or {}
-        return RunSettings.from_json(str(item["settings"])) if item.get("settings") else None
-
-    def current_run_id(self) -> str | None:
-        item = self._get("CURRENT", "CURRENT")
-        return str(item["run_id"]) if item and not item.get("finished") else None
-
-    def latest_run_id(self) -> str | None:
-        response = self._call(
-            "query",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_item(**{":pk": "RUNS"}),
-            ScanIndexForward=False,
-            Limit=1,
-            ConsistentRead=True,
-        )
-        items = response.get("Items") or []
-        return str(_plain(items[0])["sk"]) if items else None
+class DynamoLedger(DynamoRuns):
+    """The Ledger protocol over one DynamoDB table: the run's items (DynamoRuns), the listing pages, the
+    blobs."""
 
     # -- listing
     def get_page(self, run_id: str, container: str, page: int) -> PageRecord | None:
@@ -197,7 +71,7 @@ class DynamoLedger:
         decided: list[Decided],
         next_marker: str | None = None,
     ) -> Registration:
-        self._progress(run_id)  # a listing whose pages select nothing makes progress too
+        self._progress(run_id, blob_digest(page_sk(container, page)))  # a page that selects nothing moves too
         entries = page_entries(pending, decided)
         digests = {blob_digest(entry.blob_id) for entry in entries}
         # The page's blobs first (a set: every attempt's listing adds to it), so that an attempt that stops
@@ -218,8 +92,9 @@ class DynamoLedger:
         before = _plain(response.get("Attributes") or {})
         status: PageStatus = before.get("status", "new")
         refused: list[tuple[str, str]] = []
-        for start in range(0, len(entries), CREATE_CHUNK):
-            refused += self._create_blobs(run_id, entries[start : start + CREATE_CHUNK])
+        weights = [2 if entry.state in NOT_COPIED_STATES else 1 for entry in entries]
+        for group in transaction_chunks(weights):
+            refused += self._create_blobs(run_id, [entries[index] for index in group])
         earlier = set(before.get("blobs") or ()) - digests  # listed by an earlier attempt, not by this one
         try:
             self._call(
@@ -256,13 +131,21 @@ class DynamoLedger:
         return sorted(blobs, key=lambda blob: blob.blob_id)
 
     def _create_blobs(self, run_id: str, entries: list[PageEntry]) -> list[tuple[str, str]]:
-        """Create the items of the blobs the run does not hold yet and count them, in one transaction: an item
-        and its count are written together or not at all. Blobs whose item exists already are dropped and the
-        transaction is sent again with the rest. A transaction DynamoDB refuses as invalid is written blob by
-        blob, and a blob it refuses alone is recorded failed with the reason; returns those (blob id, reason)."""
+        """Create the items of the blobs the run does not hold yet and count them in one counter shard, in one
+        transaction: an item and its count are written together or not at all. Blobs whose item exists already
+        are dropped and the transaction is sent again with the rest. A transaction DynamoDB refuses as invalid
+        is written blob by blob, and a blob it refuses alone is recorded failed with the reason; returns those
+        (blob id, reason)."""
         while entries:
             try:
-                items = [*map(self._blob_put(run_id), entries), self._count(run_id, entries)]
+                items, owners = [], []
+                for index, entry in enumerate(entries):
+                    for write in self._blob_puts(run_id, entry):
+                        items.append(write)
+                        owners.append(index)
+                decided = [entry.state for entry in entries if entry.state != "pending"]
+                added = increments(decided, found=len(entries))
+                items.append(self._count(run_id, blob_digest(entries[0].blob_id), added))
                 exist = self._transact(items, "register_page")
             except LedgerRefusedError as error:
                 if len(entries) > 1:
@@ -271,48 +154,43 @@ class DynamoLedger:
                 reason = f"the ledger cannot hold the record of this blob as listed: {error}"[:REASON_CHARS]
                 self._create_blobs(run_id, [PageEntry(entry.blob_id, entry.size, "failed", reason)])
                 return [(entry.blob_id, reason)]
-            entries = [entry for index, entry in enumerate(entries) if index not in exist] if exist else []
+            existing = {owners[index] for index in exist if index < len(owners)}
+            entries = [entry for index, entry in enumerate(entries) if index not in existing] if exist else []
         return []
 
-    def _blob_put(self, run_id: str) -> Any:
-        def put(entry: PageEntry) -> dict[str, Any]:
-            listed = entry.listed
-            values = _item(
-                blob_id=entry.blob_id,
-                state=entry.state,
-                size=entry.size,
-                reason=entry.reason[:REASON_CHARS] if entry.reason else None,
-                listed=listed.ref_json() if listed else None,
-                key=listed.key if listed else None,
-                expires_at=self._expires(),
-            )
-            return {
+    def _blob_puts(self, run_id: str, entry: PageEntry) -> list[dict[str, Any]]:
+        """The blob's item, created only if the run does not hold it; and its failure item when its listing
+        decided a state that leaves it uncopied."""
+        listed = entry.listed
+        reason = entry.reason[:REASON_CHARS] if entry.reason else None
+        values = _item(
+            blob_id=entry.blob_id,
+            state=entry.state,
+            size=entry.size,
+            reason=reason,
+            listed=listed.ref_json() if listed else None,
+            key=listed.key if listed else None,
+            expires_at=self._expires(),
+        )
+        puts: list[dict[str, Any]] = [
+            {
                 "Put": {
                     "TableName": self.table,
                     "Item": {**self._key(run_id, blob_sk(entry.blob_id)), **values},
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             }
+        ]
+        if entry.state in NOT_COPIED_STATES:
+            puts.append(self._failure_put(run_id, entry.blob_id, entry.state, reason, entry.size))
+        return puts
 
-        return put
-
-    def _count(self, run_id: str, entries: list[PageEntry]) -> dict[str, Any]:
-        """The run's counters for newly created blob items: found, and the counter of each decided state."""
-        increments = {"found": len(entries)}
-        for entry in entries:
-            if entry.state != "pending":
-                increments[COUNTER[entry.state]] = increments.get(COUNTER[entry.state], 0) + 1
-        names = {f"#c{i}": name for i, name in enumerate(increments)}
-        values = {f":c{i}": count for i, count in enumerate(increments.values())}
+    def _failure_put(
+        self, run_id: str, blob_id: str, state: str, reason: str | None, size: int
+    ) -> dict[str, Any]:
+        values = _item(blob_id=blob_id, state=state, reason=reason, size=size, expires_at=self._expires())
         return {
-            "Update": {
-                "TableName": self.table,
-                "Key": self._key(run_id, "META"),
-                "UpdateExpression": "ADD "
-                + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": _item(**values),
-            }
+            "Put": {"TableName": self.table, "Item": {**self._key(run_id, failure_sk(blob_id)), **values}}
         }
 
     def mark_page_published(self, run_id: str, container: str, page: int) -> None:
@@ -379,7 +257,7 @@ class DynamoLedger:
             if record and record.state in TERMINAL_STATES:
                 return Claim("terminal", record)
             return Claim("busy", record)
-        self._progress(run_id)
+        self._progress(run_id, blob_digest(blob_id))
         return Claim("claimed", blob_record(blob_id, _plain(response["Attributes"])))
 
     def release(self, run_id: str, blob_id: str, owner: str) -> None:
@@ -398,47 +276,58 @@ class DynamoLedger:
             pass  # not ours any more: finished, or taken over after our lease ran out
 
     def finish(self, run_id: str, blob_id: str, state: str, reason: str | None, nbytes: int) -> bool:
-        if state not in TERMINAL_STATES:
-            raise ValueError(f"{state!r} is not a terminal state")
+        return blob_id in self.finish_many(run_id, [Finish(blob_id, state, reason, nbytes)])
+
+    def finish_many(self, run_id: str, finishes: list[Finish]) -> set[str]:
+        finishes = unique_finishes(finishes)
+        weights = [2 if finish.state in NOT_COPIED_STATES else 1 for finish in finishes]
+        recorded: set[str] = set()
+        for group in transaction_chunks(weights):
+            recorded |= self._finish_group(run_id, [finishes[index] for index in group])
+        return recorded
+
+    def _finish_group(self, run_id: str, group: list[Finish]) -> set[str]:
+        """One transaction: each blob's terminal state (only if it has none yet), a failure item for each blob
+        not copied, and their counts in one counter shard. Blobs that reached a terminal state before are
+        dropped and the rest sent again."""
+        while group:
+            now = Decimal(str(time.time()))
+            items, owners = [], []
+            for index, finish in enumerate(group):
+                items.append(self._finish_update(run_id, finish, now))
+                owners.append(index)
+                if finish.state in NOT_COPIED_STATES:
+                    reason = finish.reason[:REASON_CHARS] if finish.reason else None
+                    items.append(self._failure_put(run_id, finish.blob_id, finish.state, reason, 0))
+                    owners.append(index)
+            nbytes = sum(finish.nbytes for finish in group)
+            added = increments([finish.state for finish in group], nbytes)
+            items.append(self._count(run_id, blob_digest(group[0].blob_id), added))
+            failed = self._transact(items, "finish")
+            if not failed:
+                return {finish.blob_id for finish in group}
+            done_before = {owners[index] for index in failed if index < len(owners)}
+            group = [finish for index, finish in enumerate(group) if index not in done_before]
+        return set()
+
+    def _finish_update(self, run_id: str, finish: Finish, now: Decimal) -> dict[str, Any]:
         terminal = {f":t{i}": s for i, s in enumerate(TERMINAL_STATES)}
         # Every write that can create a blob's item names the blob: its key is only a digest of the id.
-        update = "SET #s = :state, finished_at = :now, blob_id = :id REMOVE #o"
-        values: dict[str, Any] = {
-            ":state": state,
-            ":now": Decimal(str(time.time())),
-            ":id": blob_id,
-            **terminal,
+        update = "SET #s = :state, finished_at = :now, blob_id = :id"
+        values: dict[str, Any] = {":state": finish.state, ":now": now, ":id": finish.blob_id, **terminal}
+        if finish.reason:
+            update += ", reason = :reason"
+            values[":reason"] = finish.reason[:REASON_CHARS]
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._key(run_id, blob_sk(finish.blob_id)),
+                "UpdateExpression": update + " REMOVE #o",
+                "ConditionExpression": f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(terminal)})",
+                "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
+                "ExpressionAttributeValues": _item(**values),
+            }
         }
-        if reason:
-            update = "SET #s = :state, finished_at = :now, blob_id = :id, reason = :reason REMOVE #o"
-            values[":reason"] = reason[:REASON_CHARS]
-        failed = self._transact(
-            [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": self._key(run_id, blob_sk(blob_id)),
-                        "UpdateExpression": update,
-                        "ConditionExpression": f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(terminal)})",
-                        "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
-                        "ExpressionAttributeValues": _item(**values),
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": self._key(run_id, "META"),
-                        "UpdateExpression": "ADD #n :one, bytes_copied :bytes SET progress_at = :now",
-                        "ExpressionAttributeNames": {"#n": COUNTER[state]},
-                        "ExpressionAttributeValues": _item(
-                            **{":one": 1, ":bytes": nbytes, ":now": values[":now"]}
-                        ),
-                    }
-                },
-            ],
-            "finish",
-        )
-        return not failed  # a failed condition: the blob reached a terminal state before
 
     def set_upload(
         self,
@@ -496,39 +385,8 @@ class DynamoLedger:
             ExpressionAttributeValues={":p": {"NS": [str(number)]}, **_item(**{":id": blob_id})},
             ReturnValues="ALL_NEW",
         )
-        self._progress(run_id)
+        self._progress(run_id, blob_digest(blob_id))
         return len(response["Attributes"].get("parts_done", {}).get("NS", []))
-
-    def _progress(self, run_id: str) -> None:
-        """Stamp the run's progress, which keeps a later launch from taking it over (finish stamps it too)."""
-        now = time.time()
-        if now - self._progressed.get(run_id, 0.0) < PROGRESS_INTERVAL:
-            return
-        try:
-            self._call(
-                "update_item",
-                Key=self._key(run_id, "META"),
-                UpdateExpression="SET progress_at = :now",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=_item(**{":now": Decimal(str(now))}),
-            )
-        except ClientError:
-            pass  # no such run
-        self._progressed[run_id] = now
-
-    def _query(self, run_id: str, prefix: str) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": _item(**{":pk": run_pk(run_id), ":prefix": prefix}),
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self._call("query", **kwargs)
-            for item in response.get("Items", []):
-                yield _plain(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def part_checksums(self, run_id: str, blob_id: str) -> dict[int, str]:
         prefix = part_prefix(blob_id)
@@ -547,28 +405,3 @@ class DynamoLedger:
     def blobs(self, run_id: str) -> Iterator[BlobRecord]:
         for item in self._query(run_id, "BLOB#"):
             yield blob_record(str(item["blob_id"]), item)
-
-    def add_note(self, run_id: str, note: str) -> None:
-        item = _item(pk=run_pk(run_id), sk=note_sk(note), note=note[:2000], expires_at=self._expires())
-        self._call("put_item", Item=item)
-
-    def notes(self, run_id: str) -> list[str]:
-        return [str(item["note"]) for item in self._query(run_id, "NOTE#")]
-
-    def mark_reported(self, run_id: str, report_key: str, finished_at: float) -> None:
-        self._call(
-            "update_item",
-            Key=self._key(run_id, "META"),
-            UpdateExpression="SET report_key = :k, finished_at = if_not_exists(finished_at, :f)",
-            ExpressionAttributeValues=_item(**{":k": report_key, ":f": Decimal(str(finished_at))}),
-        )
-        try:
-            self._call(
-                "update_item",
-                Key=_item(pk="CURRENT", sk="CURRENT"),
-                UpdateExpression="SET finished = :yes",
-                ConditionExpression="run_id = :r",
-                ExpressionAttributeValues=_item(**{":yes": True, ":r": run_id}),
-            )
-        except ClientError:
-            pass  # a newer run (forced) is current now

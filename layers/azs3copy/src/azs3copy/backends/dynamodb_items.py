@@ -24,18 +24,27 @@ from botocore.exceptions import ClientError
 
 from azs3copy.backends.aws_errors import classify_client_error
 from azs3copy.errors import FatalError, TransientError
-from azs3copy.ledger import COUNTER, TERMINAL_STATES, LedgerRefusedError
-from azs3copy.settings import RunSettings
+from azs3copy.ledger import COUNT_SHARDS as COUNT_SHARDS
+from azs3copy.ledger import LedgerRefusedError
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 RETENTION_SECONDS = 90 * 24 * 3600
-#: Blob items created per transaction: DynamoDB's 100 items, less the run's counters.
-CREATE_CHUNK = 99
+#: Items of one TransactWriteItems request (DynamoDB's limit): a listing's or a batch's blob items and the one
+#: counter item they are counted in.
+TRANSACTION_ITEMS = 100
 #: Keys per BatchGetItem request (DynamoDB's limit).
 BATCH_GET = 100
 #: Bytes of a blob id's digest: 2^128 ids before two are likely to share one.
 DIGEST_BYTES = 16
+
+
+#: A run's counters (found, each terminal state, bytes copied, progress_at) are summed over COUNT_SHARDS
+#: items, `COUNT#000`..
+COUNT_PREFIX = "COUNT#"
+FAILURE_PREFIX = "FAILURE#"
+#: The item whose conditional write lets one function, and only one, write a finished run's report.
+REPORT_SK = "REPORT"
 
 
 def blob_digest(blob_id: str) -> bytes:
@@ -44,6 +53,20 @@ def blob_digest(blob_id: str) -> bytes:
 
 def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
+
+
+def count_sk(shard: int) -> str:
+    return f"{COUNT_PREFIX}{shard:03d}"
+
+
+def count_shard(digest: bytes, shards: int) -> int:
+    """The counter item a write chosen by this digest goes to: spread evenly over the run's shards."""
+    return int.from_bytes(digest[:4], "big") % max(1, shards)
+
+
+def failure_sk(blob_id: str) -> str:
+    """A blob that ended in a state other than copied or skipped, for the report (a sparse key range)."""
+    return f"{FAILURE_PREFIX}{blob_digest(blob_id).hex()}"
 
 
 def blob_sk(blob_id: str) -> str:
@@ -75,43 +98,18 @@ def attempt_sk(function: str, message_id: str) -> str:
     return f"TRY#{function}#{message_id}"
 
 
-def run_puts(
-    table: str,
-    run_id: str,
-    now: float,
-    containers: list[str],
-    listings: int,
-    begindate: str,
-    launch_id: str | None,
-    settings: RunSettings | None,
-) -> list[dict[str, Any]]:
-    """A new run's record (`META`, only if there is none), its entry in `RUNS` and its settings, as the Puts
-    of a transaction: `start_run` adds `CURRENT` to them, `open_run` does not."""
-    expires = int(time.time()) + RETENTION_SECONDS
-    meta = item(
-        pk=run_pk(run_id),
-        sk="META",
-        run_id=run_id,
-        started_at=Decimal(str(now)),
-        progress_at=Decimal(str(now)),
-        containers=list(containers),
-        begindate=begindate,
-        listing_pending=listings,
-        found=0,
-        bytes_copied=0,
-        expires_at=expires,
-        launched_by=launch_id,
-        **{COUNTER[state]: 0 for state in TERMINAL_STATES},
-    )
-    # The settings get their own item, written once: META is rewritten by every finish, billed by its size.
-    text = settings.to_json() if settings else None
-    recorded = item(pk=run_pk(run_id), sk="SETTINGS", settings=text, expires_at=expires)
-    listed = item(pk="RUNS", sk=run_id, started_at=Decimal(str(now)), expires_at=expires)
-    return [
-        {"Put": {"TableName": table, "Item": meta, "ConditionExpression": "attribute_not_exists(pk)"}},
-        {"Put": {"TableName": table, "Item": listed}},
-        {"Put": {"TableName": table, "Item": recorded}},
-    ]
+def transaction_chunks(weights: list[int], reserve: int = 1) -> list[list[int]]:
+    """The indexes of entries grouped so that each group's items (an entry's weight) and `reserve` more fit in
+    one transaction, in order."""
+    groups: list[list[int]] = []
+    room = 0
+    for index, weight in enumerate(weights):
+        if not groups or room < weight:
+            groups.append([])
+            room = TRANSACTION_ITEMS - reserve
+        groups[-1].append(index)
+        room -= weight
+    return groups
 
 
 def item(**values: Any) -> dict[str, Any]:
@@ -149,7 +147,7 @@ def conditional_failed(error: ClientError) -> bool:
 
 
 #: Why DynamoDB cancels a transaction that may go through when sent again: another transaction on one of its
-#: items at the same moment (every finish and listing write touches the run's META item), or throttling.
+#: items at the same moment (finishes and listing pages that count in the same counter shard), or throttling.
 RETRY_REASONS = frozenset(
     {
         "TransactionConflict",

@@ -53,14 +53,11 @@ def read_report(target: Target, key: str) -> dict[str, Any] | None:
 
 
 def ledger_failures(target: Target, run_id: str, limit: int = 50) -> list[dict[str, str]]:
-    found = []
-    for record in target.ledger().blobs(run_id):
-        if record.state in OK_STATES or record.state in ("pending", "working"):
-            continue
-        found.append({"blob": record.blob_id, "state": record.state, "reason": record.reason or ""})
-        if len(found) >= limit:
-            break
-    return found
+    """The blobs of a running run not copied so far, from the ledger's failure items (not every blob's)."""
+    return [
+        {"blob": record.blob_id, "state": record.state, "reason": record.reason or ""}
+        for record in target.ledger().failures(run_id, limit)
+    ]
 
 
 def print_run(target: Target, run: Any, out: TextIO) -> dict[str, Any] | None:
@@ -90,7 +87,8 @@ def print_run(target: Target, run: Any, out: TextIO) -> dict[str, Any] | None:
     failures = report["failures"] if report else []
     if not report and any(run.counts.get(s) for s in run.counts if s not in OK_STATES):
         failures = ledger_failures(target, run.run_id)
-    total = report.get("failures_total", len(failures)) if report else len(failures)
+    not_copied = sum(count for state, count in run.counts.items() if state not in OK_STATES)
+    total = report.get("failures_total", len(failures)) if report else max(not_copied, len(failures))
     if failures:
         print(f"  not copied ({total}):", file=out)
         for item in failures[:20]:

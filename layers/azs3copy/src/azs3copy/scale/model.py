@@ -21,11 +21,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from azs3copy.ledger import COUNT_SHARDS
 from azs3copy.scale.inputs import LIMITS, Calibration, Deployment, Limits, StepCost
 from azs3copy.scale.workload import Workload, azure_reads
+from azs3copy.steps.report import MAX_LISTED_FAILURES
 
 #: PublishBatch takes up to 10 messages (backends/sns.py).
 PUBLISH_BATCH = 10
+#: The constraint of the ledger's busiest item: a counter shard, META, or a large blob's own item.
+LEDGER_BOUND = "ledger's busiest item (DynamoDB, one item)"
 
 
 # --- the prediction ----------------------------------------------------------------------------------------
@@ -126,7 +130,14 @@ def predict(
             bounds[f"{name} at concurrency {load.slots}"] = copy_start + drain
     busy = sum(load.busy_seconds for load in loads.values())
     cold_seconds = sum(load.cold_seconds for load in loads.values())
-    meta_writes = max(0, work.blobs - work.not_copied) + work.register_writes + work.containers + 2
+    # The run's counters are summed over COUNT_SHARDS items: each takes its share of the counting writes (a
+    # download batch's one transaction, a large blob's finish, a listing's creating transactions). META
+    # takes each container's end, the run's start and report; a blob's own item its creation, claim and
+    # finish, and a large blob's one write a part. The busiest of them bounds the run.
+    counting = work.batches + work.large_blobs + work.register_writes
+    shard_writes = math.ceil(counting / COUNT_SHARDS)
+    parts_each = math.ceil(work.parts / work.large_blobs) if work.large_blobs else 0
+    hottest = max(shard_writes, work.containers + 2, 3 + (parts_each + 2 if work.large_blobs else 0))
     meta_reads = work.batches + work.large_blobs + work.containers
     prefixes = max(1, work.containers)  # keys are <destination prefix><container>/<name>
     usage = _usage(work, loads, limits)
@@ -142,8 +153,8 @@ def predict(
         copy_bounds = {
             f"Lambda account concurrency {deployment.account_concurrency}": busy
             / deployment.account_concurrency,
-            "ledger META item (DynamoDB, one item)": max(
-                meta_writes * limits.transact_wcu / limits.item_wcu_per_s, meta_reads / limits.item_rcu_per_s
+            LEDGER_BOUND: max(
+                hottest * limits.transact_wcu / limits.item_wcu_per_s, meta_reads / limits.item_rcu_per_s
             ),
             "S3 PUT requests per prefix": usage.s3_put_requests / (limits.s3_put_per_prefix * prefixes),
             "S3 GET requests per prefix": usage.s3_get_requests / (limits.s3_get_per_prefix * prefixes),
@@ -161,7 +172,7 @@ def predict(
     binding = max(bounds, key=lambda name: bounds[name])
     seconds = (launch + bounds[binding] + report) if work.listed or work.blobs else launch
     expired = _expired(loads, listing, deployment.max_event_age_s)
-    warnings = _warnings(work, deployment, loads, expired, report, binding, meta_writes)
+    warnings = _warnings(work, deployment, loads, expired, report, binding, hottest)
     return Prediction(
         seconds=seconds,
         binding=binding,
@@ -170,7 +181,7 @@ def predict(
         usage=usage,
         listing_seconds=listing,
         report_seconds=report,
-        hottest_item_writes_per_1000_blobs=1000 * meta_writes / work.blobs if work.blobs else 0.0,
+        hottest_item_writes_per_1000_blobs=1000 * hottest / work.blobs if work.blobs else 0.0,
         expired_share=expired,
         warnings=warnings,
         calibration=f"{calibration.name} calibration, {calibration.measured}",
@@ -308,9 +319,9 @@ def _loads(
 
 
 def _report_seconds(work: Workload, limits: Limits, lat: Limits) -> float:
-    """The run report reads every blob item of the run: one partition key, read at 3,000 RCU a second at
-    most, a 1 MB page a request."""
-    data = work.blobs * limits.blob_item_bytes
+    """The run report reads the run's counter shards and its failure items (at most MAX_LISTED_FAILURES of
+    them, never every blob's): one partition key, read at 3,000 RCU a second at most, a 1 MB page a request."""
+    data = (COUNT_SHARDS + min(work.not_copied, MAX_LISTED_FAILURES)) * limits.blob_item_bytes
     return max(data / 4096 / limits.item_rcu_per_s, math.ceil(data / 1e6) * lat.dynamodb_latency_s)
 
 
@@ -336,7 +347,7 @@ def _warnings(
     expired: Mapping[str, float],
     report: float,
     binding: str,
-    meta_writes: int,
+    hottest: int,
 ) -> tuple[str, ...]:
     found = []
     reserved = sum(c for c in dep.concurrency.values() if c > 0)
@@ -360,14 +371,13 @@ def _warnings(
     )
     if report > shortest:
         found.append(
-            f"the report reads every blob item ({work.blobs} of them, at least {report:.0f} s): more than the "
+            f"the report reads the run's failure items (at least {report:.0f} s): more than the "
             f"{shortest:g} s timeout of a function that can settle the last blob"
         )
-    if binding.startswith("ledger META"):
+    if binding == LEDGER_BOUND:
         found.append(
-            f"the run's META item takes {meta_writes} transactional writes ({1000 * meta_writes / max(1, work.blobs):.0f}"
-            " per 1,000 blobs) and sets the duration; concurrent finishes on it also conflict "
-            "(TransactionConflict) and are retried"
+            f"the ledger's busiest item takes {hottest} transactional writes "
+            f"({1000 * hottest / max(1, work.blobs):.0f} per 1,000 blobs) and sets the duration"
         )
     if work.not_copied:
         found.append(
@@ -395,9 +405,10 @@ def _usage(work: Workload, loads: Mapping[str, FunctionLoad], limits: Limits) ->
     write_units = (
         6  # start_run: three items in a transaction
         + work.pages * 3  # the page item: created, registered, published
-        + (work.blobs * 2 + work.register_writes * 2)  # blob items and the counters, transactionally
+        + (work.blobs * 2 + work.register_writes * 2)  # blob items and a counter shard, transactionally
         + work.containers * 4  # finish_container
-        + work.small_blobs * 5  # claim; finish (blob item + counters, transactionally)
+        + work.small_blobs * 3  # claim; finish (the blob item, transactionally)
+        + work.batches * 2  # the batch's counter shard, in the same transaction
         + work.large_blobs
         * (2 + 6)  # initializer: set_upload + attempt; recombinator: attempt, claim, finish
         + work.parts * 3  # attempt, the part's checksum item, parts_done
@@ -410,7 +421,10 @@ def _usage(work: Workload, loads: Mapping[str, FunctionLoad], limits: Limits) ->
         + work.large_blobs * (2 + math.ceil(parts_each * 100 / 4096))  # initializer, recombinator
         + work.parts  # the parter reads the blob's record
         + work.containers
-        + math.ceil(work.blobs * limits.blob_item_bytes / 4096)  # the report
+        + work.batches
+        + work.large_blobs
+        + work.containers  # the counter shards with each run read
+        + math.ceil(min(work.not_copied, MAX_LISTED_FAILURES) * limits.blob_item_bytes / 4096)  # report
     )
     sns_messages = work.containers + work.batches + 2 * work.large_blobs + work.parts
     sns_messages += max(0, loads["find-blobs"].invocations - work.containers)  # listing continued

@@ -76,7 +76,7 @@ def find_blobs(deps: Deps, task: FindBlobsTask, invocation: Invocation) -> Outco
             "listing failed", extra={"run_id": task.run_id, "container": task.container, "reason": reason}
         )
         outcome.count("failed")
-        maybe_report(deps, task.run_id)
+        maybe_report(deps, task.run_id, invocation)
         if error.retryable:
             raise  # the last attempt failed: recorded, and on to the dead-letter queue
         return outcome
@@ -99,7 +99,7 @@ def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, out
         marker, page = following, page + 1
         if marker is None:
             deps.ledger.finish_container(task.run_id, task.container)
-            maybe_report(deps, task.run_id)
+            maybe_report(deps, task.run_id, invocation)
             return outcome
         if invocation.remaining_seconds() < tuning.listing_reserve_seconds:
             following_task = FindBlobsTask(task.run_id, task.container, marker, page)

@@ -30,7 +30,7 @@ def largefile_initializer(deps: Deps, message: LargefileInitializerTask, invocat
     record = deps.ledger.get_blob(message.run_id, blob.blob_id)
     if record and record.state in TERMINAL_STATES:
         outcome.count("done-before")
-        maybe_report(deps, message.run_id)  # an earlier attempt may have failed writing it
+        maybe_report(deps, message.run_id, invocation)  # an earlier attempt may have failed writing it
         return outcome
     try:
         plan = plan_parts(blob.size, deps.tuning.part_size, deps.tuning.max_part_size)
@@ -51,7 +51,7 @@ def largefile_initializer(deps: Deps, message: LargefileInitializerTask, invocat
         if state is None:
             raise
         outcome.count(state)
-        maybe_report(deps, message.run_id)
+        maybe_report(deps, message.run_id, invocation)
         if error.retryable:
             raise  # the last attempt failed: recorded, and on to the dead-letter queue
         return outcome

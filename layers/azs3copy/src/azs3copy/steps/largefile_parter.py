@@ -27,7 +27,7 @@ def largefile_parter(deps: Deps, task: LargefileParterTask, invocation: Invocati
     record = deps.ledger.get_blob(task.run_id, blob.blob_id)
     if record and record.state in TERMINAL_STATES:
         outcome.count("done-before")
-        maybe_report(deps, task.run_id)  # an earlier attempt may have failed writing it
+        maybe_report(deps, task.run_id, invocation)  # an earlier attempt may have failed writing it
         return outcome
     try:
         data = source.read_range(blob, task.offset, task.length)
@@ -52,7 +52,7 @@ def largefile_parter(deps: Deps, task: LargefileParterTask, invocation: Invocati
             deps, task.run_id, blob.blob_id, FatalError(f"multipart upload vanished: {error}"), invocation
         )
         outcome.count(state or "failed")
-        maybe_report(deps, task.run_id)
+        maybe_report(deps, task.run_id, invocation)
         return outcome
     except Azs3copyError as error:
         record = deps.ledger.get_blob(task.run_id, blob.blob_id)
@@ -64,7 +64,7 @@ def largefile_parter(deps: Deps, task: LargefileParterTask, invocation: Invocati
             raise
         abandon_upload(deps, task.key, task.upload_id)
         outcome.count(state)
-        maybe_report(deps, task.run_id)
+        maybe_report(deps, task.run_id, invocation)
         if error.retryable:
             raise  # the last attempt failed: recorded, and on to the dead-letter queue
         return outcome

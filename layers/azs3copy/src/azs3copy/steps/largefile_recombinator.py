@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 
-from azs3copy.checksums import Segment, combined_crc32
+from azs3copy.checksums import Segment, combined_crc32, composite_crc32
 from azs3copy.errors import (
     Azs3copyError,
     ChecksumMismatchError,
@@ -21,6 +21,7 @@ from azs3copy.messages import (
 )
 from azs3copy.planner import PartPlan, plan_parts
 from azs3copy.steps.context import Deps, Invocation, Outcome
+from azs3copy.steps.manifest import copied_line, write_manifest_part
 from azs3copy.steps.report import maybe_report
 from azs3copy.steps.settle import abandon_upload, release, settle
 from azs3copy.steps.verify import (
@@ -50,7 +51,7 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
     if claim.outcome != "claimed" or claim.record is None:
         outcome.count("done-before" if claim.outcome == "terminal" else "busy")
         if claim.outcome == "terminal":
-            maybe_report(deps, task.run_id)  # an earlier attempt may have failed writing it
+            maybe_report(deps, task.run_id, invocation)  # an earlier attempt may have failed writing it
         return outcome
     record = claim.record
     try:
@@ -58,12 +59,14 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
         checksums = deps.ledger.part_checksums(task.run_id, blob.blob_id)
         absent = [number for number in range(1, plan.count + 1) if number not in checksums]
         segments = [Segment(part.length, checksums.get(part.number, "")) for part in plan.parts()]
+        version = task.version_id
         if task.verify_from:  # a read-back this blob's earlier invocation handed over
             handed_over = _verify(
                 deps, task, invocation, segments, absent, task.version_id, task.verify_from - 1
             )
         else:
             completed = _complete_upload(deps, task, plan, record.checksum_type, segments, absent)
+            version = completed.version
             # verified: S3 checked the whole object this completion made, marked when the upload was opened,
             # or an earlier attempt completed and marked it, then died before recording it
             handed_over = (
@@ -80,7 +83,7 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
             raise
         abandon_upload(deps, task.key, task.upload_id)
         outcome.count(state)
-        maybe_report(deps, task.run_id)
+        maybe_report(deps, task.run_id, invocation)
         if error.retryable:
             raise  # the last attempt failed: recorded, and on to the dead-letter queue
         return outcome
@@ -88,6 +91,12 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
         deps.ledger.release(task.run_id, blob.blob_id, invocation.request_id)
         raise
     try:
+        whole = record.checksum_type == "FULL_OBJECT"
+        crc = combined_crc32(segments) if whole else composite_crc32(segments)
+        line = copied_line(deps, blob, task.key, version, crc, record.checksum_type)
+        write_manifest_part(
+            deps, task.run_id, [line]
+        )  # before the record: a blob counted copied has its line
         deps.ledger.finish(task.run_id, blob.blob_id, "copied", None, blob.size)
     except Azs3copyError:
         # The object is verified and marked; only its record is missing. The claim is let go, so the retry (or
@@ -96,7 +105,7 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
         raise
     outcome.count("copied", blob.size)
     logger.info("large blob copied", extra={"run_id": task.run_id, "blob": blob.blob_id, "bytes": blob.size})
-    maybe_report(deps, task.run_id)
+    maybe_report(deps, task.run_id, invocation)
     return outcome
 
 
