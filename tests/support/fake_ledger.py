@@ -49,8 +49,8 @@ from azs3copy.ledger import (
     RunInProgressError,
     RunRecord,
     blob_record,
-    note_sk,
     increments,
+    note_sk,
     page_entries,
     run_record,
     unique_finishes,
@@ -546,6 +546,7 @@ class MemoryLedger:
         with self._lock:
             found = self.table.query(run_pk(run_id), "NOTE#")
         return [str(item["note"]) for _, item in found]
+
     def failures(self, run_id: str, limit: int) -> list[BlobRecord]:
         with self._lock:
             found = self.table.query(run_pk(run_id), FAILURE_PREFIX)[:limit]

@@ -23,8 +23,6 @@ from azs3copy.backends.dynamodb_items import (
     part_prefix,
     part_sk,
     run_pk,
-    send,
-    transact,
     transaction_chunks,
 )
 from azs3copy.backends.dynamodb_items import item as _item

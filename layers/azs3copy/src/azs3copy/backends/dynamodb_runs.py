@@ -171,7 +171,13 @@ class DynamoRuns:
         recorded = _item(pk=run_pk(run_id), sk="SETTINGS", settings=text, expires_at=self._expires())
         listed = _item(pk="RUNS", sk=run_id, started_at=Decimal(str(now)), expires_at=self._expires())
         return [
-            {"Put": {"TableName": self.table, "Item": meta, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": meta,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
             {"Put": {"TableName": self.table, "Item": listed}},
             {"Put": {"TableName": self.table, "Item": recorded}},
         ]
