@@ -48,7 +48,7 @@ test-integration: deps ## Integration tests against Azurite and moto server
 	$(PY) -m pytest tests/integration -q
 
 test: deps lint tf-config layers function-zips $(CHECKOV) ## Everything: lint, unit, integration, Terraform, end to end, faults
-	$(PY) -m pytest tests -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(PY) -m pytest tests -q -p no:cacheprovider -n 2
 
 clean: ## Remove build outputs (keeps .venv and node_modules)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
