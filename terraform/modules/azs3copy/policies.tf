@@ -259,10 +259,12 @@ data "aws_iam_policy_document" "blob_events" {
   }
 
   # The day's events run is opened with a transaction of Puts; its blobs are registered as find-blobs does.
+  # Closing the day before's run takes its report claim, let go (DeleteItem) when the report cannot be written.
   statement {
     sid = "RecordEventsRun"
     actions = [
       "dynamodb:BatchGetItem",
+      "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
