@@ -877,7 +877,12 @@ def test_wrong_azure_credentials_with_listed_containers_end_the_run_with_the_lis
         row.update(tally.cells())
         settle(tally.problems)
         assert tally.not_listed == len(SMALL), tally
-        assert attempts == 1 and len(world.azure_proxy.log) == 1, "the refused credentials were tried again"
+        # Azurite refuses a wrong key with AuthorizationFailure, the code Azure gives a credential that may not read
+        # index tags: the page is asked once more without tags, and that refusal ends the listing.
+        listings = [seen for seen in refused if "comp=list" in seen.query]
+        assert attempts == 1 and len(world.azure_proxy.log) == len(listings) <= 2, (
+            "refused credentials tried again"
+        )
         assert refused, "Azure never refused the wrong key: the fault did not happen"
         (failure,) = report["failures"]
         assert failure["blob"] == f"{container}/" and "azure.connection_string" in failure["reason"], failure
