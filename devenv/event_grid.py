@@ -128,19 +128,22 @@ def local_events_url(runtime_url: str) -> str:
 
 
 def wait_verified(s3: Any, bucket: str, key: str, etag: str, size: int, timeout: float = 120.0) -> float:
-    """Wait until S3 holds the object at `key` verified as a copy of this blob version (its verified tag);
-    returns the monotonic time it was seen. Raises TimeoutError."""
+    """Wait until S3 holds the object at `key` verified as a copy of this blob version (its verified mark, in
+    its metadata or, marked after a read-back, its tags); returns the monotonic time it was seen. Raises
+    TimeoutError."""
     from azs3copy.messages import BlobRef
-    from azs3copy.steps.verify import VERIFIED_TAG, verified_mark
+    from azs3copy.steps.verify import VERIFIED_MARK, verified_mark
 
     mark = verified_mark(BlobRef("", "", size, etag, datetime.now(UTC)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
+            if s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get(VERIFIED_MARK) == mark:
+                return time.monotonic()
             tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
         except s3.exceptions.ClientError:
             tags = []
-        if any(tag["Key"] == VERIFIED_TAG and tag["Value"] == mark for tag in tags):
+        if any(tag["Key"] == VERIFIED_MARK and tag["Value"] == mark for tag in tags):
             return time.monotonic()
         time.sleep(0.05)
     raise TimeoutError(f"s3://{bucket}/{key} was not verified at ETag {etag} within {timeout:.0f} s")

@@ -24,17 +24,19 @@ What each function's code calls, derived by reading the engine, the ledger and t
   unverified version is DeleteObjectVersion; HEAD is GetObject; CreateMultipartUpload, UploadPart,
   CompleteMultipartUpload and the run report are PutObject; `_upload_call` checks a failing upload with
   ListParts (ListMultipartUploadParts). Any function that can end a run's last blob writes the report.
-  With verify=checksum an object is written with its verified tag (PutObject and CreateMultipartUpload with
-  Tagging, which S3 authorizes as s3:PutObjectTagging too) by download and the initializer; with
-  verify=readback a verified object's version is tagged afterwards (PutObjectVersionTagging, PutObjectTagging
-  without a version id) by download and the recombinator; find-blobs and the recombinator read the current version's tags
-  (GetObjectTagging) to skip verified copies, and so does download when a chunked blob's completion answer
-  was lost and its resend found the upload gone (found by the recorded calls below, not by reading). The recombinator continues a long read-back by publishing to
+  With verify=checksum an object is written with its verified mark in its metadata, and with the blob's
+  index tags (PutObject and CreateMultipartUpload with Tagging, which S3 authorizes as s3:PutObjectTagging
+  too), by download and the initializer; with verify=readback (and for a large blob with a Content-MD5) a
+  verified object's version is marked with a tag afterwards (PutObjectVersionTagging, PutObjectTagging
+  without a version id) by download and the recombinator; find-blobs and the recombinator look for the mark
+  to skip verified copies (HEAD, then the current version's tags: GetObjectTagging), and so does download
+  when a chunked blob's completion answer was lost and its resend found the upload gone (found by the
+  recorded calls below, not by reading). The recombinator continues a long read-back by publishing to
   its own topic. A PutObject the SDK resent (RetryAttempts > 0) lists the key's versions
   (ListBucketVersions) to remove the one its unanswered first attempt stored.
 * blob-events reads the whole secret at every delivery, the current properties of each blob an event names
-  (Azure, no AWS grant), the verified tag of its object (GetObjectTagging, with s3:ListBucket to tell a
-  missing object apart), opens the day's events run (a transaction of Puts) and registers its blobs as
+  (Azure, no AWS grant), the verified mark of its object (HEAD, and GetObjectTagging, with s3:ListBucket to
+  tell a missing object apart), opens the day's events run (a transaction of Puts) and registers its blobs as
   find-blobs does, publishes to download and largefile-initializer, and closing the day before's run may
   write its report.
 * one grant no call names: S3 evaluates s3:ListBucket on the bucket when a HEAD, GET or GetObjectTagging
@@ -120,7 +122,7 @@ USES: dict[str, set[Grant]] = {
     | STEP
     | grants(["dynamodb:BatchGetItem", "dynamodb:PutItem"], LEDGER)
     | grants(["s3:ListBucket"], BUCKET)
-    | grants(["s3:GetObjectTagging"], OBJECTS)
+    | grants(["s3:GetObject", "s3:GetObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic find-blobs")
     | grants(["sns:Publish"], "topic download")
     | grants(["sns:Publish"], "topic largefile-initializer"),
@@ -148,7 +150,7 @@ USES: dict[str, set[Grant]] = {
     | REPORTING
     | TELL_MISSING
     | grants(["dynamodb:BatchGetItem", "dynamodb:PutItem"], LEDGER)
-    | grants(["s3:GetObjectTagging"], OBJECTS)
+    | grants(["s3:GetObject", "s3:GetObjectTagging"], OBJECTS)
     | grants(["sns:Publish"], "topic download")
     | grants(["sns:Publish"], "topic largefile-initializer"),
 }

@@ -85,9 +85,9 @@ def test_each_verify_mode_copies_every_kind_of_blob_byte_identical_and_marked(
     moto_server: MotoServer, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     """verify = "checksum" (the default) has S3 check the CRC32 (and Content-MD5) each write carries and
-    writes the verified tag with the object: no object is read back, no tag is set afterwards, except the
-    large blob with a Content-MD5, which only its bytes read whole can be compared with. verify = "readback"
-    reads every object back before tagging it. Blobs written by one PutObject, by the download's multipart
+    writes the verified mark with the object, in its metadata: no object is read back, no tag is set
+    afterwards, except the large blob with a Content-MD5, which only its bytes read whole can be compared with,
+    and which is then marked with a tag. verify = "readback" reads every object back before tagging it. Blobs written by one PutObject, by the download's multipart
     upload and by the large path all arrive byte for byte and marked."""
     from botocore.client import BaseClient
 
@@ -128,8 +128,13 @@ def test_each_verify_mode_copies_every_kind_of_blob_byte_identical_and_marked(
         assert checked.assert_identical(container) == len(blobs) + 2
         s3 = boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1")
         for name in [*blobs, "with-md5.bin", "large-md5.bin"]:
-            tags = s3.get_object_tagging(Bucket=checked.bucket, Key=f"{container}/{name}")["TagSet"]
-            assert [tag["Key"] for tag in tags] == ["azs3copy-verified"], name
+            key = f"{container}/{name}"
+            tags = [tag["Key"] for tag in s3.get_object_tagging(Bucket=checked.bucket, Key=key)["TagSet"]]
+            metadata = s3.head_object(Bucket=checked.bucket, Key=key)["Metadata"]
+            if mode == "checksum" and name != "large-md5.bin":
+                assert tags == [] and metadata["azs3copy-verified"], name  # the mark came with the write
+            else:
+                assert tags == ["azs3copy-verified"] and "azs3copy-verified" not in metadata, name
     read_back = sorted(call.rsplit("/", 1)[-1] for call in calls if call.startswith("GetObject "))
     tagged_after = sorted(call.rsplit("/", 1)[-1] for call in calls if call.startswith("PutObjectTagging "))
     if mode == "checksum":
@@ -414,10 +419,12 @@ def test_each_copy_lands_in_the_storage_class_of_its_blobs_access_tier(stack: St
 
 def test_index_tags_arrive_as_s3_tags_and_a_tag_s3_refuses_fails_its_blob_alone(stack: Stack) -> None:
     container = new_container(stack)
-    nine = {f"key{n}": f"v {n}+-=.:/_" for n in range(9)}
+    ten = {f"key{n}": f"v {n}+-=.:/_" for n in range(9)} | {"owner": "ana"}
     blobs = {
-        "small.bin": (os.urandom(1000), {"owner": "ana", "project": "x y"}),
-        "chunked.bin": (os.urandom(PART + 10), nine),
+        # 10 tags: the verified mark of a PutObject or a download's multipart upload is metadata
+        "small.bin": (os.urandom(1000), ten),
+        "chunked.bin": (os.urandom(PART + 10), ten),
+        # one Put Blob, so a Content-MD5: marked with a tag once read back, so 9 tags at most
         "large.bin": (os.urandom(THRESHOLD + 1), {"retention": "7y"}),
         "reserved.bin": (b"r", {"aws:owner": "ana"}),
     }
@@ -437,9 +444,14 @@ def test_index_tags_arrive_as_s3_tags_and_a_tag_s3_refuses_fails_its_blob_alone(
             continue
         assert stack.object_bytes(f"{container}/{name}") == data
         held = stack.s3.get_object_tagging(Bucket=stack.bucket, Key=f"{container}/{name}")["TagSet"]
-        found = {tag["Key"]: tag["Value"] for tag in held if tag["Key"] != "azs3copy-verified"}
-        assert found == tags, name
+        found = {tag["Key"]: tag["Value"] for tag in held}
+        mark = found.pop("azs3copy-verified", None)
+        assert found == tags and (mark is not None) == (name == "large.bin"), (name, mark)
     stack.azure.get_blob_client(container, "reserved.bin").delete_blob()
+    again = stack.pump()
+    second = stack.launch()
+    again.drain()
+    assert stack.report(second)["counts"]["skipped"] == 3  # each copy found verified, its mark where it is
     out = io.StringIO()
     args = argparse.Namespace(location=container, quick=False, all=False)
     assert cmd_verify(cli_target(stack), args, out) == 0, out.getvalue()

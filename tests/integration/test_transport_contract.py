@@ -369,31 +369,38 @@ def test_tags_belong_to_the_version_they_were_set_on(sink: ObjectSink) -> None:
     assert sink.get_tags("c/tagged") == {}  # a new object, or version, starts without the old one's tags
 
 
-MARK = {"azs3copy-verified": "0x8DC1A2B3:300000"}
+MARKED = ObjectAttrs(metadata={"azs3copy-verified": "0x8DC1A2B3:300000"}, tags={"owner": "ana"})
 
 
-def test_an_object_written_with_its_tags_carries_them_and_a_refused_write_leaves_neither(
+def marked(sink: ObjectSink, key: str) -> tuple[str | None, dict[str, str] | None]:
+    """The object's verified mark (metadata) and its tags; (None, None) when there is no object."""
+    info = sink.head(key)
+    return (info.metadata.get("azs3copy-verified") if info else None), sink.get_tags(key)
+
+
+def test_an_object_written_with_its_mark_and_tags_carries_them_and_a_refused_write_leaves_neither(
     sink: ObjectSink,
 ) -> None:
-    """verify=checksum writes the verified tag in the same request as the bytes (PutObject's and
-    CreateMultipartUpload's Tagging): the object, when S3 accepts its checksums, has the tag from its first
-    moment; when S3 refuses them, neither the object nor its tag exists."""
+    """verify=checksum writes the verified mark (metadata) and the blob's tags in the same request as the
+    bytes (PutObject, CreateMultipartUpload): the object, when S3 accepts its checksums, has them from its first
+    moment; when S3 refuses them, neither the object nor its mark exists."""
+    held = ("0x8DC1A2B3:300000", {"owner": "ana"})
     data = os.urandom(300_000)
     with pytest.raises(ChecksumMismatchError, match="BadDigest"):
-        sink.put("c/marked", data, crc32=crc32_of(data + b"!"), md5=md5_b64(data), attrs=ATTRS, tags=MARK)
-    assert sink.head("c/marked") is None and sink.get_tags("c/marked") is None
-    sink.put("c/marked", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=ATTRS, tags=MARK)
-    assert sink.get_tags("c/marked") == MARK
+        sink.put("c/marked", data, crc32=crc32_of(data + b"!"), md5=md5_b64(data), attrs=MARKED)
+    assert marked(sink, "c/marked") == (None, None)
+    sink.put("c/marked", data, crc32=crc32_of(data), md5=md5_b64(data), attrs=MARKED)
+    assert marked(sink, "c/marked") == held
     bodies = [os.urandom(5 * 1024 * 1024), os.urandom(1000)]
-    upload = sink.create_upload("c/marked-big", ATTRS, MARK)
+    upload = sink.create_upload("c/marked-big", MARKED)
     etags = [sink.upload_part("c/marked-big", upload, n, b, crc32_of(b)) for n, b in enumerate(bodies, 1)]
     parts = [CompletedPart(n, etags[n - 1], crc32_of(body)) for n, body in enumerate(bodies, 1)]
-    assert sink.get_tags("c/marked-big") is None  # no object until the upload completes
+    assert marked(sink, "c/marked-big") == (None, None)  # no object until the upload completes
     with pytest.raises(ChecksumMismatchError, match="BadDigest"):
         sink.complete("c/marked-big", upload, parts, crc32=crc32_of(bodies[0]))
-    assert sink.get_tags("c/marked-big") is None  # refused: still no object, so no mark either
+    assert marked(sink, "c/marked-big") == (None, None)  # refused: still no object, so no mark either
     sink.complete("c/marked-big", upload, parts, crc32=crc32_of(b"".join(bodies)))
-    assert sink.get_tags("c/marked-big") == MARK
+    assert marked(sink, "c/marked-big") == held
     assert b"".join(sink.read("c/marked-big")) == b"".join(bodies)
 
 

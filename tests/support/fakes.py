@@ -337,28 +337,25 @@ class MemoryObjectSink:
         crc32: str,
         md5: str,
         attrs: ObjectAttrs,
-        tags: dict[str, str] | None = None,
     ) -> str | None:
-        """PutObject: nothing is stored (neither bytes nor tags) unless the bytes as they arrived match both
-        checksums and the key, metadata and tags are within S3's limits."""
+        """PutObject: nothing is stored (neither bytes nor metadata nor tags) unless the bytes as they arrived
+        match both checksums and the key, metadata and tags are within S3's limits."""
         self._check_key(f"PUT {key}", key)
         self._check_metadata(f"PUT {key}", attrs)
-        tags = {**attrs.tags, **(tags or {})}  # the blob's index tags and azs3copy's mark, in one Tagging
-        self._check_tags(f"PUT {key}", tags)
+        self._check_tags(f"PUT {key}", attrs.tags)
         data = self._arrived(key, data)
         self._check(f"PUT {key}", data, crc32, md5)
         with self._lock:
-            return self._store(key, data, attrs, tags)
+            return self._store(key, data, attrs, attrs.tags)
 
-    def create_upload(self, key: str, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> str:
-        """CreateMultipartUpload; its tags become the object's when the upload completes."""
+    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+        """CreateMultipartUpload; its metadata and tags become the object's when the upload completes."""
         self._check_key(f"create multipart upload of {key}", key)
         self._check_metadata(f"create multipart upload of {key}", attrs)
-        tags = {**attrs.tags, **(tags or {})}
-        self._check_tags(f"create multipart upload of {key}", tags)
+        self._check_tags(f"create multipart upload of {key}", attrs.tags)
         upload_id = f"upload-{next(self._ids)}"
         with self._lock:
-            self.uploads[upload_id] = _Upload(key, attrs, dict(tags or {}))
+            self.uploads[upload_id] = _Upload(key, attrs, dict(attrs.tags))
         return upload_id
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes, crc32: str) -> str:

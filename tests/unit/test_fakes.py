@@ -56,19 +56,23 @@ def test_the_memory_sink_refuses_more_than_2_kb_of_metadata_with_room_for_the_wr
 def test_the_memory_sink_refuses_tags_s3_refuses_and_then_stores_nothing(tags: dict[str, str]) -> None:
     sink = MemoryObjectSink()
     with pytest.raises(FatalError, match="InvalidTag"):
-        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=ObjectAttrs(), tags=tags)
+        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=ObjectAttrs(tags=tags))
     with pytest.raises(FatalError, match="InvalidTag"):
-        sink.create_upload("c/b", ObjectAttrs(), tags)
+        sink.create_upload("c/b", ObjectAttrs(tags=tags))
     assert not sink.objects and not sink.uploads
 
 
-def test_the_memory_sink_checks_the_bytes_as_they_arrived_and_keeps_the_tags_only_with_them() -> None:
+def test_the_memory_sink_checks_the_bytes_as_they_arrived_and_keeps_metadata_and_tags_only_with_them() -> (
+    None
+):
     sink = MemoryObjectSink()
     sink.on_arrival = lambda key, data: b"y"
-    mark = {"azs3copy-verified": "0x8DC1A2B3:1"}
+    attrs = ObjectAttrs(metadata={"azs3copy-verified": "0x8DC1A2B3:1"}, tags={"owner": "ana"})
     with pytest.raises(ChecksumMismatchError, match="BadDigest"):
-        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=ObjectAttrs(), tags=mark)
-    assert sink.get_tags("c/a") is None
+        sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=attrs)
+    assert sink.head("c/a") is None and sink.get_tags("c/a") is None
     sink.on_arrival = None
-    sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=ObjectAttrs(), tags=mark)
-    assert sink.get_tags("c/a") == mark
+    sink.put("c/a", b"x", crc32=crc32_of(b"x"), md5=md5_b64(b"x"), attrs=attrs)
+    info = sink.head("c/a")
+    assert info is not None and info.metadata == attrs.metadata
+    assert sink.get_tags("c/a") == {"owner": "ana"}

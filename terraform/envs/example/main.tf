@@ -47,7 +47,7 @@ module "azs3copy" {
   # Streaming chunk (and part size) of the small-blob path: 5 MiB to 256 MiB.
   chunk_size_bytes = 16777216
   # How each copy is checked: "checksum" has S3 check the CRC32 sent with every write (and the whole object's
-  # on completion) and writes the verified tag with the object; "readback" also reads every object back.
+  # on completion) and writes the verified mark with the object; "readback" also reads every object back.
   verify = "checksum"
 
   # S3 storage class of the copies when the secret names none (its storage_class and tier_storage_classes

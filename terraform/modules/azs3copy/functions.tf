@@ -65,7 +65,7 @@ locals {
         POWERTOOLS_SERVICE_NAME         = "largefile-initializer"
         AZS3COPY_TOPIC_LARGEFILE_PARTER = local.topics["largefile-parter"]
         AZS3COPY_PART_SIZE              = tostring(var.part_size_bytes)
-        AZS3COPY_VERIFY                 = var.verify # checksum: the upload is opened with the verified tag
+        AZS3COPY_VERIFY                 = var.verify # checksum: the object is written with its verified mark
         # The largest part the parter's memory holds (the rule of function_memory_mb): a blob that would
         # need larger parts is refused with the reason when its upload is planned.
         AZS3COPY_MAX_PART_SIZE = tostring(min(5368709120, floor((var.function_memory_mb.largefile_parter - 256) / 2) * 1048576))

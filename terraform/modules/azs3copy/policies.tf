@@ -59,10 +59,11 @@ data "aws_iam_policy_document" "find_blobs" {
     resources = [module.storage.arn]
   }
 
-  # An object whose size matches is skipped only if it carries the verified tag for the blob's ETag.
+  # An object whose size matches is skipped only if it carries the verified mark for the blob's ETag: in its
+  # metadata (HEAD: s3:GetObject), or, marked after a read-back, in its tags.
   statement {
-    sid       = "ReadVerifiedTags"
-    actions   = ["s3:GetObjectTagging"]
+    sid       = "ReadVerifiedMarks"
+    actions   = ["s3:GetObject", "s3:GetObjectTagging"]
     resources = [local.objects]
   }
 
@@ -102,7 +103,8 @@ data "aws_iam_policy_document" "download" {
   }
 
   # GetObjectTagging: a chunked blob whose completion answer was lost, and whose resend found the upload
-  # gone, is taken as copied when the object there carries the verified tag (engine._completed_before).
+  # gone, is taken as copied when the object there carries the verified mark (verify.completed_before), in its
+  # metadata or, marked after a read-back, in its tags.
   statement {
     sid = "WriteAndVerifyObjects"
     actions = [
@@ -143,7 +145,6 @@ data "aws_iam_policy_document" "download" {
 }
 
 data "aws_iam_policy_document" "largefile_initializer" {
-  # s3:PutObjectTagging: with verify = "checksum" the upload is opened with the object's verified tag.
   statement {
     sid = "StartMultipartUploads"
     # PutObjectTagging: CreateMultipartUpload also carries the blob's index tags (x-amz-tagging).
@@ -237,11 +238,12 @@ data "aws_iam_policy_document" "blob_events" {
     resources = [module.secret.arn]
   }
 
-  # A blob S3 holds verified at the ETag Azure reports now is not queued again. s3:ListBucket is never called:
-  # with it S3 answers GetObjectTagging of a key that is not there with 404 (no object), without it 403.
+  # A blob S3 holds verified at the ETag Azure reports now is not queued again: its verified mark is in the
+  # object's metadata (HEAD: s3:GetObject) or, marked after a read-back, its tags. s3:ListBucket is never
+  # called: with it S3 answers a HEAD of a key that is not there with 404 (no object), without it 403.
   statement {
-    sid       = "ReadVerifiedTags"
-    actions   = ["s3:GetObjectTagging"]
+    sid       = "ReadVerifiedMarks"
+    actions   = ["s3:GetObject", "s3:GetObjectTagging"]
     resources = [local.objects]
   }
 

@@ -115,7 +115,7 @@ variable "chunk_size_bytes" {
 
 variable "verify" {
   type        = string
-  description = "How copies are verified (AZS3COPY_VERIFY): checksum (S3 checks the CRC32 sent with every write and the whole object's on completion; the object is written with its verified tag, nothing is read back) or readback (for audits: every object is also read back whole and compared before it is tagged)."
+  description = "How copies are verified (AZS3COPY_VERIFY): checksum (S3 checks the CRC32 sent with every write and the whole object's on completion; the object is written with its verified mark in its metadata, nothing is read back) or readback (for audits: every object is also read back whole and compared before it is marked with a tag)."
   default     = "checksum"
   nullable    = false
 

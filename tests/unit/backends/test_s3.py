@@ -29,9 +29,10 @@ def s3() -> Iterator[tuple[S3ObjectSink, Stubber]]:
 def test_an_object_that_is_gone_is_named_gone_to_a_role_that_may_list_the_bucket(
     s3: tuple[S3ObjectSink, Stubber],
 ) -> None:
-    """S3's answers to a role holding s3:ListBucket: 404 for the tags and the HEAD of a key not there."""
+    """S3's answer to a role holding s3:ListBucket: 404 for the HEAD of a key not there (asked whether a
+    verified copy is there, then whether any copy is)."""
     sink, stubber = s3
-    stubber.add_client_error("get_object_tagging", "NoSuchKey", "The specified key does not exist.", 404)
+    stubber.add_client_error("head_object", "404", "Not Found", 404)
     stubber.add_client_error("head_object", "404", "Not Found", 404)
     with pytest.raises(FatalError) as raised:
         completed_before(sink, KEY, BLOB)  # the recombinator, finding the upload gone

@@ -8,6 +8,7 @@ import json
 from azs3copy.errors import TransientError
 from azs3copy.ledger import Finish, Ledger
 from azs3copy.settings import parse_settings
+from azs3copy.steps.verify import VERIFIED_MARK
 from tests.support.fakes import MemoryBlobSource, MemoryLedger, MemoryObjectSink
 from tests.support.harness import Harness
 
@@ -55,3 +56,10 @@ class RecordingRefused(MemoryLedger):
                 "ledger finish: transaction still cancelled after 8 attempts (TransactionConflict)"
             )
         return super().finish_many(run_id, finishes)
+
+
+def mark_of(sink: MemoryObjectSink, key: str) -> str | None:
+    """The verified mark the object at key carries: in its metadata (written with it) or its tags (set after a
+    read-back); None when it has none."""
+    held = sink.objects[key]
+    return held.attrs.metadata.get(VERIFIED_MARK) or held.tags.get(VERIFIED_MARK)

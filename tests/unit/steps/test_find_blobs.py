@@ -14,6 +14,7 @@ from azs3copy.errors import AccessDeniedError, TransientError
 from azs3copy.ledger import TERMINAL_STATES
 from azs3copy.steps.context import Tuning
 from azs3copy.steps.launch_qualification import launch_qualification
+from azs3copy.transports import ObjectInfo
 from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 from tests.support.harness import QueuePublisher
 from tests.unit.steps.common import MiB, assert_copied, harness, settings
@@ -211,18 +212,20 @@ def test_a_listing_that_stopped_while_registering_its_page_settles_the_blobs_it_
 
 
 def test_a_blob_whose_copy_in_s3_cannot_be_checked_fails_alone_and_the_listing_goes_on() -> None:
-    class TagsDenied(MemoryObjectSink):
-        """GetObjectTagging refused for one object (a bucket policy on its prefix, say)."""
+    class HeadDenied(MemoryObjectSink):
+        """HEAD refused for one object (a bucket policy on its prefix, say)."""
 
-        def get_tags(self, key: str) -> dict[str, str] | None:
+        def head(
+            self, key: str, version_id: str | None = None, *, checksums: bool = False
+        ) -> ObjectInfo | None:
             if key == "alpha/locked/b":
-                raise AccessDeniedError(f"GET tagging s3://dest/{key}: AccessDenied")
-            return super().get_tags(key)
+                raise AccessDeniedError(f"HEAD s3://dest/{key}: AccessDenied")
+            return super().head(key, version_id, checksums=checksums)
 
     source = MemoryBlobSource()
     for name in ("a", "locked/b", "c"):
         source.put("alpha", name, name.encode() * 10)
-    sink = TagsDenied()
+    sink = HeadDenied()
     first = harness(source, sink)
     first.report(first.run() or "")
     second = harness(source, sink)

@@ -59,6 +59,6 @@ def test_a_batch_recorded_by_its_retry_still_has_a_line_for_each_blob() -> None:
     _, lines = manifest_lines(sink, f"_azs3copy/reports/{run_id}/manifest/")
     copied = {key: obj for key, obj in sink.objects.items() if not key.startswith("_azs3copy/")}
     # the first attempt wrote its part, the retry that found the verified copies its own: the same lines
-    assert {(line["key"], line["version_id"], line["checksum_crc32"]) for line in lines} == {
-        (key, obj.version_id, crc32_of(obj.data)) for key, obj in copied.items()
-    }
+    assert {
+        (line["key"], line["version_id"], line["checksum_crc32"], line["storage_class"]) for line in lines
+    } == {(key, obj.version_id, crc32_of(obj.data), "STANDARD") for key, obj in copied.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -45,6 +46,14 @@ def test_every_copy_is_written_in_the_runs_class_or_its_tiers_class() -> None:
         "alpha/untiered.bin": "INTELLIGENT_TIERING",
     }
     assert sink.head("alpha/cool.bin").storage_class == "STANDARD_IA"  # type: ignore[union-attr]
+    # the manifest records each object's class
+    lines = [
+        json.loads(line)
+        for key, obj in sink.objects.items()
+        if key.startswith(f"_azs3copy/reports/{run_id}/manifest/")
+        for line in obj.data.decode().splitlines()
+    ]
+    assert {line["key"]: line["storage_class"] for line in lines} == classes(sink)
 
 
 def test_without_settings_the_deployments_default_class_applies() -> None:

@@ -13,11 +13,11 @@ import pytest
 
 from azs3copy.checksums import Segment, crc32_of, md5_b64
 from azs3copy.errors import AccessDeniedError, TransientError
-from azs3copy.steps.verify import META_PREFIX, VERIFIED_TAG, compare_checksum, verified_mark
+from azs3copy.steps.verify import META_PREFIX, VERIFIED_MARK, compare_checksum, verified_mark
 from azs3copy.transports import ObjectAttrs, ObjectInfo
 from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 from tests.support.harness import Harness
-from tests.unit.steps.common import MiB, assert_copied, harness
+from tests.unit.steps.common import MiB, assert_copied, harness, mark_of
 
 
 def flip_last_byte(key: str, data: bytes) -> bytes:
@@ -94,7 +94,9 @@ def test_by_default_each_object_is_written_with_its_mark_and_nothing_is_read_bac
     assert run_id and h.report(run_id).counts["copied"] == 4
     assert sink.bytes_read == 0 and sink.tagged_after == 0
     assert_copied(source, sink)
-    assert all(sink.objects[ref.blob_id].tags == {VERIFIED_TAG: verified_mark(ref)} for ref in refs)
+    # the mark is metadata written with each object: none of its tags
+    assert all(sink.objects[ref.blob_id].attrs.metadata[VERIFIED_MARK] == verified_mark(ref) for ref in refs)
+    assert all(sink.objects[ref.blob_id].tags == {} for ref in refs)
 
 
 @pytest.mark.parametrize("fault", ["corrupt-and-delete-denied", "verification-cannot-read"])
@@ -124,7 +126,7 @@ def test_an_object_never_verified_is_copied_again_by_the_next_run_not_skipped(fa
     left = sorted(k for k in sink.objects if not k.startswith("_"))
     assert left == ["alpha/large", "alpha/small"]  # unverified objects, with the source's metadata
     assert all(sink.objects[k].attrs.metadata[f"{META_PREFIX}etag"] for k in left)
-    assert all(VERIFIED_TAG not in sink.objects[k].tags for k in left)
+    assert all(mark_of(sink, k) is None for k in left)
     report = json.loads(sink.objects[f"_azs3copy/reports/{first}.json"].data)
     assert report["counts"]["failed"] == 2
     sink.on_store, sink.delete, sink.read = None, real_delete, real_read  # type: ignore[method-assign]
@@ -134,7 +136,7 @@ def test_an_object_never_verified_is_copied_again_by_the_next_run_not_skipped(fa
     run = second.report(run_id)
     assert run.counts["copied"] == 2 and run.counts["skipped"] == 0
     assert_copied(source, sink)
-    assert all(VERIFIED_TAG in sink.objects[k].tags for k in left)
+    assert all(mark_of(sink, k) for k in left)
     third = harness(source, sink)  # and now, verified, they are skipped
     assert third.report(third.run() or "").counts["skipped"] == 2
 

@@ -104,15 +104,15 @@ class ObjectSink(Protocol):
         crc32: str,
         md5: str,
         attrs: ObjectAttrs,
-        tags: dict[str, str] | None = None,
     ) -> str | None:
-        """One object, with its checksums for S3 to check and its tags, in one request (S3 stores neither
-        when the bytes do not match: ChecksumMismatchError); returns the version id (None if unversioned)."""
+        """One object, with its checksums for S3 to check, its metadata and its tags, in one request (S3
+        stores nothing when the bytes do not match: ChecksumMismatchError); returns the version id (None if
+        unversioned)."""
         ...
 
-    def create_upload(self, key: str, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> str:
-        """Open a multipart upload whose object gets a full-object CRC32 (ChecksumType FULL_OBJECT); its tags
-        are the object's once the upload completes."""
+    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+        """Open a multipart upload whose object gets a full-object CRC32 (ChecksumType FULL_OBJECT); its
+        metadata and tags are the object's once the upload completes."""
         ...
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes, crc32: str) -> str:

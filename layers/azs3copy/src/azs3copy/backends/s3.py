@@ -60,11 +60,10 @@ class S3ObjectSink:
         except (ClientError, BotoCoreError) as error:
             raise classify_client_error(error, action) from error
 
-    def _write_args(self, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    def _write_args(self, attrs: ObjectAttrs) -> dict[str, Any]:
         args: dict[str, Any] = {"Metadata": dict(attrs.metadata)}
-        tags = {**attrs.tags, **(tags or {})}  # the blob's index tags, and azs3copy's verified mark if given
-        if tags:  # x-amz-tagging: a query string (S3 needs s3:PutObjectTagging for it)
-            args["Tagging"] = urlencode(tags, quote_via=quote)
+        if attrs.tags:  # x-amz-tagging: a query string (S3 needs s3:PutObjectTagging for it)
+            args["Tagging"] = urlencode(attrs.tags, quote_via=quote)
         for field, arg in _CONTENT_ARGS.items():
             value = getattr(attrs.content, field)
             if value:
@@ -130,12 +129,11 @@ class S3ObjectSink:
         crc32: str,
         md5: str,
         attrs: ObjectAttrs,
-        tags: dict[str, str] | None = None,
     ) -> str | None:
         """PutObject; returns the version written. When the SDK had to resend the request (its first answer
         was lost), an earlier attempt may have been stored too: those versions carry the same write id and
         are removed, so one put leaves one version."""
-        args = self._write_args(attrs, tags)
+        args = self._write_args(attrs)
         write_id = uuid.uuid4().hex
         args["Metadata"][WRITE_ID_METADATA] = write_id
         response = self._call(
@@ -175,8 +173,8 @@ class S3ObjectSink:
                 return
             kwargs.update(KeyMarker=listing["NextKeyMarker"], VersionIdMarker=listing["NextVersionIdMarker"])
 
-    def create_upload(self, key: str, attrs: ObjectAttrs, tags: dict[str, str] | None = None) -> str:
-        args = self._write_args(attrs, tags)
+    def create_upload(self, key: str, attrs: ObjectAttrs) -> str:
+        args = self._write_args(attrs)
         args["Metadata"][WRITE_ID_METADATA] = uuid.uuid4().hex  # the same room in the metadata as a put's
         response = self._call(
             "create_multipart_upload",

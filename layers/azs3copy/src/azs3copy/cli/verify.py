@@ -53,12 +53,12 @@ def _blob_chunks(source: BlobSource, ref: BlobRef) -> Iterator[bytes]:
 def _tag_problem(s3: Any, bucket: str, key: str, ref: BlobRef) -> str | None:
     """How the object's tags differ from the blob's index tags (azs3copy's own verified mark aside), if they
     do; None too when the credential may not read the blob's tags (the summary says so)."""
-    from azs3copy.steps.verify import VERIFIED_TAG
+    from azs3copy.steps.verify import VERIFIED_MARK
 
     if ref.tags is None:
         return None
     held = s3.get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
-    found = {tag["Key"]: tag["Value"] for tag in held if tag["Key"] != VERIFIED_TAG}
+    found = {tag["Key"]: tag["Value"] for tag in held if tag["Key"] != VERIFIED_MARK}
     if found == ref.tags:
         return None
     missing = sorted(set(ref.tags) - set(found))

@@ -26,11 +26,10 @@ from azs3copy.steps.manifest import ManifestLine, copied_line, write_manifest_pa
 from azs3copy.steps.report import maybe_report
 from azs3copy.steps.settle import release, settle
 from azs3copy.steps.verify import (
-    checked_on_arrival,
     completed_before,
+    marked_on_write,
     object_attrs,
     verified_copy,
-    verified_tags,
     verify_and_mark,
 )
 from azs3copy.transports import CompletedPart
@@ -44,11 +43,12 @@ Written = tuple[str | None, str | None]
 
 def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> Written:
     """Copy one blob: one PutObject, or streamed as parts when it is longer than a chunk. With
-    verify=checksum the write carries the verified mark and S3's check of its checksums is the proof; the
-    blob's Content-MD5 is compared with the bytes read before the object can exist."""
+    verify=checksum the write carries the verified mark (in its metadata) and S3's check of its checksums is the proof; the
+    blob's Content-MD5 is compared with the bytes read before the object can exist (one invocation reads
+    them all)."""
     source, sink, chunk = deps.need_source(), deps.need_sink(), deps.tuning.chunk_size
-    attrs = object_attrs(blob, run_settings(deps, run_id))
-    tags = verified_tags(blob) if checked_on_arrival(deps) else None
+    marked = marked_on_write(deps, blob, across_invocations=False)
+    attrs = object_attrs(blob, run_settings(deps, run_id), marked=marked)
     if blob.size <= chunk:
         data, md5 = source.read_blob(blob)
         if len(data) != blob.size:
@@ -58,12 +58,12 @@ def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> Writte
                 f"{blob.blob_id}: bytes read have MD5 {md5}, the blob's Content-MD5 is {blob.content_md5}"
             )
         crc = crc32_of(data)
-        version = sink.put(key, data, crc32=crc, md5=md5, attrs=attrs, tags=tags)
+        version = sink.put(key, data, crc32=crc, md5=md5, attrs=attrs)
         del data
-        if tags is None:
+        if not marked:
             verify_and_mark(deps, key, version, [Segment(blob.size, crc)], blob)
         return version, crc
-    upload_id = sink.create_upload(key, attrs, tags)
+    upload_id = sink.create_upload(key, attrs)
     try:
         digest, parts = Digest(), []
         for number, offset in enumerate(range(0, blob.size, chunk), start=1):
@@ -83,11 +83,11 @@ def _copy_small_blob(deps: Deps, run_id: str, blob: BlobRef, key: str) -> Writte
             done = completed_before(sink, key, blob)
             if done.verified:
                 return None, None
-            version, tags = done.version, None  # not written by this upload: checked below
+            version, marked = done.version, False  # not written by this upload: checked below
     except BaseException:
         sink.abort(key, upload_id)
         raise
-    if tags is None:
+    if not marked:
         verify_and_mark(deps, key, version, [Segment(blob.size, digest.crc32)], blob)
     return version, digest.crc32
 
@@ -115,7 +115,7 @@ def download(deps: Deps, batch: DownloadTask, invocation: Invocation) -> Outcome
                 )
             else:
                 written = _copy_small_blob(deps, batch.run_id, blob, key)
-            line = copied_line(deps, blob, key, *written)
+            line = copied_line(deps, batch.run_id, blob, key, *written)
         except Azs3copyError as error:
             state = settle(deps, batch.run_id, blob.blob_id, error, invocation)
             if state is None or error.retryable:

@@ -18,7 +18,7 @@ from azs3copy.planner import plan_parts
 from azs3copy.steps.context import Deps, Invocation, Outcome, run_settings
 from azs3copy.steps.report import maybe_report
 from azs3copy.steps.settle import settle
-from azs3copy.steps.verify import object_attrs, upload_tags
+from azs3copy.steps.verify import marked_on_write, object_attrs
 
 logger = Logger(child=True)
 
@@ -36,8 +36,9 @@ def largefile_initializer(deps: Deps, message: LargefileInitializerTask, invocat
         plan = plan_parts(blob.size, deps.tuning.part_size, deps.tuning.max_part_size)
         upload_id = record.upload_id if record and record.upload_id else None
         if upload_id is None:
+            marked = marked_on_write(deps, blob, across_invocations=True)
             mine = sink.create_upload(
-                key, object_attrs(blob, run_settings(deps, message.run_id)), upload_tags(deps, blob)
+                key, object_attrs(blob, run_settings(deps, message.run_id), marked=marked)
             )
             upload_id = deps.ledger.set_upload(
                 message.run_id, blob.blob_id, mine, key, plan.part_size, plan.count, "FULL_OBJECT"

@@ -30,8 +30,8 @@ from azs3copy.steps.verify import (
     completed_before,
     discard,
     mark_verified,
+    marked_on_write,
     read_back,
-    upload_tags,
 )
 from azs3copy.transports import CompletedPart
 
@@ -93,7 +93,7 @@ def largefile_recombinator(deps: Deps, task: LargefileRecombinatorTask, invocati
     try:
         whole = record.checksum_type == "FULL_OBJECT"
         crc = combined_crc32(segments) if whole else composite_crc32(segments)
-        line = copied_line(deps, blob, task.key, version, crc, record.checksum_type)
+        line = copied_line(deps, task.run_id, blob, task.key, version, crc, record.checksum_type)
         write_manifest_part(
             deps, task.run_id, [line]
         )  # before the record: a blob counted copied has its line
@@ -173,10 +173,10 @@ def _complete_upload(
     encrypts with KMS, and S3 refuses the completion (InvalidPart): the parts are listed again."""
     sink, blob = deps.need_sink(), task.blob
     whole = combined_crc32(segments) if checksum_type == "FULL_OBJECT" else None
-    # The initializer opened the upload with the mark (verify=checksum, no Content-MD5): S3 checks the
-    # assembly against `whole` and the object exists only if it matches. An upload opened unmarked (by
-    # readback mode or an earlier release) completes unmarked: the next run copies that blob again.
-    marked = whole is not None and upload_tags(deps, blob) is not None
+    # The initializer opened the upload with the mark in its metadata (verify=checksum, no Content-MD5): S3
+    # checks the assembly against `whole` and the object exists only if it matches. An upload opened unmarked
+    # (by readback mode) completes unmarked, and is read back and marked with a tag.
+    marked = whole is not None and marked_on_write(deps, blob, across_invocations=True)
     for attempt in range(1, COMPLETE_ATTEMPTS + 1):
         try:
             parts = _listed_parts(deps, task, plan, segments, absent)

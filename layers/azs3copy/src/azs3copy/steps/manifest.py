@@ -1,5 +1,5 @@
 """The run's manifest: one JSON line per object copied, so that an auditor can check the migration object by
-object against S3 (its version, size and checksum) and against Azure (the blob's ETag and Content-MD5).
+object against S3 (its version, size, checksum and storage class) and against Azure (the blob's ETag and Content-MD5).
 
 It is written as blobs settle, one object per download batch and one per large blob, under
 `<report prefix><run id>/manifest/`: never one object that grows. A part is written before its blobs are
@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from azs3copy.messages import BlobRef
-from azs3copy.steps.context import Deps
+from azs3copy.steps.context import Deps, run_settings
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class ManifestLine:
     #: its parts' CRC32s followed by "-<parts>" when COMPOSITE.
     checksum_crc32: str | None
     checksum_type: str | None
+    #: The S3 storage class the object was written in (STANDARD, INTELLIGENT_TIERING, GLACIER_IR, ...).
+    storage_class: str
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -43,6 +45,7 @@ def manifest_prefix(deps: Deps, run_id: str) -> str:
 
 def copied_line(
     deps: Deps,
+    run_id: str,
     blob: BlobRef,
     key: str,
     version_id: str | None,
@@ -50,8 +53,9 @@ def copied_line(
     checksum_type: str = "FULL_OBJECT",
 ) -> ManifestLine:
     """The line of a blob copied to `key`: from what the copy wrote (no version id in a bucket without
-    versioning), or, when it does not know (an earlier attempt wrote the object and died before recording it),
-    from S3 (one HEAD)."""
+    versioning; the class the run's settings give the blob's access tier), or, when it does not know (an
+    earlier attempt wrote the object and died before recording it), from S3 (one HEAD)."""
+    storage_class = run_settings(deps, run_id).storage_class_for(blob.tier)
     if crc32 is None:
         info = deps.need_sink().head(key, version_id, checksums=True)
         if info is not None:
@@ -60,6 +64,7 @@ def copied_line(
                 info.crc32,
                 info.checksum_type or checksum_type,
             )
+            storage_class = info.storage_class or "STANDARD"  # HEAD names no class for S3 Standard
     return ManifestLine(
         key=key,
         version_id=version_id,
@@ -69,6 +74,7 @@ def copied_line(
         content_md5=blob.content_md5,
         checksum_crc32=crc32,
         checksum_type=checksum_type,
+        storage_class=storage_class,
     )
 
 

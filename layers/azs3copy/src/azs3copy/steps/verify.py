@@ -3,9 +3,12 @@ from Azure, and the verified mark it carries once they pass.
 
 Two ways to verify (AZS3COPY_VERIFY). `checksum`, the default: every write carries the CRC32 of the bytes read
 from Azure (and, for a PutObject, their MD5), a multipart completion the CRC32 of the whole object
-(FULL_OBJECT), and S3 refuses bytes that do not match; the mark goes with the write itself (PutObject and
-CreateMultipartUpload take tags), because the object exists only once S3 accepted its checksum. `readback`,
-for audits: the object is written unmarked, read back whole, compared, and only then marked."""
+(FULL_OBJECT), and S3 refuses bytes that do not match; the mark is user metadata written with the object
+(PutObject and CreateMultipartUpload), because the object exists only once S3 accepted its checksum, and all
+10 of the object's tags are left to the blob's index tags. `readback`, for audits: the object is written
+unmarked, read back whole, compared, and only then marked, with a tag (metadata cannot change without writing
+the object again). A large blob with a Content-MD5 is marked that way in either mode: its parts are read by
+separate invocations and MD5s do not combine, so only the object read back whole can be compared with it."""
 
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from azs3copy.messages import (
 )
 from azs3copy.settings import RunSettings
 from azs3copy.steps.context import Deps
-from azs3copy.transports import WRITE_ID_BYTES, ObjectAttrs, ObjectSink
+from azs3copy.transports import WRITE_ID_BYTES, ObjectAttrs, ObjectInfo, ObjectSink
 
 logger = Logger(child=True)
 
@@ -56,7 +59,7 @@ def source_metadata(blob: BlobRef) -> dict[str, str]:
     )
     if blob.content_md5:
         metadata[f"{META_PREFIX}content-md5"] = blob.content_md5
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items()) + WRITE_ID_BYTES
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items()) + WRITE_ID_BYTES + MARK_BYTES
     if size > MAX_METADATA_BYTES:
         raise BlobRejectedError(
             f"{blob.blob_id}: its metadata needs {size} bytes in S3, which allows {MAX_METADATA_BYTES}"
@@ -64,23 +67,24 @@ def source_metadata(blob: BlobRef) -> dict[str, str]:
     return metadata
 
 
-#: The tag that marks an object verified as a copy of one blob version. It is only ever on bytes that were
-#: checked: written with a request whose checksum S3 checked (verify=checksum), or set on the exact version
-#: read back (verify=readback). An object whose check failed, could not run, or whose writer died before it,
-#: is never taken for a copy (its metadata is written with it, before any check): it is copied again.
-VERIFIED_TAG = "azs3copy-verified"
+#: The verified mark: the name of the user metadata (or, where the check comes after the write, of the tag)
+#: whose value names the blob version an object was verified as a copy of. It is only ever on bytes that were
+#: checked: written with a request whose checksum S3 checked (the metadata of a verify=checksum write), or set
+#: on the exact version read back (the tag). An object whose check failed, could not run, or whose writer died
+#: before it, is never taken for a copy (its other metadata is written with it, before any check): it is
+#: copied again.
+VERIFIED_MARK = "azs3copy-verified"
 
 
 _NOT_IN_TAG = re.compile(r"[^\w.:/=+\-@ ]")  # what S3 tag values cannot hold (an ETag's quotes)
 
 
 def verified_mark(blob: BlobRef) -> str:
-    """The value of the verified tag for this blob version: its ETag and size."""
+    """The value of the verified mark for this blob version: its ETag and size."""
     return f"{_NOT_IN_TAG.sub('', blob.etag)}:{blob.size}"[:256]
 
 
-def verified_tags(blob: BlobRef) -> dict[str, str]:
-    return {VERIFIED_TAG: verified_mark(blob)}
+MARK_BYTES = len(VERIFIED_MARK) + 256  # the room the mark may take in the metadata
 
 
 def checked_on_arrival(deps: Deps) -> bool:
@@ -89,64 +93,79 @@ def checked_on_arrival(deps: Deps) -> bool:
     return deps.tuning.verify == "checksum"
 
 
-def upload_tags(deps: Deps, blob: BlobRef) -> dict[str, str] | None:
-    """The tags a large blob's multipart upload is opened with: the verified mark when S3's FULL_OBJECT check
-    of the completion is the verification. None in readback mode, and for a blob with a Content-MD5: its
-    parts are read by separate invocations and MD5s do not combine, so only the object read back whole can be
-    compared with it, and the mark is set after that."""
-    return verified_tags(blob) if checked_on_arrival(deps) and not blob.content_md5 else None
+def marked_on_write(deps: Deps, blob: BlobRef, *, across_invocations: bool) -> bool:
+    """Whether the object is written with its mark: in checksum mode, unless its Content-MD5 can only be
+    compared once the object is read back whole (a large blob, whose parts are read by separate
+    invocations: MD5s do not combine)."""
+    return checked_on_arrival(deps) and not (across_invocations and blob.content_md5)
 
 
 def verified_copy(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
-    """Whether the object at key was verified as a copy of this blob version."""
-    tags = sink.get_tags(key)
-    return tags is not None and tags.get(VERIFIED_TAG) == verified_mark(blob)
-
-
-def already_copied(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
-    """Whether the object at key was written from this blob version (verified or not)."""
+    """Whether the object at key was verified as a copy of this blob version: one HEAD, and its tags read
+    only when it was written from this version without the mark in its metadata (marked after a read-back)."""
     info = sink.head(key)
+    if info is None or not written_from(info, blob):
+        return False
+    if info.metadata.get(VERIFIED_MARK) == verified_mark(blob):
+        return True
+    tags = sink.get_tags(key)
+    return tags is not None and tags.get(VERIFIED_MARK) == verified_mark(blob)
+
+
+def written_from(info: ObjectInfo, blob: BlobRef) -> bool:
+    """Whether the object was written from this blob version (verified or not)."""
     return (
-        info is not None
-        and info.size == blob.size
+        info.size == blob.size
         and info.metadata.get(f"{META_PREFIX}etag") == blob.etag
         and info.metadata.get(f"{META_PREFIX}size") == str(blob.size)
     )
 
 
+def already_copied(sink: ObjectSink, key: str, blob: BlobRef) -> bool:
+    """Whether the object at key was written from this blob version (verified or not)."""
+    info = sink.head(key)
+    return info is not None and written_from(info, blob)
+
+
 MAX_TAGS = 10  # S3's limit on an object's tags (Azure's on a blob's index tags is the same)
 
 
-def object_tags(blob: BlobRef) -> dict[str, str]:
+def object_tags(blob: BlobRef, *, mark_tag: bool) -> dict[str, str]:
     """The blob's index tags as the copy's S3 tags, keys and values as stored. Azure allows only characters S3
     allows too, and the same lengths; what S3 still refuses fails the blob alone, saying which tag and why,
-    rather than copying it without a tag its owner relies on. The verified mark needs one of the 10 tags."""
+    rather than copying it without a tag its owner relies on. With mark_tag (the mark is set as a tag after a
+    read-back) the mark needs one of the 10 tags."""
     tags = dict(blob.tags or {})
     for name in tags:
         reserved = name.lower().startswith("aws:")
-        if reserved or name == VERIFIED_TAG:
+        if reserved or name == VERIFIED_MARK:
             whose = (
                 "S3 keeps tags starting with aws: for AWS" if reserved else "the name of azs3copy's own tag"
             )
             raise BlobRejectedError(
                 f"{blob.blob_id}: its index tag {name!r} cannot be an S3 tag ({whose}): rename it in Azure"
             )
-    if len(tags) + 1 > MAX_TAGS:
+    if mark_tag and len(tags) + 1 > MAX_TAGS:
         raise BlobRejectedError(
             f"{blob.blob_id}: it has {len(tags)} index tags, and S3 holds {MAX_TAGS} tags of which azs3copy's "
-            "verified mark needs one"
+            "verified mark needs one when the object is marked after it is read back (verify=readback, or a "
+            "large blob with a Content-MD5)"
         )
     return tags
 
 
-def object_attrs(blob: BlobRef, settings: RunSettings) -> ObjectAttrs:
+def object_attrs(blob: BlobRef, settings: RunSettings, *, marked: bool) -> ObjectAttrs:
     """What an object is written with: the blob's content settings, metadata and index tags, in the run's
-    storage class for the blob's access tier."""
+    storage class for the blob's access tier; and, when `marked` (S3's check of the write is the
+    verification), the verified mark in its metadata."""
+    metadata = source_metadata(blob)
+    if marked:
+        metadata[VERIFIED_MARK] = verified_mark(blob)
     return ObjectAttrs(
         content=blob.content,
-        metadata=source_metadata(blob),
+        metadata=metadata,
         storage_class=settings.storage_class_for(blob.tier),
-        tags=object_tags(blob),
+        tags=object_tags(blob, mark_tag=not marked),
     )
 
 
@@ -285,7 +304,8 @@ def verify_and_mark(
 
 def mark_verified(deps: Deps, key: str, version: str | None, blob: BlobRef) -> None:
     # A tag set is replaced whole: the blob's own tags are written again beside the mark.
-    deps.need_sink().put_tags(key, version, {**object_tags(blob), VERIFIED_TAG: verified_mark(blob)})
+    tags = object_tags(blob, mark_tag=True)
+    deps.need_sink().put_tags(key, version, {**tags, VERIFIED_MARK: verified_mark(blob)})
 
 
 @dataclass(frozen=True)
