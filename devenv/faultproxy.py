@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Literal, Self
@@ -222,6 +222,8 @@ def _client_gone(connection: socket.socket) -> bool:
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:  # noqa: C901 (one branch per fault kind the proxy can inject)
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        _entry: Seen
+        _recorded: bool
         timeout = UPSTREAM_TIMEOUT
 
         def log_message(self, format: str, *args: object) -> None:
@@ -291,26 +293,44 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:  # noqa: C901 (
             finally:
                 upstream.close()
 
+        def _note(self) -> None:
+            # Logged before the client hears anything: one that has its answer (or its reset) may read the
+            # log at once, before this thread would reach a `finally`.
+            if not self._recorded:
+                proxy.record(self._entry)
+                self._recorded = True
+
+        def _answer(
+            self, status: int, headers: list[tuple[str, str]], body: bytes, *, cut: bool = False
+        ) -> None:
+            self._entry = replace(self._entry, status=status)
+            self._note()
+            self._send(status, headers, body, cut=cut)
+
+        def _reset_now(self) -> None:
+            self._note()
+            self._reset()
+
         def _handle(self) -> None:
             parsed = urllib.parse.urlsplit(self.path)
             headers = {k.lower(): v for k, v in self.headers.items()}
             rule = proxy.pick(self.command, urllib.parse.unquote(parsed.path), parsed.query, headers)
             name = rule.name if rule else None
-            status: int | None = None
+            self._entry = Seen(self.command, parsed.path, parsed.query, name, None)
+            self._recorded = False
             reset_at = rule.reset_at if rule is not None and rule.action == "reset" else None
             try:
                 if reset_at == "body":
                     self._half_of_body()
-                    self._reset()
+                    self._reset_now()
                     return
                 body = self._body()
                 if rule is not None and rule.action == "status":
                     error_headers = [("Content-Type", "application/xml"), *rule.response_headers.items()]
-                    self._send(rule.status, error_headers, rule.body)
-                    status = rule.status
+                    self._answer(rule.status, error_headers, rule.body)
                     return
                 if reset_at == "request":
-                    self._reset()
+                    self._reset_now()
                     return
                 if rule is not None and rule.action in ("delay", "stall"):
                     deadline = time.monotonic() + min(rule.delay, MAX_HOLD_SECONDS)
@@ -323,17 +343,18 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:  # noqa: C901 (
                     rule.callback()
                 if rule is not None and rule.action == "corrupt-request":
                     body = _flip(body)
-                status, response_headers, data = self._forward(body)
+                forwarded, response_headers, data = self._forward(body)
+                self._entry = replace(self._entry, status=forwarded)
                 if reset_at == "forwarded":
-                    self._reset()
+                    self._reset_now()
                     return
                 if rule is not None and rule.action == "corrupt-response":
                     data = _flip(data)
-                self._send(status, response_headers, data, cut=reset_at == "response")
+                self._answer(forwarded, response_headers, data, cut=reset_at == "response")
             except (OSError, http.client.HTTPException):
                 self.close_connection = True
             finally:
-                proxy.record(Seen(self.command, parsed.path, parsed.query, name, status))
+                self._note()
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _handle
 

@@ -1079,6 +1079,18 @@ def test_proxy_counts_what_a_rule_did_after_the_rules_are_cleared(upstream: Upst
         assert [(seen.rule, seen.status) for seen in proxy.log] == [("refuse", 403), (None, 200)]
 
 
+def test_proxy_log_holds_each_request_as_soon_as_its_client_has_the_answer(upstream: Upstream) -> None:
+    # The log was written after the answer, so a client reading it at once sometimes missed its own request.
+    with FaultProxy(upstream.endpoint) as proxy:
+        proxy.add(Rule("refuse", "status", method="PUT", status=403, probability=0.5))
+        for count in range(1, 101):
+            try:
+                put(proxy.endpoint, b"x")
+            except urllib.error.HTTPError:
+                pass
+            assert len(proxy.log) == count
+
+
 def test_proxy_reset_after_forwarding_leaves_the_work_done_and_the_client_without_an_answer(
     upstream: Upstream,
 ) -> None:
