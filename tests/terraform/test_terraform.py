@@ -215,6 +215,19 @@ def planner(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Terraform:
         (["-var", "schedule_expression=rate(0 minutes)"], "rate(...) must be rate(1 minute), rate(1 hour)"),
         (["-var", "schedule_timezone=Europe Paris"], "schedule_timezone must be an IANA time zone name"),
         (["-var", "storage_class=COLDLINE"], "storage_class must be one of STANDARD, INTELLIGENT_TIERING"),
+        (
+            ["-var", "function_maximum_concurrency={download=60}"],  # the reservation's default is 50
+            "function_maximum_concurrency.download exceeds that function's reserved concurrency",
+        ),
+        (
+            [
+                "-var",
+                "function_reserved_concurrency={largefile_parter=20}",
+                "-var",
+                "function_maximum_concurrency={largefile_parter=21, download=50}",
+            ],
+            "function_maximum_concurrency.largefile_parter exceeds that function's reserved concurrency",
+        ),
     ],
     ids=[
         "part-size-below-5-MiB",
@@ -229,6 +242,8 @@ def planner(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Terraform:
         "rate-of-zero",
         "timezone-not-iana",
         "storage-class-s3-does-not-have",
+        "maximum-concurrency-above-the-default-reservation",
+        "maximum-concurrency-above-a-given-reservation",
     ],
 )
 def test_plan_rejects_a_mistaken_variable_with_a_clear_message(

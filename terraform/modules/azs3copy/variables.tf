@@ -280,6 +280,20 @@ variable "function_maximum_concurrency" {
     condition     = alltrue([for v in values(var.function_maximum_concurrency) : v >= 2 && v <= 1000 && floor(v) == v if v != null])
     error_message = "Every function_maximum_concurrency value must be a whole number from 2 to 1000 (Lambda's range) or null."
   }
+
+  # More at once than the function's reservation is throttled, and a throttled delivery counts as an attempt:
+  # a backlog would reach the dead-letter queue without having been tried. (A reservation of 1 allows 2,
+  # Lambda's least maximum concurrency.) Conditionals, not &&: Terraform evaluates both sides of &&.
+  validation {
+    condition = length([
+      for k, v in var.function_maximum_concurrency : k
+      if(v == null ? false : var.function_reserved_concurrency[k] == -1 ? false : v > max(2, var.function_reserved_concurrency[k]))
+    ]) == 0
+    error_message = "function_maximum_concurrency.${join(", function_maximum_concurrency.", [
+      for k, v in var.function_maximum_concurrency : k
+      if(v == null ? false : var.function_reserved_concurrency[k] == -1 ? false : v > max(2, var.function_reserved_concurrency[k]))
+    ])} exceeds that function's reserved concurrency (function_reserved_concurrency): the invocations beyond it would be throttled, and each throttled delivery counts as an attempt towards the dead-letter queue. Raise the reservation or lower the maximum."
+  }
 }
 
 variable "retry_delay_seconds" {
