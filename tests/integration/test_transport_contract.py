@@ -126,6 +126,36 @@ def test_listing_pages_cover_every_blob_once_with_prefix(kit: SourceKit) -> None
     assert container in kit.source.list_containers()
 
 
+def test_a_listing_with_a_delimiter_pages_its_blobs_and_virtual_directories_in_name_order(
+    kit: SourceKit,
+) -> None:
+    """What listing shards rest on: with `/`, each virtual directory below the prefix is one entry (its prefix,
+    up to the `/`), counted in the page like a blob, in name order with them; the blobs below it are not."""
+    container = container_name()
+    names = ["a-b", "a/1", "a/2/3", "a0", "b/x", "top", "d/", "\u00e9t\u00e9/1", "sp ace/#1", "z//y"]
+    for name in names:
+        kit.put(container, name, name.encode())
+    blobs: list[str] = []
+    entries: list[str] = []
+    prefixes: list[str] = []
+    marker = None
+    while True:
+        page = kit.source.list_page(container, "", marker, 3, "/")
+        assert len(page.blobs) + len(page.prefixes) <= 3
+        blobs += [blob.ref.name for blob in page.blobs]
+        prefixes += page.prefixes
+        entries += sorted([blob.ref.name for blob in page.blobs] + page.prefixes, key=str.encode)
+        marker = page.marker
+        if marker is None:
+            break
+    assert blobs == ["a-b", "a0", "top"]
+    assert prefixes == ["a/", "b/", "d/", "sp ace/", "z/", "\u00e9t\u00e9/"]
+    assert entries == sorted(entries, key=str.encode)
+    below = kit.source.list_page(container, "a/", None, 10, "/")
+    assert [blob.ref.name for blob in below.blobs] == ["a/1"] and below.prefixes == ["a/2/"]
+    assert below.marker is None
+
+
 def test_listing_carries_size_etag_md5_content_settings_and_metadata(kit: SourceKit) -> None:
     container = container_name()
     content = ContentSettings(content_type="text/csv", content_language="fr", cache_control="no-store")

@@ -28,6 +28,7 @@ from azs3copy.backends.dynamodb_items import (
     part_prefix,
     part_sk,
     run_pk,
+    shards_sk,
     transaction_chunks,
 )
 from azs3copy.backends.dynamodb_runs import PROGRESS_INTERVAL
@@ -414,6 +415,25 @@ class MemoryLedger:
             meta["listing_pending"] = meta.get("listing_pending", 0) - 1
             writes = [(pk, listed_sk(container), {"expires_at": self._expires()}), (pk, "META", meta)]
             self.table.write("finish_container", writes, transaction=True)
+
+    def open_shards(self, run_id: str, unit: str, shards: list[str]) -> list[str]:
+        pk = run_pk(run_id)
+        with self._lock:
+            held = self.table.get(pk, shards_sk(unit))
+            if held is not None:
+                return list(held["shards"])  # decided by an earlier attempt or another delivery
+            meta = self._meta(run_id)
+            meta["listing_pending"] = meta.get("listing_pending", 0) + len(shards)
+            record = {"shards": list(shards), "expires_at": self._expires()}
+            self.table.write(
+                "open_shards", [(pk, shards_sk(unit), record), (pk, "META", meta)], transaction=True
+            )
+            return list(shards)
+
+    def get_shards(self, run_id: str, unit: str) -> list[str] | None:
+        with self._lock:
+            held = self.table.get(run_pk(run_id), shards_sk(unit))
+        return None if held is None else list(held["shards"])
 
     # -- blobs
     def _blob(self, run_id: str, blob_id: str) -> Item | None:

@@ -111,22 +111,35 @@ class MemoryBlobSource:
     def list_containers(self) -> list[str]:
         return sorted(self.containers)
 
-    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+    def list_page(
+        self, container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ) -> ListPage:
+        """As Azure lists: in name order, `page_size` entries a page. With a delimiter, the names that go on
+        past it after the prefix are one entry, a BlobPrefix (up to and including the delimiter), counted in
+        the page like a blob."""
         with self._lock:
-            names = sorted(name for name in self.containers.get(container, {}) if name.startswith(prefix))
-            # Azure's continuation names the next blob to list, not a position: a listing resumed after blobs
+            held = self.containers.get(container, {})
+            entries: list[tuple[str, bool]] = []  # (name, is a BlobPrefix)
+            for name in sorted(name for name in held if name.startswith(prefix)):
+                cut = name.find(delimiter, len(prefix)) if delimiter else -1
+                entry = (name, False) if cut < 0 else (name[: cut + len(delimiter or "")], True)
+                if not entries or entries[-1] != entry:
+                    entries.append(entry)
+            # Azure's continuation names the next entry to list, not a position: a listing resumed after blobs
             # were added or deleted starts at that name (or the first one after it).
-            start = 0 if marker is None else bisect.bisect_left(names, marker)
-            chosen = names[start : start + page_size]
+            start = 0 if marker is None else bisect.bisect_left([name for name, _ in entries], marker)
+            chosen = entries[start : start + page_size]
             blobs = [
-                SourceBlob(
-                    self._ref(container, name, self.containers[container][name]),
-                    is_directory=self.containers[container][name].is_directory,
-                )
-                for name in chosen
+                SourceBlob(self._ref(container, name, held[name]), is_directory=held[name].is_directory)
+                for name, is_prefix in chosen
+                if not is_prefix
             ]
         following = start + page_size
-        return ListPage(blobs, names[following] if following < len(names) else None)
+        return ListPage(
+            blobs,
+            entries[following][0] if following < len(entries) else None,
+            [name for name, is_prefix in chosen if is_prefix],
+        )
 
     def get_blob(self, container: str, name: str) -> SourceBlob | None:
         with self._lock:

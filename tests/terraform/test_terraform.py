@@ -228,6 +228,7 @@ def planner(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Terraform:
             ],
             "function_maximum_concurrency.largefile_parter exceeds that function's reserved concurrency",
         ),
+        (["-var", "listing_shards=257"], "listing_shards must be a whole number from 0 to 256"),
     ],
     ids=[
         "part-size-below-5-MiB",
@@ -244,6 +245,7 @@ def planner(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Terraform:
         "storage-class-s3-does-not-have",
         "maximum-concurrency-above-the-default-reservation",
         "maximum-concurrency-above-a-given-reservation",
+        "listing-shards-above-256",
     ],
 )
 def test_plan_rejects_a_mistaken_variable_with_a_clear_message(

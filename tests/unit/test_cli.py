@@ -619,7 +619,9 @@ class FakeAzure:
         self.blobs = blobs
         self.read_error = read_error
 
-    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+    def list_page(
+        self, container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ) -> ListPage:
         return ListPage(
             [
                 SourceBlob(BlobRef(container, name, len(data), f'"{name}"', modified))

@@ -129,10 +129,12 @@ def test_no_message_outcome_error_or_report_carries_a_credential(mode: str) -> N
 
     real_list = source.list_page
 
-    def refuse_beta(container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+    def refuse_beta(
+        container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ) -> ListPage:
         if container == "beta":
             raise AzureAuthError(f"sign-in refused for {leaked}")
-        return real_list(container, prefix, marker, page_size)
+        return real_list(container, prefix, marker, page_size, delimiter)
 
     source.before_read = fail_doomed
     source.list_page = refuse_beta  # type: ignore[method-assign]

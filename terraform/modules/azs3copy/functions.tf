@@ -47,6 +47,7 @@ locals {
         AZS3COPY_TOPIC_DOWNLOAD              = local.topics["download"]
         AZS3COPY_TOPIC_LARGEFILE_INITIALIZER = local.topics["largefile-initializer"]
         AZS3COPY_LARGE_THRESHOLD             = tostring(var.large_threshold_bytes)
+        AZS3COPY_LISTING_SHARDS              = tostring(var.listing_shards)
       })
     }
     download = {

@@ -149,6 +149,19 @@ variable "credentials_ttl_seconds" {
   }
 }
 
+variable "listing_shards" {
+  type        = number
+  description = "Most virtual directories (names up to the next `/`) a container, or a directory that was its listing's only one, is split into, each listed by find-blobs invocations of its own at once (AZS3COPY_LISTING_SHARDS); a level with more, or more than one page of entries, is listed whole. 0 lists every container whole, page after page."
+  default     = 32
+  nullable    = false
+
+  validation {
+    # The ledger records a split in one item, and each shard is one more listing the run waits for.
+    condition     = var.listing_shards >= 0 && var.listing_shards <= 256 && floor(var.listing_shards) == var.listing_shards
+    error_message = "listing_shards must be a whole number from 0 to 256."
+  }
+}
+
 variable "stale_run_seconds" {
   type        = number
   description = "Seconds a run may go without progress (no page listed, blob settled or part uploaded) before the next launch takes it over (AZS3COPY_STALE_RUN_SECONDS); a run that makes progress is never taken over."

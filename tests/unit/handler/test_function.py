@@ -47,9 +47,11 @@ class Guarded:
         self._check()
         return self.azure.blobs.list_containers()
 
-    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+    def list_page(
+        self, container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ) -> ListPage:
         self._check()
-        return self.azure.blobs.list_page(container, prefix, marker, page_size)
+        return self.azure.blobs.list_page(container, prefix, marker, page_size, delimiter)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         self._check()

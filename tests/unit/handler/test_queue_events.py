@@ -33,8 +33,10 @@ class Flaky:
     def list_containers(self) -> list[str]:
         return self.blobs.list_containers()
 
-    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
-        return self.blobs.list_page(container, prefix, marker, page_size)
+    def list_page(
+        self, container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ) -> ListPage:
+        return self.blobs.list_page(container, prefix, marker, page_size, delimiter)
 
     def read_range(self, blob: BlobRef, offset: int, length: int) -> bytes:
         left = self.failing.get(blob.name, 0)

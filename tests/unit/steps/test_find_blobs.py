@@ -284,10 +284,12 @@ def test_a_container_that_cannot_be_listed_is_recorded_failed_and_the_run_still_
     source.put("beta", "unreachable", b"no")
     real_list = source.list_page
 
-    def refuse_beta(container: str, prefix: str, marker: str | None, page_size: int):  # type: ignore[no-untyped-def]
+    def refuse_beta(
+        container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ):  # type: ignore[no-untyped-def]
         if container == "beta":
             raise AzureAuthError("Azure refused the sign-in: check azure.client_secret")
-        return real_list(container, prefix, marker, page_size)
+        return real_list(container, prefix, marker, page_size, delimiter)
 
     source.list_page = refuse_beta  # type: ignore[method-assign]
     h = harness(source)

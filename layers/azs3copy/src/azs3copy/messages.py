@@ -126,9 +126,16 @@ class FindBlobsTask:
     container: str
     marker: str | None = None
     page: int = 0
+    #: The name prefix of the listing shard this task lists (None: the container, under the run's prefix).
+    shard: str | None = None
+    #: Whether this shard may split in turn: it was the only one its listing split into.
+    divisible: bool = False
 
     def body(self) -> dict[str, Any]:
-        return {"container": self.container, "marker": self.marker, "page": self.page}
+        body: dict[str, Any] = {"container": self.container, "marker": self.marker, "page": self.page}
+        if self.shard is not None:
+            body["shard"], body["divisible"] = self.shard, self.divisible
+        return body
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,15 @@ def decode(text: str) -> Message:
         raise MessageError("message has no run_id")
     try:
         if kind == "find-blobs":
-            return FindBlobsTask(run_id, str(data["container"]), data.get("marker"), int(data.get("page", 0)))
+            shard = data.get("shard")
+            return FindBlobsTask(
+                run_id,
+                str(data["container"]),
+                data.get("marker"),
+                int(data.get("page", 0)),
+                None if shard is None else str(shard),
+                bool(data.get("divisible", False)),
+            )
         if kind == "download":
             return DownloadTask(
                 run_id,

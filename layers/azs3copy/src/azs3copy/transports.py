@@ -14,6 +14,8 @@ from azs3copy.messages import BlobRef, ContentSettings, SourceBlob
 class ListPage:
     blobs: list[SourceBlob]
     marker: str | None  # continuation; None when the container is done
+    #: Listed with a delimiter: the names going on past it, each up to and including it (Azure's BlobPrefix).
+    prefixes: list[str] = field(default_factory=list)
 
 
 class BlobSource(Protocol):
@@ -21,8 +23,11 @@ class BlobSource(Protocol):
         """Every container of the account, in name order."""
         ...
 
-    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
-        """One page of blobs under `prefix`, with their properties and metadata."""
+    def list_page(
+        self, container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ) -> ListPage:
+        """One page of blobs under `prefix`, with their properties and metadata; with a delimiter, the names
+        that go on past it are listed as prefixes (one each) instead."""
         ...
 
     def get_blob(self, container: str, name: str) -> SourceBlob | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
-from azure.storage.blob import BlobProperties, BlobServiceClient
+from azure.storage.blob import BlobPrefix, BlobProperties, BlobServiceClient
 
 from azs3copy.backends.azure_auth import classify_azure_error
 from azs3copy.checksums import md5_b64
@@ -112,11 +112,13 @@ class AzureBlobSource:
         with self._errors("list containers"):
             return sorted(container.name for container in self.service.list_containers())
 
-    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+    def list_page(
+        self, container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ) -> ListPage:
         with self._errors(f"list blobs of container {container}"):
             if self.tags_readable:
                 try:
-                    return self._list_page(container, prefix, marker, page_size)
+                    return self._list_page(container, prefix, marker, page_size, delimiter)
                 except HttpResponseError as error:
                     if (
                         error.status_code != 403
@@ -124,22 +126,35 @@ class AzureBlobSource:
                     ):
                         raise
                     self.tags_readable = False  # list without them; each blob says its tags were not read
-            return self._list_page(container, prefix, marker, page_size)
+            return self._list_page(container, prefix, marker, page_size, delimiter)
 
-    def _list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
+    def _list_page(
+        self, container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None
+    ) -> ListPage:
         include = ["metadata", "tags"] if self.tags_readable else ["metadata"]
         client = self.service.get_container_client(container)
-        pages = client.list_blobs(
-            name_starts_with=prefix or None, include=include, results_per_page=page_size
-        ).by_page(continuation_token=marker)
-        page = next(pages, None)
-        blobs = (
-            [source_blob(container, props, tags_readable=self.tags_readable) for props in page]
-            if page is not None
-            else []
-        )
+        listing: Any  # the SDK's pager; walk_blobs' pages hold BlobPrefix entries among the blobs
+        if delimiter:
+            listing = client.walk_blobs(
+                name_starts_with=prefix or None,
+                include=include,
+                delimiter=delimiter,
+                results_per_page=page_size,
+            )
+        else:
+            listing = client.list_blobs(
+                name_starts_with=prefix or None, include=include, results_per_page=page_size
+            )
+        pages = listing.by_page(continuation_token=marker)
+        page = list(next(pages, None) or [])
+        blobs = [
+            source_blob(container, entry, tags_readable=self.tags_readable)
+            for entry in page
+            if isinstance(entry, BlobProperties)
+        ]
+        prefixes = [str(entry.name) for entry in page if isinstance(entry, BlobPrefix)]
         token: str | None = getattr(pages, "continuation_token", None)
-        return ListPage(blobs, token or None)
+        return ListPage(blobs, token or None, prefixes)
 
     def get_blob(self, container: str, name: str) -> SourceBlob | None:
         with self._errors(f"read the properties of {container}/{name}"):

@@ -23,6 +23,7 @@ from azs3copy.backends.dynamodb_items import (
     part_prefix,
     part_sk,
     run_pk,
+    shards_sk,
     transaction_chunks,
 )
 from azs3copy.backends.dynamodb_items import item as _item
@@ -224,6 +225,38 @@ class DynamoLedger(DynamoRuns):
             ],
             "finish_container",
         )  # a failed condition: this container's listing was counted as done before
+
+    def open_shards(self, run_id: str, unit: str, shards: list[str]) -> list[str]:
+        failed = self._transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._key(run_id, shards_sk(unit)),
+                            **_item(shards=list(shards), expires_at=self._expires()),
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._key(run_id, "META"),
+                        "UpdateExpression": "ADD listing_pending :more",
+                        "ExpressionAttributeValues": _item(**{":more": len(shards)}),
+                    }
+                },
+            ],
+            "open_shards",
+        )
+        if not failed:
+            return list(shards)
+        return self.get_shards(run_id, unit) or []  # decided by an earlier attempt or another delivery
+
+    def get_shards(self, run_id: str, unit: str) -> list[str] | None:
+        item = self._get(run_pk(run_id), shards_sk(unit))
+        return None if item is None else [str(shard) for shard in item.get("shards") or []]
 
     # -- blobs
     def claim(self, run_id: str, blob_id: str, owner: str, lease_seconds: float) -> Claim:

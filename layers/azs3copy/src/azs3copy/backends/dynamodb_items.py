@@ -94,6 +94,10 @@ def listed_sk(container: str) -> str:
     return f"LISTED#{container}"
 
 
+def shards_sk(unit: str) -> str:
+    return f"SHARDS#{unit}"
+
+
 def attempt_sk(function: str, message_id: str) -> str:
     return f"TRY#{function}#{message_id}"
 

@@ -11,7 +11,7 @@ from azs3copy.errors import ConfigError
 from azs3copy.functions import FUNCTIONS, HANDS_TO, snake, topic_variable
 from azs3copy.planner import MAX_PART_SIZE, MiB
 from azs3copy.settings import parse_storage_class
-from azs3copy.steps.context import MAX_PAGE_SIZE, Topics, Tuning
+from azs3copy.steps.context import MAX_LISTING_SHARDS, MAX_PAGE_SIZE, Topics, Tuning
 
 PREFIX = "AZS3COPY_"
 
@@ -110,6 +110,7 @@ class RuntimeConfig:
                 verify="checksum" if verify == "checksum" else "readback",
                 report_prefix=self.optional("REPORT_PREFIX") or "_azs3copy/reports/",
                 page_size=_int(self.env, "PAGE_SIZE", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+                listing_shards=_int(self.env, "LISTING_SHARDS", 32, 0, MAX_LISTING_SHARDS),
                 copy_threads=_int(self.env, "COPY_THREADS", 4, 1),
                 max_part_size=_int(self.env, "MAX_PART_SIZE", MAX_PART_SIZE, 5 * MiB),
                 stale_run_seconds=_int(self.env, "STALE_RUN_SECONDS", 12 * 3600, 60),

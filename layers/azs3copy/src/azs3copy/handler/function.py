@@ -93,8 +93,10 @@ class SecretSource:
     def list_containers(self) -> list[str]:
         return self._read(lambda source: source.list_containers())
 
-    def list_page(self, container: str, prefix: str, marker: str | None, page_size: int) -> ListPage:
-        return self._read(lambda source: source.list_page(container, prefix, marker, page_size))
+    def list_page(
+        self, container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
+    ) -> ListPage:
+        return self._read(lambda source: source.list_page(container, prefix, marker, page_size, delimiter))
 
     def get_blob(self, container: str, name: str) -> SourceBlob | None:
         return self._read(lambda source: source.get_blob(container, name))

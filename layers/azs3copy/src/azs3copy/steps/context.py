@@ -24,6 +24,9 @@ logger = Logger(child=True)
 
 #: Azure lists at most 5,000 blobs a page; a page's ledger item holds a 16-byte digest of each (80 KB of 400).
 MAX_PAGE_SIZE = 5000
+#: The most shards one listing splits into: their prefixes are kept in one ledger item, and each is one more
+#: listing the run waits for.
+MAX_LISTING_SHARDS = 256
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class Tuning:
     head_threads: int = 8
     #: find-blobs hands the rest of a container to a fresh invocation when less than this is left.
     listing_reserve_seconds: float = 120.0
+    #: A listing whose next level (names up to the next `/`) holds at most this many virtual directories,
+    #: all on one page, lists each of them as a shard of its own, at once (AZS3COPY_LISTING_SHARDS; 0: every
+    #: container is listed whole, page after page).
+    listing_shards: int = 32
     #: The recombinator hands the rest of a read-back to a fresh invocation when less than this (and twice
     #: the slowest part's read) is left.
     verify_reserve_seconds: float = 60.0
@@ -61,6 +68,8 @@ class Tuning:
         check_part_size(self.part_size)
         if self.chunk_size < 5 * MiB:
             raise ValueError("chunk size must be at least 5 MiB (S3's smallest multipart part)")
+        if not 0 <= self.listing_shards <= MAX_LISTING_SHARDS:
+            raise ValueError(f"listing shards must be 0 to {MAX_LISTING_SHARDS}")
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise ValueError(
                 f"page size must be 1 to {MAX_PAGE_SIZE} blobs (Azure lists at most that many a page)"

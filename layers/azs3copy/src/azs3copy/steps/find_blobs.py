@@ -3,6 +3,7 @@ blobs to download (small) or largefile-initializer (large)."""
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 
@@ -28,7 +29,7 @@ from azs3copy.settings import RunSettings
 from azs3copy.steps.context import Deps, Invocation, Outcome, run_settings
 from azs3copy.steps.report import maybe_report
 from azs3copy.steps.verify import source_metadata, verified_copy
-from azs3copy.transports import ObjectSink
+from azs3copy.transports import ListPage, ObjectSink
 
 logger = Logger(child=True)
 
@@ -46,34 +47,51 @@ def selected(settings: RunSettings, blob: SourceBlob) -> bool:
 
 #: The ledger page that records a container whose listing could not go on.
 LISTING_FAILED_PAGE = 99_999_999
+#: Listing shards are the virtual directories one level down: the names up to the next `/`.
+SHARD_DELIMITER = "/"
+#: The most bytes of prefixes one split records: the ledger holds them in one item (DynamoDB: 400 KB), and
+#: 256 prefixes of 1,024 four-byte characters would not fit. A split past it is not made: the unit is listed
+#: whole, as without shards.
+MAX_SPLIT_BYTES = 256 * 1024
+
+
+def listing_unit(container: str, shard: str | None) -> str:
+    """The ledger's name for what one chain of find-blobs tasks lists: a container, or one shard of it.
+
+    A shard's name is a digest of its prefix: a prefix may be 1 KiB of any characters, the ledger's sort keys
+    hold the unit whole and use `#` as a separator."""
+    if shard is None:
+        return container
+    return f"{container}~{hashlib.sha256(shard.encode()).hexdigest()[:32]}"
+
+
+def _failed_entry(task: FindBlobsTask) -> str:
+    return f"{task.container}/{task.shard or ''}"
 
 
 def find_blobs(deps: Deps, task: FindBlobsTask, invocation: Invocation) -> Outcome:
-    """List one container page by page; register, then publish, each page's blobs.
+    """List one container (or one shard of it) page by page; register, then publish, each page's blobs.
 
     A listing that cannot go on (wrong credentials, a deleted container, or retries used up) is recorded as
-    a failed entry `<container>/` with the reason, so the run still ends and its report says why."""
+    a failed entry `<container>/` (`<container>/<shard>` for a shard) with the reason, so the run still ends
+    and its report says why."""
     outcome = Outcome()
+    unit = listing_unit(task.container, task.shard)
     try:
         return _list_container(deps, task, invocation, outcome)
     except Azs3copyError as error:
         if error.retryable and not invocation.final_attempt:
             raise
-        reason = redact(
-            f"listing of container {task.container} stopped: {type(error).__name__}: {error}", deps.secrets
-        )
-        deps.ledger.register_page(
-            task.run_id,
-            task.container,
-            LISTING_FAILED_PAGE,
-            [],
-            [(f"{task.container}/", 0, "failed", reason)],
-        )
-        deps.ledger.finish_container(task.run_id, task.container)
+        what = f"container {task.container}" + (f" under {task.shard}" if task.shard else "")
+        reason = redact(f"listing of {what} stopped: {type(error).__name__}: {error}", deps.secrets)
+        entry = _failed_entry(task)
+        deps.ledger.register_page(task.run_id, unit, LISTING_FAILED_PAGE, [], [(entry, 0, "failed", reason)])
+        deps.ledger.finish_container(task.run_id, unit)
         if not error.retryable and deps.on_fatal:
-            deps.on_fatal(task.run_id, f"{task.container}/", reason)
+            deps.on_fatal(task.run_id, entry, reason)
         logger.error(
-            "listing failed", extra={"run_id": task.run_id, "container": task.container, "reason": reason}
+            "listing failed",
+            extra={"run_id": task.run_id, "container": task.container, "shard": task.shard, "reason": reason},
         )
         outcome.count("failed")
         maybe_report(deps, task.run_id, invocation)
@@ -84,28 +102,80 @@ def find_blobs(deps: Deps, task: FindBlobsTask, invocation: Invocation) -> Outco
 
 def _list_container(deps: Deps, task: FindBlobsTask, invocation: Invocation, outcome: Outcome) -> Outcome:
     settings, tuning = run_settings(deps, task.run_id), deps.tuning
+    unit = listing_unit(task.container, task.shard)
+    prefix = task.shard if task.shard is not None else settings.prefix
     marker, page = task.marker, task.page
+    first: ListPage | None = None
+    if page == 0 and marker is None:
+        shards, first = _shards(deps, task, unit, prefix)
+        if shards:
+            divisible = len(shards) == 1
+            deps.publisher.publish(
+                deps.topics.find_blobs,
+                [
+                    encode(FindBlobsTask(task.run_id, task.container, shard=shard, divisible=divisible))
+                    for shard in shards
+                ],
+            )
+    else:
+        shards = deps.ledger.get_shards(task.run_id, unit) or []
+    outcome.detail["shards"] = len(shards)
+    # A split unit lists only its own blobs, those above the next `/`: its shards list the rest.
+    delimiter = SHARD_DELIMITER if shards else None
     while True:
-        known = deps.ledger.get_page(task.run_id, task.container, page)
+        known = deps.ledger.get_page(task.run_id, unit, page)
         if known is not None and known.status != "registering":
             # An earlier attempt (or another delivery) registered this page: publish what it registered, not
             # what a listing shows now, and go on where that listing went on.
             if known.status == "registered":
-                _publish(deps, task, page, deps.ledger.page_blobs(task.run_id, task.container, page), outcome)
+                _publish(
+                    deps, task.run_id, unit, page, deps.ledger.page_blobs(task.run_id, unit, page), outcome
+                )
             following = known.next_marker
         else:
-            following = _register_page(deps, settings, task, marker, page, outcome)
+            listing = first or deps.need_source().list_page(
+                task.container, prefix, marker, tuning.page_size, delimiter
+            )
+            following = _register_page(deps, settings, task, unit, page, listing, outcome)
+        first = None
         outcome.detail["pages"] = outcome.detail.get("pages", 0) + 1
         marker, page = following, page + 1
         if marker is None:
-            deps.ledger.finish_container(task.run_id, task.container)
+            deps.ledger.finish_container(task.run_id, unit)
             maybe_report(deps, task.run_id, invocation)
             return outcome
         if invocation.remaining_seconds() < tuning.listing_reserve_seconds:
-            following_task = FindBlobsTask(task.run_id, task.container, marker, page)
+            following_task = FindBlobsTask(task.run_id, task.container, marker, page, task.shard)
             deps.publisher.publish(deps.topics.find_blobs, [encode(following_task)])
             outcome.detail["continued_at_page"] = page
             return outcome
+
+
+def _shards(deps: Deps, task: FindBlobsTask, unit: str, prefix: str) -> tuple[list[str], ListPage | None]:
+    """The prefixes this unit is split into (none: it is listed whole), decided once; and the listing that
+    decided them when it is also the unit's first page, so it is not asked for twice.
+
+    A container is split when the level one `/` below its prefix fits on one page and holds 1 to
+    `listing_shards` virtual directories: each is then listed by its own chain of tasks, at once, where a
+    single chain would list the container page after page (Azure hands out the next page only to whoever
+    holds the marker). A shard splits in turn only when it was its listing's only one (`data/` holding
+    everything): splitting every level would spend a task on each small directory of a deep tree."""
+    recorded = deps.ledger.get_shards(task.run_id, unit)
+    if recorded is not None:
+        return recorded, None
+    cap = deps.tuning.listing_shards
+    if cap == 0 or (task.shard is not None and not task.divisible):
+        return [], None
+    listing = deps.need_source().list_page(
+        task.container, prefix, None, deps.tuning.page_size, SHARD_DELIMITER
+    )
+    split = listing.prefixes if listing.marker is None and 1 <= len(listing.prefixes) <= cap else []
+    if sum(len(shard.encode()) for shard in split) > MAX_SPLIT_BYTES:
+        split = []
+    shards = deps.ledger.open_shards(task.run_id, unit, split)
+    # Listed with the delimiter, the page is the split unit's first; with nothing below it, the whole unit's.
+    same = shards == split and (shards or (listing.marker is None and not listing.prefixes))
+    return shards, listing if same else None
 
 
 def tags_unreadable(container: str) -> str:
@@ -117,18 +187,22 @@ def tags_unreadable(container: str) -> str:
 
 
 def _register_page(
-    deps: Deps, settings: RunSettings, task: FindBlobsTask, marker: str | None, page: int, outcome: Outcome
+    deps: Deps,
+    settings: RunSettings,
+    task: FindBlobsTask,
+    unit: str,
+    page: int,
+    listing: ListPage,
+    outcome: Outcome,
 ) -> str | None:
-    """List one page, record its blobs in the ledger, publish those to copy; returns the listing's marker."""
-    source = deps.need_source()
-    listing = source.list_page(task.container, settings.prefix, marker, deps.tuning.page_size)
+    """Record one listed page's blobs in the ledger, publish those to copy; returns the listing's marker."""
     candidates = [blob for blob in listing.blobs if selected(settings, blob)]
     if any(blob.ref.tags is None for blob in candidates):
         deps.ledger.add_note(task.run_id, tags_unreadable(task.container))
     pending, decided = _triage(deps, settings, candidates)
     registration = deps.ledger.register_page(
         task.run_id,
-        task.container,
+        unit,
         page,
         [ListedBlob(blob, key) for blob, key in pending],
         [(blob.blob_id, blob.size, state, reason) for blob, state, reason in decided],
@@ -146,19 +220,27 @@ def _register_page(
     for blob_id, reason in told:
         if deps.on_fatal:
             deps.on_fatal(task.run_id, blob_id, reason)
-    _publish(deps, task, page, registration.pending, outcome)
+    _publish(deps, task.run_id, unit, page, registration.pending, outcome)
     outcome.detail["candidates"] = outcome.detail.get("candidates", 0) + len(candidates)
     logger.info(
         "listed page",
-        extra={"run_id": task.run_id, "container": task.container, "page": page, "blobs": len(candidates)},
+        extra={
+            "run_id": task.run_id,
+            "container": task.container,
+            "shard": task.shard,
+            "page": page,
+            "blobs": len(candidates),
+        },
     )
     return listing.marker
 
 
-def _publish(deps: Deps, task: FindBlobsTask, page: int, blobs: list[ListedBlob], outcome: Outcome) -> None:
+def _publish(
+    deps: Deps, run_id: str, unit: str, page: int, blobs: list[ListedBlob], outcome: Outcome
+) -> None:
     """Hand the page's blobs to their copy path, then mark the page published."""
-    outcome.published += publish_blobs(deps, task.run_id, blobs)
-    deps.ledger.mark_page_published(task.run_id, task.container, page)
+    outcome.published += publish_blobs(deps, run_id, blobs)
+    deps.ledger.mark_page_published(run_id, unit, page)
 
 
 def publish_blobs(deps: Deps, run_id: str, blobs: list[ListedBlob]) -> int:
