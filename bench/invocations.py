@@ -330,12 +330,20 @@ def listing_split(count: int) -> int:
     return min(count // 2, max(count // 10, 10_000))
 
 
+#: The directories besides `a/` the listing container's blobs are spread over: with `a/`, the shards that
+#: find-blobs lists at once when it may split the container.
+LISTING_DIRECTORIES = 15
+
+
 def fill_listing_container(st: Stage, container: str, count: int, threads: int = 48) -> float:
-    """`count` tiny blobs: listing_split(count) of them under `a/`, the rest under `b/`."""
+    """`count` tiny blobs: listing_split(count) of them under `a/`, the rest spread evenly over
+    `b00/` … `b14/`."""
     client = azure_service(st.azurite.connection_string).get_container_client(container)
     client.create_container()
     first = listing_split(count)
-    names = [f"a/{i:07d}" for i in range(first)] + [f"b/{i:07d}" for i in range(count - first)]
+    names = [f"a/{i:07d}" for i in range(first)] + [
+        f"b{i % LISTING_DIRECTORIES:02d}/{i:07d}" for i in range(count - first)
+    ]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(lambda name: client.upload_blob(name, b"x", overwrite=True), names, chunksize=64))
@@ -345,7 +353,9 @@ def fill_listing_container(st: Stage, container: str, count: int, threads: int =
 def measure_listing(count: int) -> dict[str, Any]:
     """find-blobs over a container of `count` blobs (and over a part of it, by prefix), alone, in a fresh
     process, publishing to moto's SNS topics (no subscribers: moto's SQS fan-out costs about a second a
-    request with thousands of messages queued); the publisher records the size of every message it sends."""
+    request with thousands of messages queued); the publisher records the size of every message it sends.
+    These listings are one chain (listing shards off); then the whole container once more with its
+    directories listed as shards, each in a process of its own, all at once."""
     with stage("listing") as st:
         container = "listing"
         say(f"listing: putting {count} blobs into Azurite")
@@ -360,7 +370,7 @@ def measure_listing(count: int) -> dict[str, Any]:
             )
             sizes_file = WORK / "invocations" / f"sizes-{run_id}.txt"
             sizes_file.parent.mkdir(parents=True, exist_ok=True)
-            env = st.environment(BENCH_MESSAGE_SIZES=str(sizes_file))
+            env = st.environment(BENCH_MESSAGE_SIZES=str(sizes_file), AZS3COPY_LISTING_SHARDS="0")
             result = invoke(st, "find-blobs", encode(FindBlobsTask(run_id, container)), env)
             sizes = [int(line) for line in sizes_file.read_text().split()] if sizes_file.exists() else []
             sizes_file.unlink(missing_ok=True)
@@ -380,4 +390,40 @@ def measure_listing(count: int) -> dict[str, Any]:
                 f"listing: {blobs} blobs in {runs[-1]['seconds']} s, peak {runs[-1]['peak_rss_mib']} MiB, "
                 f"{len(sizes)} messages, largest {max(sizes, default=0)} B"
             )
-        return {"ingest_seconds": round(ingest, 1), "runs": runs}
+        sharded = _sharded_listing(st, container, count)
+        return {"ingest_seconds": round(ingest, 1), "runs": runs, "sharded": sharded}
+
+
+def _sharded_listing(st: Stage, container: str, count: int) -> dict[str, Any]:
+    """The whole container listed with shards, as the pipeline lists it: the container's task splits it and
+    lists its own top level, then every shard's task runs at once, each in a fresh process (as many Lambda
+    invocations would). Seconds from the first task's start to the last shard's end."""
+    st.set_secret(container, "")
+    run_id = new_run_id()
+    ledger = st.ledger()
+    ledger.start_run(
+        run_id, containers=[container], begindate="2000-01-01T00:00:00Z", force=True, stale_after=1
+    )
+    env = st.environment()
+    started = time.monotonic()
+    first = invoke(st, "find-blobs", encode(FindBlobsTask(run_id, container)), env)
+    shards = ledger.get_shards(run_id, container) or []
+    divisible = len(shards) == 1
+    tasks = [encode(FindBlobsTask(run_id, container, shard=shard, divisible=divisible)) for shard in shards]
+    with ThreadPoolExecutor(max_workers=max(1, len(tasks))) as pool:
+        results = list(pool.map(lambda task: invoke(st, "find-blobs", task, env), tasks))
+    seconds = time.monotonic() - started
+    run = ledger.get_run(run_id)
+    found = run.found if run else 0
+    if found != count:
+        raise RuntimeError(f"listing with shards found {found} blobs of {count}")
+    row = {
+        "blobs": count,
+        "shards": len(shards),
+        "seconds": round(seconds, 2),
+        "first_task_seconds": round(first["seconds"], 2),
+        "slowest_shard_seconds": round(max((r["seconds"] for r in results), default=0.0), 2),
+        "peak_rss_mib": round(max(r["peak_invocation"] for r in [first, *results]) / MiB, 1),
+    }
+    say(f"listing: {count} blobs in {row['seconds']} s with {len(shards)} shards at once")
+    return row

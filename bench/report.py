@@ -111,6 +111,8 @@ def section(results: dict[str, Any]) -> str:
         f"| parter growth over warm baseline, worst (MiB) | {_fmt(r['parter_growth_mib'])} | ≤ part size + 64 = {r['memory']['part_size_mib'] + 64} | {ok[targets['parter_memory']]} |",
         f"| download peak RSS, largest blob (MiB) | {_fmt(r['download_peak_rss_mib'])} | flat in blob size | {ok[targets['download_memory_flat']]} |",
         f"| listing {r['listing']['runs'][-1]['blobs']} blobs, find-blobs alone (s) | {_fmt(r['listing_100k_s'])} | | |",
+        f"| listing {r['listing']['runs'][-1]['blobs']} blobs, {r.get('listing_shards')} shards at once (s) "
+        f"| {_fmt(r.get('listing_100k_sharded_s'))} | | |",
         f"| listing peak RSS (MiB), {r['listing']['runs'][0]['blobs']} → {r['listing']['runs'][-1]['blobs']} blobs | "
         f"{_fmt(r['listing']['runs'][0]['peak_rss_mib'])} → {_fmt(r['listing_100k_peak_rss_mib'])} | flat | {ok[targets['listing_memory_flat']]} |",
         f"| listing messages, largest (bytes) | {r['listing']['runs'][-1]['messages']}, {r['listing']['runs'][-1]['largest_message_bytes']} | ≤ 262144 | {ok[targets['listing_messages']]} |",

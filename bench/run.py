@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     if report.RESULTS.exists():  # a results.json from before stages were kept: its stages, with its context
         earlier = json.loads(report.RESULTS.read_text())
         context = {k: earlier[k] for k in ("scale", "dataset", "repeats", "concurrency", "machine", "tuning")}
-        for name in ("copies", "memory", "listing"):
+        for name in ("copies", "memory", "listing", "events"):
             if name not in stages and name in earlier:
                 extra = context if name == "copies" else {}
                 stages[name] = {**extra, **earlier[name], "measured_at": earlier["date"]}
@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> None:
         "listing_100k_s": listing_runs[-1]["seconds"],
         "listing_100k_peak_rss_mib": listing_runs[-1]["peak_rss_mib"],
         "listing_blobs": listing_runs[-1]["blobs"],
+        # the same container, its directories listed as shards at once (None: measured before shards)
+        "listing_100k_sharded_s": (listing.get("sharded") or {}).get("seconds"),
+        "listing_shards": (listing.get("sharded") or {}).get("shards"),
         "event_latency_p50_s": stages["events"]["event_latency_p50_s"],
         "event_latency_p99_s": stages["events"]["event_latency_p99_s"],
         "events": stages["events"],
