@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("copies", "memory", "listing", "events"):
             if name not in stages and name in earlier:
                 extra = context if name == "copies" else {}
-                stages[name] = {**extra, **earlier[name], "measured_at": earlier["date"]}
+                # each stage keeps the date it was measured at, not the date the results were written
+                when = (earlier.get("measured_at") or {}).get(name, earlier["date"])
+                stages[name] = {**extra, **earlier[name], "measured_at": when}
     for name in ("copies", "memory", "listing", "events"):
         if name in args.skip and name not in stages:
             parser.error(f"--skip {name}: no earlier measurement in {stages_file}")
@@ -292,8 +294,10 @@ def main(argv: list[str] | None = None) -> None:
         "download_peak_rss_mib": max(row["peak_rss_mib"] for row in memory["download"]),
         "download_growth_mib": max(row["growth_mib"] for row in memory["download"]),
         # from moto's record of every ledger item written: the busiest item's writes per 1,000 blobs copied
+        # (None: the copies were measured before the bench recorded ledger writes)
         "hottest_item_writes_per_1000_blobs": max(
-            (run["hottest_item"]["per_1000_blobs"] for run in copies["reports"]), default=None
+            (run["hottest_item"]["per_1000_blobs"] for run in copies["reports"] if "hottest_item" in run),
+            default=None,
         ),
         "listing_100k_s": listing_runs[-1]["seconds"],
         "listing_100k_peak_rss_mib": listing_runs[-1]["peak_rss_mib"],
