@@ -59,6 +59,8 @@ class MemoryBlobSource:
         self._lock = threading.Lock()
         #: Called before every ranged read with (blob, offset, length): tests change the source here.
         self.before_read: Callable[[BlobRef, int, int], None] | None = None
+        #: Called with (container, prefix) before each listing request: a test's way to refuse one.
+        self.before_list: Callable[[str, str], None] | None = None
         self.reads: list[tuple[str, int, int]] = []
 
     def put(
@@ -117,6 +119,8 @@ class MemoryBlobSource:
         """As Azure lists: in name order, `page_size` entries a page. With a delimiter, the names that go on
         past it after the prefix are one entry, a BlobPrefix (up to and including the delimiter), counted in
         the page like a blob."""
+        if self.before_list:
+            self.before_list(container, prefix)
         with self._lock:
             held = self.containers.get(container, {})
             entries: list[tuple[str, bool]] = []  # (name, is a BlobPrefix)

@@ -22,7 +22,6 @@ from azs3copy.settings import parse_settings
 from azs3copy.steps.context import Invocation
 from azs3copy.steps.dispatch import dispatch
 from azs3copy.steps.launch_qualification import launch_qualification
-from azs3copy.transports import ListPage
 from tests.support.fakes import MemoryBlobSource, MemoryObjectSink
 from tests.support.harness import Harness
 
@@ -127,17 +126,12 @@ def test_no_message_outcome_error_or_report_carries_a_credential(mode: str) -> N
         if blob.name == "doomed.txt":
             raise TransientError(f"GET https://acct.blob.core.windows.net/alpha/doomed.txt?{leaked}: reset")
 
-    real_list = source.list_page
-
-    def refuse_beta(
-        container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
-    ) -> ListPage:
+    def refuse_beta(container: str, prefix: str) -> None:
         if container == "beta":
             raise AzureAuthError(f"sign-in refused for {leaked}")
-        return real_list(container, prefix, marker, page_size, delimiter)
 
     source.before_read = fail_doomed
-    source.list_page = refuse_beta  # type: ignore[method-assign]
+    source.before_list = refuse_beta
     h = Harness(source=source, sink=sink, settings=settings)
     texts: list[str] = []
     outcome = launch_qualification(h.deps())

@@ -18,7 +18,6 @@ from azs3copy.ledger import Ledger
 from azs3copy.messages import FindBlobsTask, decode
 from azs3copy.steps.context import Tuning
 from azs3copy.steps.find_blobs import MAX_SPLIT_BYTES, listing_unit
-from azs3copy.transports import ListPage
 from tests.support.fakes import MemoryBlobSource
 from tests.unit.steps.common import MiB, assert_copied, harness, settings
 
@@ -136,16 +135,12 @@ def test_a_shard_that_cannot_be_listed_fails_naming_it_and_the_run_still_ends() 
     source = MemoryBlobSource()
     source.put("alpha", "good/blob", b"fine")
     source.put("alpha", "bad/blob", b"unreachable")
-    real_list = source.list_page
 
-    def refuse_bad(
-        container: str, prefix: str, marker: str | None, page_size: int, delimiter: str | None = None
-    ) -> ListPage:
+    def refuse_bad(container: str, prefix: str) -> None:
         if prefix == "bad/":
             raise AzureAuthError("Azure refused the sign-in: check azure.client_secret")
-        return real_list(container, prefix, marker, page_size, delimiter)
 
-    source.list_page = refuse_bad  # type: ignore[method-assign]
+    source.before_list = refuse_bad
     h = harness(source)
     run_id = h.run()
     assert run_id
