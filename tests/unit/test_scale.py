@@ -10,11 +10,15 @@ import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
 
+from azs3copy.backends.s3 import S3ObjectSink
 from azs3copy.errors import ConfigError
 from azs3copy.functions import PIPELINE
 from azs3copy.messages import BlobRef, download_tasks
@@ -219,8 +223,9 @@ def test_s3s_request_rate_per_prefix_binds_when_it_is_the_smallest() -> None:
     )
     prediction = predict(work, Deployment(), cal, limits)
     assert prediction.binding == "S3 PUT requests per prefix"
-    # a small blob: PutObject and the verified tag; a page: its ListObjectsV2; the report
-    puts = 2 * 10_000 + 2 + 1
+    # a small blob: its PutObject, marked as it is written; a batch: its manifest part; a page: its
+    # ListObjectsV2; the report
+    puts = 10_000 + work.batches + 2 + 1
     assert prediction.bounds[prediction.binding] == pytest.approx(5000 * 0.001 + puts / 2)
 
 
@@ -232,7 +237,7 @@ def test_a_backlog_older_than_the_event_age_is_reported_as_lost_work() -> None:
     listing = 50_000 * 0.001 / 4  # ten containers of 5,000 blobs, four listed at once
     drain = 2000 / 1  # the batches arrive in 12.5 s and are taken one at a time
     assert prediction.expired_share["download"] == pytest.approx(1 - 600 / (drain - listing))
-    assert any("EventAgeExceeded" in warning for warning in prediction.warnings)
+    assert any("download's tasks would wait longer" in warning for warning in prediction.warnings)
 
 
 def test_locally_the_machines_cores_and_moto_are_the_limits() -> None:
@@ -350,3 +355,53 @@ def test_the_shipped_calibration_loads_for_both_places() -> None:
         assert set(cal.steps) == set(PIPELINE)
         assert cal.listing_per_blob > 0 and cal.steps["download"].per_mib > 0
     assert load_calibration("local").cores
+
+
+# S3's request classes as billed: PUT, COPY, POST and LIST; GET and the rest (HEAD among them).
+S3_PUT_CLASS = {
+    "PutObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "ListParts",
+    "ListObjectsV2",
+    "PutObjectTagging",
+}
+
+
+@pytest.mark.parametrize("verify", ["checksum", "readback"])
+def test_the_s3_requests_priced_are_the_ones_the_steps_send_to_s3(
+    verify: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real S3 sink on moto, counted at botocore: what a first copy sends is what the model prices
+    (for large blobs without a Content-MD5: one with it is read back whole, which the model leaves out)."""
+    tuning = Tuning(large_threshold=12 * MiB, part_size=5 * MiB, chunk_size=5 * MiB, verify=verify)  # type: ignore[arg-type]
+    source = MemoryBlobSource()
+    sizes = {"a": [1000] * 30 + [7 * MiB] * 3 + [0], "b": [13 * MiB, 26 * MiB + 1, 2 * MiB]}
+    for container, group in sizes.items():
+        for index, size in enumerate(group):
+            source.put(container, f"blob-{index:03d}", bytes(size), store_md5=size < 12 * MiB)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    sent: dict[str, int] = {}
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="dest")
+        client.put_bucket_versioning(Bucket="dest", VersioningConfiguration={"Status": "Enabled"})
+
+        def count(model: Any, **_: Any) -> None:
+            sent[model.name] = sent.get(model.name, 0) + 1
+
+        client.meta.events.register("before-call.s3", count)
+        harness = Harness(
+            source=source, sink=S3ObjectSink(client, "dest"), settings=step_settings(), tuning=tuning
+        )
+        run_id = harness.run()
+    assert run_id is not None and harness.report(run_id).counts["copied"] == 37
+    counter = WorkloadCounter(tuning)
+    for container, group in sizes.items():
+        counter.add_page(container, len(group), group)
+    usage = predict(counter.workload(), Deployment(tuning=tuning), calibration(), NO_LATENCY).usage
+    puts = sum(n for name, n in sent.items() if name in S3_PUT_CLASS)
+    assert (usage.s3_put_requests, usage.s3_get_requests) == (puts, sum(sent.values()) - puts), sorted(
+        sent.items()
+    )

@@ -24,7 +24,7 @@ from azs3copy.cli.status import size_text
 from azs3copy.cli.target import CliError, Target, azure_source, error_code, read_secret
 from azs3copy.functions import PIPELINE
 from azs3copy.handler.environment import RuntimeConfig
-from azs3copy.scale.inputs import Deployment, load_calibration
+from azs3copy.scale.inputs import QUEUE_RETENTION_S, Deployment, load_calibration
 from azs3copy.scale.model import Prediction, predict
 from azs3copy.scale.prices import Cost, PriceTable, datasync_usd, estimate_cost, load_prices
 from azs3copy.scale.workload import SizeHistogram, Workload, WorkloadCounter
@@ -191,10 +191,6 @@ def read_deployment(target: Target) -> Deployment:
         tuning=RuntimeConfig(env).tuning(),
     )
     return _with_local_workers(target, deployment) if target.local else deployment
-
-
-#: How long a step's message can wait in its SQS queue (the queues keep messages the 14-day maximum).
-QUEUE_RETENTION_S = 14 * 24 * 3600.0
 
 
 def _event_age(control: Any, name: str, default: float) -> float:

@@ -101,6 +101,10 @@ MODULE_TIMEOUT_S = {
 }
 
 
+#: SQS's longest retention, which the module's step queues keep (terraform/modules/function/main.tf).
+QUEUE_RETENTION_S = 14 * 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class Deployment:
     """What the run runs on: per function its concurrency (reserved, or -1 for the account's unreserved pool;
@@ -110,7 +114,9 @@ class Deployment:
     memory_mb: Mapping[str, int] = field(default_factory=lambda: dict(MODULE_MEMORY_MB))
     timeout_s: Mapping[str, float] = field(default_factory=lambda: dict(MODULE_TIMEOUT_S))
     architecture: str = "arm64"
-    max_event_age_s: float = 21600.0
+    # How long a step's message can wait: the module's queues keep messages 14 days (a deployment from before
+    # the queues waited in Lambda's asynchronous queue, at most 6 hours).
+    max_event_age_s: float = QUEUE_RETENTION_S
     account_concurrency: int = 1000
     tuning: Tuning = field(default_factory=Tuning)
 

@@ -10,7 +10,7 @@ Usage prices.py turns into money.
   waits for.
 - The run lasts as long as its slowest constraint: each function's busy seconds over its concurrency, the
   account's concurrency, the ledger's hottest item against DynamoDB's per-item limit, S3's request rates per
-  prefix, SNS's publish rate, the Azure account's request rate and egress, and the serial listing of the
+  prefix, SNS's publish rate, the Azure account's request rate and egress, and the listing of the
   largest container followed by the last piece of work. Locally the machine's cores and moto's one core
   replace the services' limits.
 """
@@ -24,10 +24,17 @@ from dataclasses import dataclass, field, replace
 from azs3copy.ledger import COUNT_SHARDS
 from azs3copy.scale.inputs import LIMITS, Calibration, Deployment, Limits, StepCost
 from azs3copy.scale.workload import Workload, azure_reads
+from azs3copy.steps.context import Tuning
 from azs3copy.steps.report import MAX_LISTED_FAILURES
 
 #: PublishBatch takes up to 10 messages (backends/sns.py).
 PUBLISH_BATCH = 10
+#: https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html: a mapping polls with 5 pollers at least,
+#: each long-polling up to 20 s.
+SQS_POLLERS = 5
+SQS_LONG_POLL_S = 20.0
+#: S3 requests a copy adds with verify=readback: the read-back GET and the verified tag.
+_MARKED_AFTER = 2
 #: The constraint of the ledger's busiest item: a counter shard, META, or a large blob's own item.
 LEDGER_BOUND = "ledger's busiest item (DynamoDB, one item)"
 
@@ -79,7 +86,7 @@ class Usage:
     dynamodb_read_units: float = 0.0
     sns_requests: int = 0  # PublishBatch requests (each under 64 KB of payload: one billed request)
     sns_messages: int = 0
-    sqs_requests: int = 0  # the dead-letter queues only: nothing in a run where nothing fails
+    sqs_requests: int = 0  # the steps' queues: each message sent, received and deleted, and the empty polls
     kms_requests: float = 0.0
     secrets_requests: float = 0.0
     log_bytes: float = 0.0
@@ -140,7 +147,7 @@ def predict(
     hottest = max(shard_writes, work.containers + 2, 3 + (parts_each + 2 if work.large_blobs else 0))
     meta_reads = work.batches + work.large_blobs + work.containers
     prefixes = max(1, work.containers)  # keys are <destination prefix><container>/<name>
-    usage = _usage(work, loads, limits)
+    usage = _usage(work, loads, limits, deployment.tuning)
     if local:
         # The machine spends its CPU on our steps and on the emulators serving them; a cold start is ours.
         cpu = calibration.cpu_per_step_second * (busy - cold_seconds) + cold_seconds
@@ -235,15 +242,17 @@ def _loads(
         return step.seconds(invocations, blobs, nbytes) * slow
 
     s3, ddb, az, sns = lat.s3_latency_s, lat.dynamodb_latency_s, lat.azure_latency_s, lat.sns_latency_s
-    # download: per blob PutObject, the read-back GET and the verified tag (a streamed blob: create, its
-    # chunks, complete), one Azure read call (one per chunk), the ledger's claim and finish; blobs of a batch
-    # overlap copy_threads at a time; per invocation the attempt counter and the run's counters are read.
+    # download: per blob a PutObject (a streamed blob: create, its chunks, complete), with verify=readback
+    # also the read-back GET and the verified tag; one Azure read call (one per chunk), the ledger's claim;
+    # blobs of a batch overlap copy_threads at a time. Per invocation: the attempt counter, the run's
+    # counters read, the manifest's part, the blobs' finishes in one transaction.
     plain = work.small_blobs - work.chunked_blobs
-    waits = (3 * plain + 4 * work.chunked_blobs + work.chunks) * s3 + (plain + work.chunks) * az
-    waits += 2 * work.small_blobs * ddb
+    after = _MARKED_AFTER if t.verify == "readback" else 0
+    waits = ((1 + after) * plain + (2 + after) * work.chunked_blobs + work.chunks) * s3
+    waits += (plain + work.chunks) * az + work.small_blobs * ddb
     overlap = max(1.0, min(t.copy_threads, work.small_blobs / work.batches)) if work.batches else 1.0
     download = cost("download", work.batches, work.small_blobs, work.small_bytes)
-    download += waits / overlap + work.batches * 2 * ddb
+    download += waits / overlap + work.batches * (3 * ddb + s3)
     parts_each = work.parts / work.large_blobs if work.large_blobs else 0.0
     # initializer: the blob's record, the upload and its id recorded, the part messages (8 requests at once)
     initializer = cost("largefile-initializer", work.large_blobs)
@@ -252,9 +261,10 @@ def _loads(
     # blob publishes its recombinator message
     parter = cost("largefile-parter", work.parts, 0, work.large_bytes)
     parter += work.parts * (az + s3 + 4 * ddb) + work.large_blobs * sns
-    # recombinator: ListParts, complete, the read-back GET, the verified tag; five ledger requests
+    # recombinator: ListParts, complete, the manifest's part (verify=readback: the read-back GET and the
+    # verified tag); five ledger requests
     recombinator = cost("largefile-recombinator", work.large_blobs, 0, work.large_bytes)
-    recombinator += work.large_blobs * ((3 + math.ceil(parts_each / 1000)) * s3 + 5 * ddb)
+    recombinator += work.large_blobs * ((2 + after + math.ceil(parts_each / 1000)) * s3 + 5 * ddb)
     # find-blobs: per page one Azure listing, one S3 listing, the page's ledger writes, the publishes
     per_page = az + s3 + (3 + work.register_writes / max(1, work.pages)) * ddb + sns
     listing_each = cal.listing_per_blob * _slowdown(
@@ -266,8 +276,10 @@ def _loads(
     # find-blobs' first environment starts before the listing can
     listing_start = cal.cold_start_seconds * _slowdown(StepCost(), dep.memory_mb["find-blobs"], cal, limits)
     listing_start = listing_start if cold else 0.0
+    # The largest container's shards are listed side by side, as many at once as find-blobs has slots.
+    chains = max(1, min(work.listing_chains, find_slots))
     listing = listing_start + max(
-        listing_total * largest_share, listing_total / find_slots if find_slots > 0 else math.inf
+        listing_total * largest_share / chains, listing_total / find_slots if find_slots > 0 else math.inf
     )
     span = max(1.0, dep.timeout_s["find-blobs"] - t.listing_reserve_seconds)
     finds = work.containers + int(listing_total // span) if work.listed else 0
@@ -326,7 +338,7 @@ def _report_seconds(work: Workload, limits: Limits, lat: Limits) -> float:
 
 
 def _expired(loads: Mapping[str, FunctionLoad], listing: float, max_age: float) -> dict[str, float]:
-    """The share of each function's events that would wait in Lambda's queue longer than `max_age`.
+    """The share of each function's tasks that would wait longer than `max_age` (their queue's retention).
 
     Events arrive evenly over a window and are taken at the function's rate; when they arrive faster, the
     queue grows and the event arriving at t waits t × (drain / window − 1)."""
@@ -362,9 +374,9 @@ def _warnings(
     for name, share in expired.items():
         if share > 0:
             found.append(
-                f"about {share:.0%} of {name}'s events would wait longer than maximum_event_age_seconds "
-                f"({dep.max_event_age_s / 3600:g} h) in Lambda's queue and go to the dead-letter queue "
-                "unprocessed (EventAgeExceeded): the run would not finish"
+                f"about {share:.0%} of {name}'s tasks would wait longer than they can be kept "
+                f"({dep.max_event_age_s / 3600:g} h: the queue's retention, or the event age of a step "
+                "invoked asynchronously) and never run: the run would not finish"
             )
     shortest = min(
         dep.timeout_s[name] for name in ("download", "largefile-initializer", "largefile-recombinator")
@@ -386,22 +398,26 @@ def _warnings(
     return tuple(found)
 
 
-def _usage(work: Workload, loads: Mapping[str, FunctionLoad], limits: Limits) -> Usage:
+def _usage(work: Workload, loads: Mapping[str, FunctionLoad], limits: Limits, tuning: Tuning) -> Usage:
     """Requests by service, counted from the steps' code paths (steps/*.py, backends/*.py) on a first copy
-    (nothing in S3 yet, nothing fails)."""
+    (nothing in S3 yet, nothing fails, no large blob with a Content-MD5)."""
     parts_each = work.parts / work.large_blobs if work.large_blobs else 0.0
     plain = work.small_blobs - work.chunked_blobs
     copied = work.small_blobs + work.large_blobs
     s3_put = (
-        2 * plain  # PutObject, PutObjectTagging
-        + 3 * work.chunked_blobs
-        + work.chunks  # create, parts, complete, tagging
-        + work.large_blobs * (3 + math.ceil(parts_each / 1000))
-        + work.parts  # create, complete, tagging, ListParts; UploadPart
+        plain  # PutObject
+        + 2 * work.chunked_blobs
+        + work.chunks  # create, parts, complete
+        + work.large_blobs * (2 + math.ceil(parts_each / 1000))
+        + work.parts  # create, complete, ListParts; UploadPart
+        + work.batches
+        + work.large_blobs  # the manifest's part of each batch and of each large blob
         + work.pages  # the ranged ListObjectsV2 of each page
         + 1  # the report
     )
-    s3_get = copied  # the read-back of every object
+    s3_get = 0
+    if tuning.verify == "readback":  # each object read back, then tagged
+        s3_put, s3_get = s3_put + copied, copied
     write_units = (
         6  # start_run: three items in a transaction
         + work.pages * 3  # the page item: created, registered, published
@@ -443,8 +459,13 @@ def _usage(work: Workload, loads: Mapping[str, FunctionLoad], limits: Limits) ->
         for load in loads.values()
         if load.invocations
     )
+    queues = sum(1 for name, load in loads.items() if load.invocations and name != "launch-qualification")
+    # Each message is sent by SNS into the step's queue, received by the event source mapping and deleted
+    # (batch size 1); a mapping's pollers (5 at least) long-poll 20 s when the queue is empty.
+    sqs = 3 * sns_messages + queues * SQS_POLLERS * math.ceil(duration / SQS_LONG_POLL_S)
     kms = (
         sns_requests  # a data key per publish to the encrypted topics (an upper bound)
+        + queues * 2 * duration / 300  # the queues' data keys, reused 300 s by SNS and by Lambda
         + 0.01 * (copied + work.chunked_blobs + work.large_blobs + s3_get)  # S3 bucket keys: 99 % fewer
         + warm * (1 + duration / 300)  # Lambda's environment at each cold start; DynamoDB's table key
         + secrets  # each read of the secret
@@ -466,7 +487,7 @@ def _usage(work: Workload, loads: Mapping[str, FunctionLoad], limits: Limits) ->
         dynamodb_read_units=read_units,
         sns_requests=sns_requests,
         sns_messages=sns_messages,
-        sqs_requests=0,
+        sqs_requests=sqs,
         kms_requests=kms,
         secrets_requests=secrets,
         log_bytes=log_bytes,

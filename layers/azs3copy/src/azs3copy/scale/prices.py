@@ -164,7 +164,7 @@ def estimate_cost(usage: Usage, prices: PriceTable, architecture: str = "arm64")
         ),
         CostLine(
             "SQS",
-            f"{usage.sqs_requests:,} requests (dead-letter queues only)",
+            f"{usage.sqs_requests:,} requests (the steps' queues: send, receive, delete, empty polls)",
             usage.sqs_requests / 1e6 * prices["sqs_requests_per_million"],
         ),
         CostLine(
