@@ -257,8 +257,9 @@ def scale_section(r: dict[str, Any]) -> list[str]:
         lines.append(f"| {row['run']} | {row['measured_s']} | {row['predicted_s']} | {row['error']:+.1%} |")
     lines += [
         "",
-        f"**10 M blobs / 100 TB** ({mix}; one container) at the Terraform module's default concurrency "
-        f"({concurrency}): **{_hours(plan['hours'])} h**, set by {plan['binding']} (target ≤ 12 h: "
+        f"**10 M blobs / 100 TB** ({mix}; one container of at least {plan['listing_chains']} top-level "
+        "directories, listed as that many shards) at the concurrency docs/operating.md documents for a "
+        f'migration ("Sizing a migration": {concurrency}): **{_hours(plan["hours"])} h**, set by {plan["binding"]} (target ≤ 12 h: '
         f"{ok[targets.get('scale_100tb_hours')]}); AWS charges without Azure's egress **${plan['aws_usd']:,.2f}** "
         f"(target ≤ $250: {ok[targets.get('scale_100tb_cost_usd')]}). AWS DataSync for the same bytes: "
         f"${plan['datasync_usd']:,.2f} ($0.0125 a GB and $0.55 a task execution, its us-east-1 list price on "
@@ -278,8 +279,8 @@ def scale_section(r: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Time against concurrency (every function's default reserved concurrency × the factor; the account's "
-        'quota assumed raised to the reservations + 100; "expire": some events would outlive the 6 h event '
-        "age and the run would not finish):",
+        'quota assumed raised to the reservations + 100; "expire": some tasks would outlive the 14 days their '
+        "queue keeps them and the run would not finish):",
         "",
         "| × | download | parter | reserved | 1 container: h | | set by | 10 containers: h | set by | AWS $ |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -295,7 +296,7 @@ def scale_section(r: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        f"Cost by service at the defaults (list prices of {plan['prices_as_of']}, us-east-1; "
+        f"Cost by service at that concurrency (list prices of {plan['prices_as_of']}, us-east-1; "
         "`azs3copy/scale/prices.py`):",
         "",
         "| service | what | $ |",

@@ -6,7 +6,7 @@
    scale/calibration.json (what `azs3copy plan` uses).
 2. Checks: predicts the local runs recorded there (the pipeline runs, the larger listing) and records the
    worst relative error as `scale_model_error`.
-3. Predicts a migration of 10 M blobs / 100 TB at the Terraform module's default concurrency
+3. Predicts a migration of 10 M blobs / 100 TB at the concurrency docs/operating.md documents for one
    (`scale_100tb_hours`, `scale_100tb_cost_usd` without Azure's egress), a curve of time against concurrency,
    and the cost beside DataSync's; bench/report.py puts them in BENCHMARKS.md.
 """
@@ -35,6 +35,15 @@ from bench.common import ROOT, DatasetShape
 CALIBRATION = ROOT / "layers" / "azs3copy" / "src" / "azs3copy" / "scale" / CALIBRATION_FILE
 #: The migration the issue plans for: 10 M blobs, 100 TB (decimal), as (count, bytes) per size class.
 MIX_100TB = ((9_000_000, 1_000_000), (900_000, 30_000_000), (100_000, 640_000_000))
+#: The concurrency docs/operating.md ("Sizing a migration") documents for a migration: the headline's.
+MIGRATION_CONCURRENCY = {
+    "launch-qualification": 1,
+    "find-blobs": 16,
+    "download": 400,
+    "largefile-initializer": 40,
+    "largefile-parter": 300,
+    "largefile-recombinator": 60,
+}
 #: The curve: every function's default reserved concurrency times these factors.
 CURVE = (0.5, 1, 2, 4, 8, 16, 32)
 #: From a publish to the start of the invocation it feeds; measured neither here nor documented: assumed.
@@ -278,14 +287,18 @@ def _summary(prediction: Prediction) -> dict[str, Any]:
 
 
 def migration(document: dict[str, Any]) -> dict[str, Any]:
-    """10 M blobs / 100 TB at the module's defaults, the curve, and the costs beside DataSync's."""
+    """10 M blobs / 100 TB at the concurrency documented for a migration, the curve at the module's defaults
+    scaled, and the costs beside DataSync's. The containers split into at least listing_shards top-level
+    directories, so each is listed by that many shards."""
     calibration = load_calibration("lambda", document)
     prices = load_prices()
     defaults = Deployment()
-    one = workload_of_mix(MIX_100TB, defaults.tuning, containers=1)
-    ten = workload_of_mix(MIX_100TB, defaults.tuning, containers=10)
-    headline = predict(one, defaults, calibration)
-    cost = estimate_cost(headline.usage, prices, defaults.architecture)
+    chains = defaults.tuning.listing_shards
+    one = workload_of_mix(MIX_100TB, defaults.tuning, containers=1, listing_chains=chains)
+    ten = workload_of_mix(MIX_100TB, defaults.tuning, containers=10, listing_chains=chains)
+    migrating = Deployment(concurrency=MIGRATION_CONCURRENCY)
+    headline = predict(one, migrating, calibration)
+    cost = estimate_cost(headline.usage, prices, migrating.architecture)
     curve = []
     for factor in CURVE:
         deployment = defaults.scaled(factor)
@@ -310,7 +323,8 @@ def migration(document: dict[str, Any]) -> dict[str, Any]:
         "blobs": one.blobs,
         "bytes": one.bytes,
         "containers": 1,
-        "concurrency": dict(defaults.concurrency),
+        "concurrency": dict(migrating.concurrency),
+        "listing_chains": chains,
         "hours": round(headline.seconds / 3600, 2),
         "binding": headline.binding,
         "bounds_hours": {

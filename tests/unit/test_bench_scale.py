@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from azs3copy.scale.inputs import load_calibration
 from bench import report, scale
+from bench.common import ROOT
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results.json"
 
@@ -86,3 +88,14 @@ def test_the_benchmarks_section_shows_the_model_the_curve_and_datasync(
     assert all(f"| {row['factor']:g} | {row['download']} |" in text for row in plan["curve"])
     for source in scale.INPUTS:
         assert source in text
+
+
+def test_the_headline_runs_at_the_concurrency_the_operators_guide_documents_for_a_migration() -> None:
+    guide = (ROOT / "docs" / "operating.md").read_text()
+    section = guide.split("### Sizing a migration", 1)[1]
+    block = section.split("```hcl", 1)[1].split("```", 1)[0]
+    documented = {name.replace("_", "-"): int(n) for name, n in re.findall(r"(\w+)\s*=\s*(\d+)", block)}
+    # launch-qualification keeps the module's default of 1
+    assert {**documented, "launch-qualification": 1} == scale.MIGRATION_CONCURRENCY
+    reserved = sum(documented.values()) + 1 + 10  # launch-qualification and blob_events' defaults
+    assert reserved + 100 <= 1000  # within the account's default quota, 100 left unreserved

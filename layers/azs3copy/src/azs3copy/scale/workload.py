@@ -40,11 +40,14 @@ class Workload:
     register_writes: int = 0  # ledger transactions creating blob items (each also adds to the run's counters)
     not_copied: int = 0  # selected but recorded without a copy: archived, or refused (too large for S3)
     containers: int = 0
-    largest_container: int = 0  # blobs listed in the largest container: its listing is one serial chain
+    largest_container: int = 0  # blobs listed in the largest container
+    # Chains of invocations listing the largest container at once: its listing shards (steps/find_blobs.py:
+    # one per top-level directory, at most listing_shards), 1 when it is listed whole.
+    listing_chains: int = 1
     largest_blob: int = 0
     largest_blob_parts: int = 0
 
-    _MAXIMA = ("largest_container", "largest_blob", "largest_blob_parts")
+    _MAXIMA = ("largest_container", "largest_blob", "largest_blob_parts", "listing_chains")
 
     def __add__(self, other: Workload) -> Workload:
         values = {
@@ -58,7 +61,7 @@ class Workload:
     def scaled(self, factor: float, page_size: int) -> Workload:
         """One container's work with `factor` times the blobs (a sample scaled up): counts grow with the
         blobs, its pages and ledger transactions are those of the longer listing; the largest blob stays."""
-        kept = ("containers", "largest_blob", "largest_blob_parts")
+        kept = ("containers", "largest_blob", "largest_blob_parts", "listing_chains")
         grown = Workload(
             **{
                 f.name: getattr(self, f.name) if f.name in kept else round(getattr(self, f.name) * factor)
@@ -149,8 +152,11 @@ def _part_reads(size: int, part_size: int, count: int) -> int:
     return (count - 1) * azure_reads(part_size) + azure_reads(size - (count - 1) * part_size)
 
 
-def workload_of_mix(mix: Sequence[tuple[int, int]], tuning: Tuning, containers: int = 1) -> Workload:
-    """The work of a size mix, (count, size in bytes) per class, spread evenly over `containers`.
+def workload_of_mix(
+    mix: Sequence[tuple[int, int]], tuning: Tuning, containers: int = 1, listing_chains: int = 1
+) -> Workload:
+    """The work of a size mix, (count, size in bytes) per class, spread evenly over `containers`, each
+    listed by `listing_chains` shards at once.
 
     Batches are packed class by class (a listing interleaves sizes, which can save a batch where two classes
     meet: at most one per class and page); nothing selected is archived or refused."""
@@ -160,7 +166,7 @@ def workload_of_mix(mix: Sequence[tuple[int, int]], tuning: Tuning, containers: 
             (count // containers + (1 if index < count % containers else 0), size) for count, size in mix
         ]
         total = total + _container_of_mix(share, tuning)
-    return total
+    return replace(total, listing_chains=max(1, listing_chains))
 
 
 def _container_of_mix(mix: Sequence[tuple[int, int]], t: Tuning) -> Workload:
