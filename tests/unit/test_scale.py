@@ -215,6 +215,17 @@ def test_one_big_container_is_limited_by_its_serial_listing() -> None:
     assert prediction.listing_seconds == pytest.approx(2_000_000 * 0.01)  # more find-blobs do not help
 
 
+@pytest.mark.parametrize(("shards", "find_blobs", "at_once"), [(32, 4, 4), (32, 200, 32), (1, 200, 1)])
+def test_a_containers_shards_are_listed_as_many_at_once_as_find_blobs_has_slots(
+    shards: int, find_blobs: int, at_once: int
+) -> None:
+    cal = calibration(listing_per_blob=0.01)
+    work = workload_of_mix([(2_000_000, 1000)], Tuning(), containers=1, listing_chains=shards)
+    deployment = Deployment(concurrency={**MODULE_CONCURRENCY, "find-blobs": find_blobs})
+    prediction = predict(work, deployment, cal, NO_LATENCY)
+    assert prediction.listing_seconds == pytest.approx(2_000_000 * 0.01 / at_once)
+
+
 def test_s3s_request_rate_per_prefix_binds_when_it_is_the_smallest() -> None:
     cal = calibration(download=StepCost(fixed=0.001))
     work = workload_of_mix([(10_000, 1000)], Tuning(), containers=2)
